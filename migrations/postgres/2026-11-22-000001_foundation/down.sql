@@ -1,0 +1,7 @@
+ALTER TABLE models DROP CONSTRAINT models_current_version;
+DROP TABLE project_monthly_usage;
+DROP TABLE model_versions;
+DROP TABLE models;
+DROP TABLE api_keys;
+DROP TABLE projects;
+DROP TABLE organizations;

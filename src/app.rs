@@ -1,0 +1,51 @@
+//! The one shared state every handler receives.
+
+use std::sync::{Arc, OnceLock};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::graphql::{RegistrySchema, build_schema};
+
+#[derive(Clone)]
+pub struct App {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub schema: RegistrySchema,
+    pub metrics: PrometheusHandle,
+}
+
+impl App {
+    /// Connects to the configured database and applies pending migrations.
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database_url(), config.db_pool_size).await?;
+        Ok(App {
+            db,
+            config: Arc::new(config),
+            schema: build_schema(),
+            metrics: metrics_handle(),
+        })
+    }
+}
+
+/// The process-wide Prometheus recorder: a process has one, however many `App`s it runs.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only when a program embedding this library installed its own recorder
+            // first; its recorder then receives the metrics and `/metrics` stays empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,105 @@
+use async_graphql::SimpleObject;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::schema::api_keys;
+use crate::db::types::{Id, Timestamp};
+use crate::db::{Db, with_conn};
+use crate::domain::values::Role;
+use crate::error::AppError;
+
+/// A stored key. The secret itself is never stored: only its SHA-256 and a visible prefix.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[diesel(table_name = api_keys)]
+#[graphql(complex)]
+pub struct ApiKey {
+    pub id: Id,
+    pub name: String,
+    /// The first characters of the secret, enough to recognise a key in a list.
+    pub prefix: String,
+    #[graphql(skip)]
+    pub secret_hash: String,
+    pub role: Role,
+    #[graphql(skip)]
+    pub organization_id: Option<Id>,
+    #[graphql(skip)]
+    pub project_id: Option<Id>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+pub async fn find_by_hash(db: &Db, hash: &str) -> Result<Option<ApiKey>, AppError> {
+    with_conn!(db, conn => {
+        Ok(api_keys::table
+            .filter(api_keys::secret_hash.eq(hash))
+            .select(ApiKey::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn find(db: &Db, id: Id) -> Result<Option<ApiKey>, AppError> {
+    with_conn!(db, conn => {
+        Ok(api_keys::table.find(id).select(ApiKey::as_select()).first(conn).await.optional()?)
+    })
+}
+
+pub async fn insert(db: &Db, key: &ApiKey) -> Result<(), AppError> {
+    let _writer = db.write_guard().await;
+    with_conn!(db, conn => {
+        diesel::insert_into(api_keys::table).values(key).execute(conn).await?;
+        Ok(())
+    })
+}
+
+pub async fn revoke(db: &Db, id: Id, at: Timestamp) -> Result<ApiKey, AppError> {
+    let _writer = db.write_guard().await;
+    with_conn!(db, conn => {
+        // Revoking twice keeps the first revocation time.
+        diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
+            .set(api_keys::revoked_at.eq(at))
+            .execute(conn)
+            .await?;
+        Ok(api_keys::table.find(id).select(ApiKey::as_select()).first(conn).await?)
+    })
+}
+
+pub async fn touch(db: &Db, id: Id, at: Timestamp) -> Result<(), AppError> {
+    let _writer = db.write_guard().await;
+    with_conn!(db, conn => {
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::last_used_at.eq(at))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Which keys to list, by scope columns; instance-scoped keys have neither.
+#[derive(Debug, Clone, Copy)]
+pub enum KeySet {
+    All,
+    /// The organization's own keys and those of its projects.
+    Organization(Id),
+    Project(Id),
+}
+
+pub async fn list(db: &Db, set: KeySet) -> Result<Vec<ApiKey>, AppError> {
+    use crate::db::schema::projects;
+    with_conn!(db, conn => {
+        let mut query = api_keys::table.select(ApiKey::as_select()).into_boxed();
+        query = match set {
+            KeySet::All => query,
+            KeySet::Organization(org) => query.filter(
+                api_keys::organization_id.eq(org).or(api_keys::project_id.eq_any(
+                    projects::table.filter(projects::organization_id.eq(org)).select(projects::id.nullable()),
+                )),
+            ),
+            KeySet::Project(project) => query.filter(api_keys::project_id.eq(project)),
+        };
+        Ok(query.order(api_keys::id.asc()).load(conn).await?)
+    })
+}

@@ -1,0 +1,344 @@
+//! Database access for both backends from one query codebase.
+//!
+//! `#[derive(MultiConnection)]` does not work with diesel-async connections, so [`Pool`] is an
+//! enum of two deadpool pools and the macros [`with_conn!`] and [`with_tx!`] expand a query body
+//! once per concrete connection type: each query is written once and type-checked against both.
+
+pub mod api_keys;
+pub mod loaders;
+pub mod model_versions;
+pub mod models;
+pub mod organizations;
+pub mod page;
+pub mod projects;
+pub mod schema;
+pub mod types;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures::FutureExt;
+
+use crate::error::AppError;
+
+pub type SqliteAsync = SyncConnectionWrapper<SqliteConnection>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Same key on every replica: migrations run under it so two replicas starting at once do not
+/// apply the same migration twice.
+const MIGRATION_LOCK_KEY: i64 = 0x6d72_6d69_6772;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub enum Pool {
+    Sqlite(DeadPool<SqliteAsync>),
+    Postgres(DeadPool<AsyncPgConnection>),
+}
+
+/// The database handle shared by every request.
+#[derive(Clone)]
+pub struct Db {
+    pool: Arc<Pool>,
+    queries: Arc<AtomicU64>,
+    /// SQLite allows one writer; a deferred transaction that reads and then writes fails with
+    /// `SQLITE_BUSY` instead of waiting when another connection wrote in between. Serialising
+    /// write transactions inside the process avoids that (the embedded shape is one process).
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Counts statements per `Db`, so tests can show a query's cost does not grow with page size.
+struct QueryCounter(Arc<AtomicU64>);
+
+impl Instrumentation for QueryCounter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("mr_db_queries_total").increment(1);
+        }
+    }
+}
+
+/// Where the SQLite file is, from `sqlite://path` or `sqlite:path`.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
+pub fn backend_of(url: &str) -> Result<Backend, AppError> {
+    if sqlite_path(url).is_some() {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(AppError::bad_input(
+            "DATABASE_URL",
+            "expected sqlite://PATH or postgres://USER@HOST/DB",
+        ))
+    }
+}
+
+fn establish_sqlite(path: &str) -> Result<SqliteConnection, ConnectionError> {
+    let mut conn = SqliteConnection::establish(path)?;
+    conn.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+    )
+    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Connects and runs pending migrations.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Db, anyhow::Error> {
+        migrate(url).await?;
+        let queries = Arc::new(AtomicU64::new(0));
+        let pool = match backend_of(url)? {
+            Backend::Sqlite => {
+                let counter = queries.clone();
+                let mut config = ManagerConfig::<SqliteAsync>::default();
+                config.custom_setup = Box::new(move |url| {
+                    let path = sqlite_path(url).unwrap_or(url).to_owned();
+                    let counter = counter.clone();
+                    async move {
+                        let conn = tokio::task::spawn_blocking(move || {
+                            let mut conn = establish_sqlite(&path)?;
+                            conn.set_instrumentation(QueryCounter(counter));
+                            Ok::<_, ConnectionError>(conn)
+                        })
+                        .await
+                        .map_err(|e| ConnectionError::BadConnection(e.to_string()))??;
+                        Ok(SyncConnectionWrapper::new(conn))
+                    }
+                    .boxed()
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+                Pool::Sqlite(build_pool(manager, pool_size)?)
+            }
+            Backend::Postgres => {
+                let counter = queries.clone();
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.custom_setup = Box::new(move |url| {
+                    let url = url.to_owned();
+                    let counter = counter.clone();
+                    async move {
+                        let mut conn = AsyncPgConnection::establish(&url).await?;
+                        conn.set_instrumentation(QueryCounter(counter));
+                        Ok(conn)
+                    }
+                    .boxed()
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+                Pool::Postgres(build_pool(manager, pool_size)?)
+            }
+        };
+        Ok(Db {
+            pool: Arc::new(pool),
+            queries,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        match *self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Statements run through this handle since it was opened.
+    pub fn query_count(&self) -> u64 {
+        AtomicU64::load(&self.queries, Ordering::Relaxed)
+    }
+
+    /// Held for the length of a write transaction on SQLite; free on PostgreSQL.
+    pub async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend() {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// (size, available) connections, for `/metrics`.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let status = match &*self.pool {
+            Pool::Sqlite(p) => p.status(),
+            Pool::Postgres(p) => p.status(),
+        };
+        (status.size, status.available)
+    }
+
+    /// Answers whether the database takes a query now: `/readyz`.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        with_conn!(self, conn => {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .get_result::<i32>(conn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    size: usize,
+) -> Result<DeadPool<C>, anyhow::Error>
+where
+    C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
+    DeadPool<C>: Sized,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    DeadPool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| anyhow::Error::msg(format!("database pool: {e}")))
+}
+
+/// Applies pending migrations for the backend the URL names; creates the SQLite file's folder.
+pub async fn migrate(url: &str) -> Result<(), anyhow::Error> {
+    match backend_of(url)? {
+        Backend::Sqlite => {
+            let path = sqlite_path(url).unwrap_or(url).to_owned();
+            tokio::task::spawn_blocking(move || -> Result<(), anyhow::Error> {
+                if let Some(dir) = std::path::Path::new(&path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            anyhow::Error::msg(format!("creating {}: {e}", dir.display()))
+                        })?;
+                    }
+                }
+                let mut conn = establish_sqlite(&path)
+                    .map_err(|e| anyhow::Error::msg(format!("opening {path}: {e}")))?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| anyhow::Error::msg(format!("migrating: {e}")))?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| anyhow::Error::msg(e.to_string()))?
+        }
+        Backend::Postgres => {
+            let connect_err =
+                |e: ConnectionError| anyhow::Error::msg(format!("connecting to PostgreSQL: {e}"));
+            let mut lock_conn = AsyncPgConnection::establish(url)
+                .await
+                .map_err(connect_err)?;
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(&mut lock_conn)
+                .await
+                .map_err(|e| anyhow::Error::msg(format!("migration lock: {e}")))?;
+            let conn = AsyncPgConnection::establish(url)
+                .await
+                .map_err(connect_err)?;
+            let url = url.to_owned();
+            // The harness drives an async connection from a sync trait: run it off the reactor.
+            let result = tokio::task::spawn_blocking(move || {
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(|e| format!("migrating {}: {e}", redact_url(&url)))
+            })
+            .await
+            .map_err(|e| anyhow::Error::msg(e.to_string()))?;
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(&mut lock_conn)
+                .await
+                .ok();
+            result.map_err(anyhow::Error::msg)
+        }
+    }
+}
+
+/// A database URL fit for a log line: the password is replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db` uses.
+macro_rules! with_conn {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db.pool() {
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::error::AppError::from)?;
+                let $conn: &mut $crate::db::SqliteAsync = &mut pooled;
+                $body
+            }
+            $crate::db::Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::error::AppError::from)?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Runs `$body` in one transaction: committed when it returns `Ok`, rolled back on `Err`.
+macro_rules! with_tx {
+    ($db:expr, $conn:ident => $body:expr) => {{
+        let _writer = $db.write_guard().await;
+        $crate::db::with_conn!($db, tx_conn => {
+            diesel_async::AsyncConnection::transaction(tx_conn, async |$conn| -> Result<_, $crate::error::AppError> {
+                $body
+            })
+            .await
+        })
+    }};
+}
+pub(crate) use with_tx;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert_eq!(
+            backend_of("sqlite://./data/registry.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            sqlite_path("sqlite://./data/registry.db"),
+            Some("./data/registry.db")
+        );
+        assert_eq!(backend_of("postgres://u@h/db").unwrap(), Backend::Postgres);
+        assert!(backend_of("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://me:s3cret@db:5432/x"),
+            "postgres://me:***@db:5432/x"
+        );
+        assert_eq!(redact_url("sqlite://./data/r.db"), "sqlite://./data/r.db");
+    }
+}

@@ -1,0 +1,187 @@
+use std::collections::HashMap;
+
+use async_graphql::SimpleObject;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::page::{Cursor, Page, PageRequest};
+use crate::db::schema::model_versions;
+use crate::db::types::{Id, JsonText, Timestamp};
+use crate::db::{Backend, Db, with_conn};
+use crate::domain::values::VersionLifecycle;
+use crate::error::AppError;
+
+/// A numbered, labelled version of a model.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable, SimpleObject)]
+#[diesel(table_name = model_versions)]
+#[graphql(complex)]
+pub struct ModelVersion {
+    pub id: Id,
+    #[graphql(skip)]
+    pub model_id: Id,
+    /// The label, unique per model (`v1.2.0`, `2026-11-rc1`).
+    pub version: String,
+    /// Assigned by the server: 1, 2, 3… per model, never reused.
+    pub number: i64,
+    pub description: Option<String>,
+    pub release_date: Option<Timestamp>,
+    pub training_run_id: Option<String>,
+    pub metrics: Option<JsonText>,
+    pub lifecycle: VersionLifecycle,
+    pub published_at: Option<Timestamp>,
+    pub deprecated_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The columns `updateModelVersion` may change; `Some(None)` clears a nullable one.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = model_versions)]
+pub struct VersionChanges {
+    pub version: Option<String>,
+    pub description: Option<Option<String>>,
+    pub release_date: Option<Option<Timestamp>>,
+    pub training_run_id: Option<Option<String>>,
+    pub metrics: Option<Option<JsonText>>,
+    pub updated_at: Option<Timestamp>,
+}
+
+pub fn cursor(version: &ModelVersion) -> Cursor {
+    Cursor {
+        key: version.number.to_string(),
+        id: version.id,
+    }
+}
+
+pub async fn find(db: &Db, id: Id) -> Result<Option<ModelVersion>, AppError> {
+    with_conn!(db, conn => {
+        Ok(model_versions::table
+            .find(id)
+            .select(ModelVersion::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<ModelVersion>, AppError> {
+    with_conn!(db, conn => {
+        Ok(model_versions::table
+            .filter(model_versions::id.eq_any(ids))
+            .select(ModelVersion::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
+/// One model's versions, newest (highest number) first.
+pub async fn page(
+    db: &Db,
+    model_id: Id,
+    page: &PageRequest,
+    count_total: bool,
+) -> Result<Page<ModelVersion>, AppError> {
+    let after = match &page.cursor {
+        Some(c) => Some(
+            c.key
+                .parse::<i64>()
+                .map_err(|_| AppError::bad_input("after", "not a cursor of this list"))?,
+        ),
+        None => None,
+    };
+    let ascending = page.ascending(false);
+    with_conn!(db, conn => {
+        let total = if count_total {
+            Some(model_versions::table
+                .filter(model_versions::model_id.eq(model_id))
+                .count()
+                .get_result::<i64>(conn)
+                .await?)
+        } else {
+            None
+        };
+        let mut query = model_versions::table
+            .filter(model_versions::model_id.eq(model_id))
+            .select(ModelVersion::as_select())
+            .into_boxed();
+        if let Some(number) = after {
+            query = if ascending {
+                query.filter(model_versions::number.gt(number))
+            } else {
+                query.filter(model_versions::number.lt(number))
+            };
+        }
+        query = if ascending {
+            query.order(model_versions::number.asc())
+        } else {
+            query.order(model_versions::number.desc())
+        };
+        let rows = query.limit(page.limit + 1).load(conn).await?;
+        Ok(page.finish(rows, total))
+    })
+}
+
+/// The newest `limit` versions of each model (optionally only published ones), in one
+/// statement however many models are asked for: what the version DataLoaders batch into.
+pub async fn newest_per_model(
+    db: &Db,
+    model_ids: &[Id],
+    limit: i64,
+    only: Option<VersionLifecycle>,
+) -> Result<HashMap<Id, Vec<ModelVersion>>, AppError> {
+    if model_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Diesel's DSL has no window functions; the text differs per backend only in placeholders.
+    let placeholder = |i: usize| match db.backend() {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${i}"),
+    };
+    let ids = (1..=model_ids.len())
+        .map(placeholder)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut next = model_ids.len() + 1;
+    let lifecycle = match only {
+        Some(_) => {
+            let p = placeholder(next);
+            next += 1;
+            format!(" AND lifecycle = {p}")
+        }
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT * FROM (SELECT v.*, ROW_NUMBER() OVER (PARTITION BY v.model_id ORDER BY v.number DESC) AS rank \
+         FROM model_versions v WHERE v.model_id IN ({ids}){lifecycle}) ranked \
+         WHERE rank <= {} ORDER BY model_id, number DESC",
+        placeholder(next)
+    );
+    let rows: Vec<ModelVersion> = with_conn!(db, conn => {
+        let mut query = diesel::sql_query(sql.clone()).into_boxed();
+        for id in model_ids {
+            query = query.bind::<diesel::sql_types::Text, _>(*id);
+        }
+        if let Some(lifecycle) = only {
+            query = query.bind::<diesel::sql_types::Text, _>(lifecycle);
+        }
+        query = query.bind::<diesel::sql_types::BigInt, _>(limit);
+        Ok::<_, AppError>(query.load(conn).await?)
+    })?;
+    let mut by_model: HashMap<Id, Vec<ModelVersion>> = HashMap::new();
+    for row in rows {
+        by_model.entry(row.model_id).or_default().push(row);
+    }
+    Ok(by_model)
+}
+
+pub async fn count_per_model(db: &Db, model_ids: &[Id]) -> Result<HashMap<Id, i64>, AppError> {
+    with_conn!(db, conn => {
+        let rows: Vec<(Id, i64)> = model_versions::table
+            .filter(model_versions::model_id.eq_any(model_ids))
+            .group_by(model_versions::model_id)
+            .select((model_versions::model_id, diesel::dsl::count_star()))
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().collect())
+    })
+}

@@ -1,0 +1,403 @@
+use async_graphql::{Enum, InputObject, SimpleObject};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::page::{Cursor, Page, PageRequest, like_pattern};
+use crate::db::projects::ProjectSet;
+use crate::db::schema::{models, projects};
+use crate::db::types::{Id, JsonText, Timestamp};
+use crate::db::{Db, with_conn};
+use crate::domain::values::{ModelFamily, ModelStatus, ProductType};
+use crate::error::AppError;
+
+diesel::define_sql_function! {
+    /// Lower-cases ASCII on SQLite and the full alphabet on PostgreSQL.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// A registered model and its metadata. Deleted models keep their row with status `DELETED`
+/// and `deleted_at` set; every lookup here skips them.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[diesel(table_name = models)]
+#[graphql(complex)]
+pub struct Model {
+    pub id: Id,
+    #[graphql(skip)]
+    pub project_id: Id,
+    /// Unique in the project; the handle for `modelByName` and the manifest.
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub long_description: Option<String>,
+    pub product_type: ProductType,
+    pub provider: Option<String>,
+    pub environment: String,
+    pub risk_classification: Option<String>,
+    pub lifecycle_stage: Option<String>,
+    pub model_family: Option<ModelFamily>,
+    pub model_task_type: Option<String>,
+    pub model_architecture: Option<String>,
+    pub framework: Option<String>,
+    pub intended_use: Option<String>,
+    pub limitations: Option<String>,
+    pub deployment_status: String,
+    pub serving_url: Option<String>,
+    pub input_schema: Option<JsonText>,
+    pub output_schema: Option<JsonText>,
+    pub ai_system_type: Option<String>,
+    pub vendor_name: Option<String>,
+    pub vendor_product_name: Option<String>,
+    pub vendor_model_id: Option<String>,
+    pub deployment_environment: Option<String>,
+    pub business_use_case: Option<String>,
+    pub is_gpai: bool,
+    #[graphql(skip)]
+    pub capabilities: JsonText,
+    #[graphql(skip)]
+    pub tags: JsonText,
+    /// False blocks new endpoints; running ones keep serving.
+    pub enabled: bool,
+    pub archived: bool,
+    pub status: ModelStatus,
+    #[graphql(skip)]
+    pub current_version_id: Option<Id>,
+    #[graphql(skip)]
+    pub next_version_number: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[graphql(skip)]
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// The columns `updateModel` may change. `None` leaves a column alone; for nullable columns
+/// `Some(None)` clears it.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = models)]
+pub struct ModelChanges {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub description: Option<Option<String>>,
+    pub long_description: Option<Option<String>>,
+    pub product_type: Option<ProductType>,
+    pub provider: Option<Option<String>>,
+    pub environment: Option<String>,
+    pub risk_classification: Option<Option<String>>,
+    pub lifecycle_stage: Option<Option<String>>,
+    pub model_family: Option<Option<ModelFamily>>,
+    pub model_task_type: Option<Option<String>>,
+    pub model_architecture: Option<Option<String>>,
+    pub framework: Option<Option<String>>,
+    pub intended_use: Option<Option<String>>,
+    pub limitations: Option<Option<String>>,
+    pub deployment_status: Option<String>,
+    pub serving_url: Option<Option<String>>,
+    pub input_schema: Option<Option<JsonText>>,
+    pub output_schema: Option<Option<JsonText>>,
+    pub ai_system_type: Option<Option<String>>,
+    pub vendor_name: Option<Option<String>>,
+    pub vendor_product_name: Option<Option<String>>,
+    pub vendor_model_id: Option<Option<String>>,
+    pub deployment_environment: Option<Option<String>>,
+    pub business_use_case: Option<Option<String>>,
+    pub is_gpai: Option<bool>,
+    pub capabilities: Option<JsonText>,
+    pub tags: Option<JsonText>,
+    pub enabled: Option<bool>,
+    pub archived: Option<bool>,
+    pub updated_at: Option<Timestamp>,
+}
+
+/// One filter object for `models(...)`; every field narrows the list.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct ModelFilter {
+    /// Only this project's models; absent: every project the key sees.
+    pub project_id: Option<Id>,
+    /// Case-insensitive substring of name, slug or description.
+    pub q: Option<String>,
+    pub model_family: Option<ModelFamily>,
+    /// Any of these product types.
+    pub product_types: Option<Vec<ProductType>>,
+    pub deployment_status: Option<String>,
+    pub model_task_type: Option<String>,
+    pub risk_classification: Option<String>,
+    pub framework: Option<String>,
+    pub status: Option<ModelStatus>,
+    /// Archived models are left out unless this is true.
+    #[graphql(default = false)]
+    pub include_archived: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum ModelOrderField {
+    CreatedAt,
+    UpdatedAt,
+    Name,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum OrderDirection {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, InputObject)]
+pub struct ModelOrder {
+    pub field: ModelOrderField,
+    pub direction: OrderDirection,
+}
+
+impl Default for ModelOrder {
+    fn default() -> Self {
+        ModelOrder {
+            field: ModelOrderField::CreatedAt,
+            direction: OrderDirection::Desc,
+        }
+    }
+}
+
+impl ModelOrder {
+    /// The cursor key of a row under this order.
+    pub fn cursor(&self, model: &Model) -> Cursor {
+        let key = match self.field {
+            ModelOrderField::CreatedAt => timestamp_key(model.created_at),
+            ModelOrderField::UpdatedAt => timestamp_key(model.updated_at),
+            ModelOrderField::Name => model.name.clone(),
+        };
+        Cursor { key, id: model.id }
+    }
+}
+
+fn timestamp_key(t: Timestamp) -> String {
+    t.0.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+fn parse_timestamp_key(key: &str) -> Result<Timestamp, AppError> {
+    chrono::NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S%.6f")
+        .map(Timestamp)
+        .map_err(|_| AppError::bad_input("after", "not a cursor of this ordering"))
+}
+
+pub async fn find_live(db: &Db, id: Id) -> Result<Option<Model>, AppError> {
+    with_conn!(db, conn => {
+        Ok(models::table
+            .find(id)
+            .filter(models::deleted_at.is_null())
+            .select(Model::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn find_by_name(db: &Db, project_id: Id, name: &str) -> Result<Option<Model>, AppError> {
+    with_conn!(db, conn => {
+        Ok(models::table
+            .filter(models::project_id.eq(project_id))
+            .filter(models::name.eq(name))
+            .filter(models::deleted_at.is_null())
+            .select(Model::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// One page of the models in `visible` that match `filter`, in `order`.
+pub async fn page(
+    db: &Db,
+    visible: ProjectSet,
+    filter: &ModelFilter,
+    order: ModelOrder,
+    page: &PageRequest,
+    count_total: bool,
+) -> Result<Page<Model>, AppError> {
+    let after = match (&page.cursor, order.field) {
+        (None, _) => None,
+        (Some(c), ModelOrderField::Name) => Some((None, c.key.clone(), c.id)),
+        (Some(c), _) => Some((Some(parse_timestamp_key(&c.key)?), c.key.clone(), c.id)),
+    };
+    let ascending = page.ascending(order.direction == OrderDirection::Asc);
+    let pattern = filter.q.as_deref().map(like_pattern);
+
+    // Expanded per backend: a boxed query is tied to one backend type.
+    macro_rules! filtered {
+        () => {{
+            let mut query = models::table
+                .filter(models::deleted_at.is_null())
+                .into_boxed();
+            query = match visible {
+                ProjectSet::All => query,
+                ProjectSet::Organization(org) => query.filter(
+                    models::project_id.eq_any(
+                        projects::table
+                            .filter(projects::organization_id.eq(org))
+                            .select(projects::id),
+                    ),
+                ),
+                ProjectSet::One(project) => query.filter(models::project_id.eq(project)),
+            };
+            if let Some(project) = filter.project_id {
+                query = query.filter(models::project_id.eq(project));
+            }
+            if let Some(pattern) = &pattern {
+                query = query.filter(
+                    lower(models::name)
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(lower(models::slug).like(pattern.clone()).escape('\\'))
+                        .or(lower(models::description.assume_not_null())
+                            .like(pattern.clone())
+                            .escape('\\')),
+                );
+            }
+            if let Some(family) = filter.model_family {
+                query = query.filter(models::model_family.eq(family));
+            }
+            if let Some(types) = &filter.product_types {
+                query = query.filter(models::product_type.eq_any(types.clone()));
+            }
+            if let Some(v) = &filter.deployment_status {
+                query = query.filter(models::deployment_status.eq(v.clone()));
+            }
+            if let Some(v) = &filter.model_task_type {
+                query = query.filter(models::model_task_type.eq(v.clone()));
+            }
+            if let Some(v) = &filter.risk_classification {
+                query = query.filter(models::risk_classification.eq(v.clone()));
+            }
+            if let Some(v) = &filter.framework {
+                query = query.filter(models::framework.eq(v.clone()));
+            }
+            if let Some(status) = filter.status {
+                query = query.filter(models::status.eq(status));
+            }
+            if !filter.include_archived {
+                query = query.filter(models::archived.eq(false));
+            }
+            query
+        }};
+    }
+    macro_rules! keyset {
+        ($query:ident, $column:expr, $value:expr, $id:expr) => {
+            if ascending {
+                $query.filter(
+                    $column
+                        .gt($value.clone())
+                        .or($column.eq($value).and(models::id.gt($id))),
+                )
+            } else {
+                $query.filter(
+                    $column
+                        .lt($value.clone())
+                        .or($column.eq($value).and(models::id.lt($id))),
+                )
+            }
+        };
+    }
+    macro_rules! ordered {
+        ($query:ident, $column:expr) => {
+            if ascending {
+                $query.order(($column.asc(), models::id.asc()))
+            } else {
+                $query.order(($column.desc(), models::id.desc()))
+            }
+        };
+    }
+
+    with_conn!(db, conn => {
+        let total = if count_total {
+            Some(filtered!().count().get_result::<i64>(conn).await?)
+        } else {
+            None
+        };
+        let mut query = filtered!();
+        if let Some((time, key, id)) = after.clone() {
+            query = match (order.field, time) {
+                (ModelOrderField::CreatedAt, Some(t)) => keyset!(query, models::created_at, t, id),
+                (ModelOrderField::UpdatedAt, Some(t)) => keyset!(query, models::updated_at, t, id),
+                _ => keyset!(query, models::name, key, id),
+            };
+        }
+        query = match order.field {
+            ModelOrderField::CreatedAt => ordered!(query, models::created_at),
+            ModelOrderField::UpdatedAt => ordered!(query, models::updated_at),
+            ModelOrderField::Name => ordered!(query, models::name),
+        };
+        let rows = query
+            .select(Model::as_select())
+            .limit(page.limit + 1)
+            .load::<Model>(conn)
+            .await?;
+        Ok(page.finish(rows, total))
+    })
+}
+
+/// The distinct values present in a project, for filter drop-downs.
+#[derive(SimpleObject)]
+#[graphql(name = "ModelFilterValues")]
+pub struct FilterValues {
+    pub frameworks: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub model_families: Vec<ModelFamily>,
+    pub model_task_types: Vec<String>,
+}
+
+pub async fn filter_values(db: &Db, project_id: Id) -> Result<FilterValues, AppError> {
+    with_conn!(db, conn => {
+        let live = models::project_id.eq(project_id).and(models::deleted_at.is_null());
+        let frameworks: Vec<Option<String>> = models::table
+            .filter(live)
+            .select(models::framework)
+            .distinct()
+            .load(conn)
+            .await?;
+        let families: Vec<Option<ModelFamily>> = models::table
+            .filter(live)
+            .select(models::model_family)
+            .distinct()
+            .load(conn)
+            .await?;
+        let task_types: Vec<Option<String>> = models::table
+            .filter(live)
+            .select(models::model_task_type)
+            .distinct()
+            .load(conn)
+            .await?;
+        let capability_lists: Vec<JsonText> = models::table
+            .filter(live)
+            .select(models::capabilities)
+            .distinct()
+            .load(conn)
+            .await?;
+        let mut capabilities: Vec<String> = capability_lists
+            .into_iter()
+            .filter_map(|list| serde_json::from_value::<Vec<String>>(list.0).ok())
+            .flatten()
+            .collect();
+        capabilities.sort();
+        capabilities.dedup();
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        let mut model_families: Vec<ModelFamily> = families.into_iter().flatten().collect();
+        model_families.sort();
+        Ok(FilterValues {
+            frameworks: sorted(frameworks.into_iter().flatten().collect()),
+            capabilities,
+            model_families,
+            model_task_types: sorted(task_types.into_iter().flatten().collect()),
+        })
+    })
+}
+
+pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<Model>, AppError> {
+    with_conn!(db, conn => {
+        Ok(models::table
+            .filter(models::id.eq_any(ids))
+            .filter(models::deleted_at.is_null())
+            .select(Model::as_select())
+            .load(conn)
+            .await?)
+    })
+}

@@ -1,0 +1,123 @@
+//! One schema for both backends: identifiers and JSON are `Text`, times are `Timestamp` (UTC).
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        organization_id -> Text,
+        slug -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        max_models -> Nullable<BigInt>,
+        max_versions_per_month -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        prefix -> Text,
+        secret_hash -> Text,
+        role -> Text,
+        organization_id -> Nullable<Text>,
+        project_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    models (id) {
+        id -> Text,
+        project_id -> Text,
+        name -> Text,
+        slug -> Text,
+        description -> Nullable<Text>,
+        long_description -> Nullable<Text>,
+        product_type -> Text,
+        provider -> Nullable<Text>,
+        environment -> Text,
+        risk_classification -> Nullable<Text>,
+        lifecycle_stage -> Nullable<Text>,
+        model_family -> Nullable<Text>,
+        model_task_type -> Nullable<Text>,
+        model_architecture -> Nullable<Text>,
+        framework -> Nullable<Text>,
+        intended_use -> Nullable<Text>,
+        limitations -> Nullable<Text>,
+        deployment_status -> Text,
+        serving_url -> Nullable<Text>,
+        input_schema -> Nullable<Text>,
+        output_schema -> Nullable<Text>,
+        ai_system_type -> Nullable<Text>,
+        vendor_name -> Nullable<Text>,
+        vendor_product_name -> Nullable<Text>,
+        vendor_model_id -> Nullable<Text>,
+        deployment_environment -> Nullable<Text>,
+        business_use_case -> Nullable<Text>,
+        is_gpai -> Bool,
+        capabilities -> Text,
+        tags -> Text,
+        enabled -> Bool,
+        archived -> Bool,
+        status -> Text,
+        current_version_id -> Nullable<Text>,
+        next_version_number -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    model_versions (id) {
+        id -> Text,
+        model_id -> Text,
+        version -> Text,
+        number -> BigInt,
+        description -> Nullable<Text>,
+        release_date -> Nullable<Timestamp>,
+        training_run_id -> Nullable<Text>,
+        metrics -> Nullable<Text>,
+        lifecycle -> Text,
+        published_at -> Nullable<Timestamp>,
+        deprecated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    project_monthly_usage (project_id, month) {
+        project_id -> Text,
+        month -> Text,
+        versions_created -> BigInt,
+    }
+}
+
+diesel::joinable!(projects -> organizations (organization_id));
+diesel::joinable!(models -> projects (project_id));
+diesel::joinable!(model_versions -> models (model_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    projects,
+    api_keys,
+    models,
+    model_versions,
+    project_monthly_usage,
+);

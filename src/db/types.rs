@@ -1,0 +1,275 @@
+//! Column values that are stored as portable text or timestamps and surface in GraphQL as-is.
+//!
+//! Every type here implements `FromSql` once for any backend that reads `Text`/`Timestamp`, and
+//! `ToSql` per backend, because diesel's output buffers differ between SQLite and PostgreSQL.
+
+use std::fmt;
+use std::io::Write;
+
+use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::Pg;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types;
+use diesel::sqlite::Sqlite;
+use diesel::{AsExpression, FromSqlRow};
+use uuid::Uuid;
+
+/// A record identifier: a UUIDv7, so ids sort by creation time.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    AsExpression,
+    FromSqlRow,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+#[diesel(sql_type = sql_types::Text)]
+pub struct Id(pub Uuid);
+
+impl Id {
+    pub fn new() -> Self {
+        Id(Uuid::now_v7())
+    }
+}
+
+impl Default for Id {
+    fn default() -> Self {
+        Id::new()
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for Id {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Id)
+    }
+}
+
+impl<DB: Backend> FromSql<sql_types::Text, DB> for Id
+where
+    String: FromSql<sql_types::Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(String::from_sql(bytes)?.parse()?)
+    }
+}
+
+impl ToSql<sql_types::Text, Sqlite> for Id {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.0.to_string());
+        Ok(IsNull::No)
+    }
+}
+
+impl ToSql<sql_types::Text, Pg> for Id {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(
+            self.0
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        )?;
+        Ok(IsNull::No)
+    }
+}
+
+/// Ids are `ID` in GraphQL (what Relay's `Node` expects) and always hold a UUID.
+#[Scalar(name = "ID")]
+impl ScalarType for Id {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => s
+                .parse()
+                .map_err(|_| InputValueError::custom(format!("`{s}` is not a valid id (a UUID)"))),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_string())
+    }
+}
+
+/// A point in time, UTC, kept to microseconds: PostgreSQL stores microseconds and SQLite
+/// whatever it is given, so truncating here keeps ordering identical on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, AsExpression, FromSqlRow)]
+#[diesel(sql_type = sql_types::Timestamp)]
+pub struct Timestamp(pub NaiveDateTime);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Timestamp::from(Utc::now())
+    }
+
+    pub fn to_utc(self) -> DateTime<Utc> {
+        self.0.and_utc()
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Timestamp(t.naive_utc().trunc_subsecs(6))
+    }
+}
+
+impl<DB: Backend> FromSql<sql_types::Timestamp, DB> for Timestamp
+where
+    NaiveDateTime: FromSql<sql_types::Timestamp, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        NaiveDateTime::from_sql(bytes).map(Timestamp)
+    }
+}
+
+impl ToSql<sql_types::Timestamp, Sqlite> for Timestamp {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        <NaiveDateTime as ToSql<sql_types::Timestamp, Sqlite>>::to_sql(&self.0, out)
+    }
+}
+
+impl ToSql<sql_types::Timestamp, Pg> for Timestamp {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <NaiveDateTime as ToSql<sql_types::Timestamp, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+/// RFC 3339 in UTC (`2026-11-22T10:00:00.123456Z`).
+#[Scalar(name = "DateTime")]
+impl ScalarType for Timestamp {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => DateTime::parse_from_rfc3339(s)
+                .map(|t| Timestamp::from(t.with_timezone(&Utc)))
+                .map_err(|_| {
+                    InputValueError::custom(format!("`{s}` is not an RFC 3339 date-time"))
+                }),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(
+            self.to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
+    }
+}
+
+/// Free-form JSON (schemas, metrics, metadata), stored as text.
+#[derive(Debug, Clone, PartialEq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = sql_types::Text)]
+pub struct JsonText(pub serde_json::Value);
+
+impl<DB: Backend> FromSql<sql_types::Text, DB> for JsonText
+where
+    String: FromSql<sql_types::Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(JsonText(serde_json::from_str(&String::from_sql(bytes)?)?))
+    }
+}
+
+impl ToSql<sql_types::Text, Sqlite> for JsonText {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.0.to_string());
+        Ok(IsNull::No)
+    }
+}
+
+impl ToSql<sql_types::Text, Pg> for JsonText {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        serde_json::to_writer(&mut *out, &self.0)?;
+        Ok(IsNull::No)
+    }
+}
+
+#[Scalar(name = "JSON")]
+impl ScalarType for JsonText {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        value
+            .into_json()
+            .map(JsonText)
+            .map_err(|e| InputValueError::custom(format!("not valid JSON: {e}")))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::from_json(self.0.clone()).unwrap_or(Value::Null)
+    }
+}
+
+/// An enum whose variants are stored as their GraphQL names (SCREAMING_CASE text).
+macro_rules! text_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(async_graphql::Enum, diesel::AsExpression, diesel::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $name { $($(#[$vmeta])* #[graphql(name = $text)] $variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::db::types::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err($crate::db::types::UnknownValue(other.to_owned())),
+                }
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $name
+        where
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                Ok(String::from_sql(bytes)?.parse()?)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $name {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>) -> diesel::serialize::Result {
+                out.set_value(self.as_str());
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(self.as_str(), out)
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+/// A stored enum value this build does not know (a newer schema, or a hand-edited row).
+#[derive(Debug, thiserror::Error)]
+#[error("unknown stored value `{0}`")]
+pub struct UnknownValue(pub String);

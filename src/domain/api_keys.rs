@@ -1,0 +1,138 @@
+//! Minting and revoking API keys.
+
+use async_graphql::InputObject;
+
+use crate::auth::{Principal, Scope, keys};
+use crate::db::api_keys::{self, ApiKey, KeySet};
+use crate::db::types::{Id, Timestamp};
+use crate::db::{Db, projects};
+use crate::domain::values::Role;
+use crate::domain::{organizations, validate};
+use crate::error::AppError;
+
+#[derive(Debug, InputObject)]
+pub struct CreateApiKeyInput {
+    pub name: String,
+    pub role: Role,
+    /// Scope the key to this organization (and all its projects).
+    pub organization_id: Option<Id>,
+    /// Scope the key to this project. With neither, the key is instance-wide.
+    pub project_id: Option<Id>,
+    /// When the key stops working; absent: never.
+    pub expires_at: Option<Timestamp>,
+}
+
+pub struct CreatedApiKey {
+    pub api_key: ApiKey,
+    /// The secret, shown this once: only its hash is kept.
+    pub secret: String,
+}
+
+/// Writes a new key of `scope`: no permission check, for the server's own bootstrap and the
+/// operator's shell.
+pub async fn mint(
+    db: &Db,
+    name: &str,
+    role: Role,
+    scope: Scope,
+    expires_at: Option<Timestamp>,
+) -> Result<CreatedApiKey, AppError> {
+    let secret = keys::generate();
+    let (organization_id, project_id) = match scope {
+        Scope::Instance => (None, None),
+        Scope::Organization(o) => (Some(o), None),
+        Scope::Project { project, .. } => (None, Some(project)),
+    };
+    let key = ApiKey {
+        id: Id::new(),
+        name: validate::name("name", name)?,
+        prefix: secret.prefix,
+        secret_hash: secret.hash,
+        role,
+        organization_id,
+        project_id,
+        created_at: Timestamp::now(),
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    api_keys::insert(db, &key).await?;
+    Ok(CreatedApiKey {
+        api_key: key,
+        secret: secret.secret,
+    })
+}
+
+pub async fn create(
+    db: &Db,
+    caller: &Principal,
+    input: CreateApiKeyInput,
+) -> Result<CreatedApiKey, AppError> {
+    let scope = match (input.organization_id, input.project_id) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::bad_input(
+                "projectId",
+                "give organizationId or projectId, not both",
+            ));
+        }
+        (Some(org), None) => Scope::Organization(
+            organizations::visible_organization(db, caller, org)
+                .await?
+                .id,
+        ),
+        (None, Some(project)) => {
+            let p = organizations::visible_project(db, caller, project).await?;
+            Scope::Project {
+                organization: p.organization_id,
+                project: p.id,
+            }
+        }
+        (None, None) => Scope::Instance,
+    };
+    caller.require_key_admin(scope)?;
+    if input.expires_at.is_some_and(|t| t <= Timestamp::now()) {
+        return Err(AppError::bad_input("expiresAt", "must be in the future"));
+    }
+    mint(db, &input.name, input.role, scope, input.expires_at).await
+}
+
+/// The scope a stored key covers, for deciding who may manage it.
+async fn stored_scope(db: &Db, key: &ApiKey) -> Result<Scope, AppError> {
+    Ok(match (key.organization_id, key.project_id) {
+        (_, Some(project)) => match projects::find(db, project).await? {
+            Some(p) => Scope::Project {
+                organization: p.organization_id,
+                project,
+            },
+            None => return Err(AppError::NotFound("API key")),
+        },
+        (Some(org), None) => Scope::Organization(org),
+        (None, None) => Scope::Instance,
+    })
+}
+
+pub async fn revoke(db: &Db, caller: &Principal, id: Id) -> Result<ApiKey, AppError> {
+    let key = api_keys::find(db, id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
+    let scope = stored_scope(db, &key).await?;
+    caller.require_key_admin(scope).map_err(|e| match e {
+        AppError::Forbidden(_) if caller.role() == Role::Admin => AppError::NotFound("API key"),
+        AppError::NotFound(_) => AppError::NotFound("API key"),
+        other => other,
+    })?;
+    api_keys::revoke(db, key.id, Timestamp::now()).await
+}
+
+/// Keys the caller administers: an ADMIN's scope; other roles see only their own key.
+pub async fn list(db: &Db, caller: &Principal) -> Result<Vec<ApiKey>, AppError> {
+    if caller.role() < Role::Admin {
+        return Ok(vec![caller.key.clone()]);
+    }
+    let set = match caller.scope {
+        Scope::Instance => KeySet::All,
+        Scope::Organization(o) => KeySet::Organization(o),
+        Scope::Project { project, .. } => KeySet::Project(project),
+    };
+    api_keys::list(db, set).await
+}

@@ -1,0 +1,70 @@
+//! First start of an empty instance: a default organization and project, and one
+//! instance-admin key whose secret is shown once.
+
+use diesel::QueryDsl;
+use diesel_async::RunQueryDsl;
+
+use crate::auth::keys;
+use crate::db::api_keys::ApiKey;
+use crate::db::organizations::Organization;
+use crate::db::projects::Project;
+use crate::db::schema::{api_keys, organizations, projects};
+use crate::db::types::{Id, Timestamp};
+use crate::db::{Db, with_tx};
+use crate::domain::values::Role;
+use crate::error::{AppError, is_unique_violation};
+
+pub const DEFAULT_SLUG: &str = "default";
+
+/// Returns the admin secret when this call initialised the instance, `None` when it already
+/// was. Everything is written in one transaction, and the organization's unique slug makes a
+/// second replica starting at the same moment lose cleanly instead of minting a second key.
+pub async fn initialize(db: &Db) -> Result<Option<String>, AppError> {
+    let now = Timestamp::now();
+    let org = Organization {
+        id: Id::new(),
+        slug: DEFAULT_SLUG.into(),
+        name: "Default".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    let project = Project {
+        id: Id::new(),
+        organization_id: org.id,
+        slug: DEFAULT_SLUG.into(),
+        name: "Default".into(),
+        description: None,
+        max_models: None,
+        max_versions_per_month: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = keys::generate();
+    let key = ApiKey {
+        id: Id::new(),
+        name: "bootstrap admin".into(),
+        prefix: secret.prefix.clone(),
+        secret_hash: secret.hash.clone(),
+        role: Role::Admin,
+        organization_id: None,
+        project_id: None,
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let created = with_tx!(db, conn => {
+        let existing: i64 = organizations::table.count().get_result(conn).await?;
+        if existing > 0 {
+            return Ok(false);
+        }
+        match diesel::insert_into(organizations::table).values(&org).execute(conn).await {
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            other => other?,
+        };
+        diesel::insert_into(projects::table).values(&project).execute(conn).await?;
+        diesel::insert_into(api_keys::table).values(&key).execute(conn).await?;
+        Ok(true)
+    })?;
+    Ok(created.then_some(secret.secret))
+}

@@ -1,0 +1,10 @@
+//! The rules of the registry, per area. Transactions and state machines live here; callers
+//! (GraphQL, REST, CLI) only translate.
+
+pub mod api_keys;
+pub mod bootstrap;
+pub mod models;
+pub mod organizations;
+pub mod validate;
+pub mod values;
+pub mod versions;

@@ -1,0 +1,182 @@
+//! Organizations, projects and their quotas.
+
+use async_graphql::{InputObject, MaybeUndefined};
+
+use crate::auth::{Principal, ProjectRef};
+use crate::db::Db;
+use crate::db::organizations::{self, Organization};
+use crate::db::projects::{self, Project, ProjectSet};
+use crate::db::types::{Id, Timestamp};
+use crate::domain::validate;
+use crate::error::AppError;
+
+#[derive(Debug, InputObject)]
+pub struct CreateOrganizationInput {
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateProjectInput {
+    pub organization_id: Id,
+    /// Unique across the instance: the namespace in `modelByName`.
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, InputObject)]
+pub struct UpdateProjectQuotasInput {
+    pub project_id: Id,
+    /// Most live models the project may hold; null removes the limit, absent keeps it.
+    pub max_models: MaybeUndefined<i32>,
+    /// Most versions its models may create per calendar month (UTC).
+    pub max_versions_per_month: MaybeUndefined<i32>,
+}
+
+pub async fn create_organization(
+    db: &Db,
+    caller: &Principal,
+    input: CreateOrganizationInput,
+) -> Result<Organization, AppError> {
+    caller.require_instance_admin()?;
+    let now = Timestamp::now();
+    let org = Organization {
+        id: Id::new(),
+        slug: validate::slug("slug", &input.slug)?,
+        name: validate::name("name", &input.name)?,
+        created_at: now,
+        updated_at: now,
+    };
+    organizations::insert(db, &org).await?;
+    Ok(org)
+}
+
+/// An organization the caller can see, or NOT_FOUND.
+pub async fn visible_organization(
+    db: &Db,
+    caller: &Principal,
+    id: Id,
+) -> Result<Organization, AppError> {
+    match organizations::find(db, id).await? {
+        Some(org) if caller.sees_organization(org.id) => Ok(org),
+        _ => Err(AppError::NotFound("organization")),
+    }
+}
+
+pub async fn organization_by_slug(
+    db: &Db,
+    caller: &Principal,
+    slug: &str,
+) -> Result<Option<Organization>, AppError> {
+    Ok(organizations::find_by_slug(db, slug)
+        .await?
+        .filter(|o| caller.sees_organization(o.id)))
+}
+
+pub async fn list_organizations(
+    db: &Db,
+    caller: &Principal,
+) -> Result<Vec<Organization>, AppError> {
+    let only = match caller.scope {
+        crate::auth::Scope::Instance => None,
+        crate::auth::Scope::Organization(o)
+        | crate::auth::Scope::Project {
+            organization: o, ..
+        } => Some(o),
+    };
+    organizations::list(db, only).await
+}
+
+pub async fn create_project(
+    db: &Db,
+    caller: &Principal,
+    input: CreateProjectInput,
+) -> Result<Project, AppError> {
+    let org = visible_organization(db, caller, input.organization_id).await?;
+    caller.require_organization_admin(org.id)?;
+    let now = Timestamp::now();
+    let project = Project {
+        id: Id::new(),
+        organization_id: org.id,
+        slug: validate::slug("slug", &input.slug)?,
+        name: validate::name("name", &input.name)?,
+        description: validate::text("description", input.description, validate::DESCRIPTION_MAX)?,
+        max_models: None,
+        max_versions_per_month: None,
+        created_at: now,
+        updated_at: now,
+    };
+    projects::insert(db, &project).await?;
+    Ok(project)
+}
+
+/// A project the caller can see, or NOT_FOUND.
+pub async fn visible_project(db: &Db, caller: &Principal, id: Id) -> Result<Project, AppError> {
+    match projects::find(db, id).await? {
+        Some(p) if caller.sees_project(ProjectRef::from(&p)) => Ok(p),
+        _ => Err(AppError::NotFound("project")),
+    }
+}
+
+pub async fn project_by_slug(db: &Db, caller: &Principal, slug: &str) -> Result<Project, AppError> {
+    match projects::find_by_slug(db, slug).await? {
+        Some(p) if caller.sees_project(ProjectRef::from(&p)) => Ok(p),
+        _ => Err(AppError::NotFound("project")),
+    }
+}
+
+pub async fn list_projects(
+    db: &Db,
+    caller: &Principal,
+    organization: Option<Id>,
+) -> Result<Vec<Project>, AppError> {
+    let set = match (caller.visible_projects(), organization) {
+        (ProjectSet::One(p), _) => ProjectSet::One(p),
+        (_, Some(org)) if caller.sees_organization(org) => ProjectSet::Organization(org),
+        (_, Some(_)) => return Ok(Vec::new()),
+        (all, None) => all,
+    };
+    let mut list = projects::list(db, set).await?;
+    if let Some(org) = organization {
+        list.retain(|p| p.organization_id == org);
+    }
+    Ok(list)
+}
+
+fn quota(
+    field: &str,
+    value: MaybeUndefined<i32>,
+    current: Option<i64>,
+) -> Result<Option<i64>, AppError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(current),
+        MaybeUndefined::Null => Ok(None),
+        MaybeUndefined::Value(n) if n < 0 => {
+            Err(AppError::bad_input(field, "must not be negative"))
+        }
+        MaybeUndefined::Value(n) => Ok(Some(i64::from(n))),
+    }
+}
+
+pub async fn update_quotas(
+    db: &Db,
+    caller: &Principal,
+    input: UpdateProjectQuotasInput,
+) -> Result<Project, AppError> {
+    let project = visible_project(db, caller, input.project_id).await?;
+    caller.require_organization_admin(project.organization_id)?;
+    let max_models = quota("maxModels", input.max_models, project.max_models)?;
+    let max_versions = quota(
+        "maxVersionsPerMonth",
+        input.max_versions_per_month,
+        project.max_versions_per_month,
+    )?;
+    let _writer = db.write_guard().await;
+    projects::set_quotas(db, project.id, max_models, max_versions).await
+}
+
+/// `YYYY-MM` of a moment, UTC: the key of the monthly version counter.
+pub fn month_of(t: Timestamp) -> String {
+    t.0.format("%Y-%m").to_string()
+}

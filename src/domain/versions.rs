@@ -1,0 +1,383 @@
+//! Model versions: numbering, labels, the lifecycle and the current-version pointer.
+
+use async_graphql::{InputObject, MaybeUndefined};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::auth::Principal;
+use crate::db::model_versions::{self, ModelVersion, VersionChanges};
+use crate::db::models::Model;
+use crate::db::page::{Page, PageRequest};
+use crate::db::projects;
+use crate::db::schema::{model_versions as versions, models, project_monthly_usage as usage};
+use crate::db::types::{Id, JsonText, Timestamp};
+use crate::db::{Db, with_tx};
+use crate::domain::models::visible_model;
+use crate::domain::organizations::month_of;
+use crate::domain::validate::{self, DESCRIPTION_MAX};
+use crate::domain::values::{Role, VersionLifecycle};
+use crate::error::{AppError, is_unique_violation};
+
+const LABEL_MAX: usize = 128;
+
+#[derive(Debug, InputObject)]
+pub struct CreateModelVersionInput {
+    pub model_id: Id,
+    /// The label, unique per model: letters, digits, `.`, `_`, `-`, `+`.
+    pub version: String,
+    pub description: Option<String>,
+    pub release_date: Option<Timestamp>,
+    pub training_run_id: Option<String>,
+    /// A JSON object of evaluation metrics.
+    pub metrics: Option<JsonText>,
+}
+
+/// Only the fields given change; null clears a nullable one. The label, release date, training
+/// run and metrics are fixed once a version leaves DRAFT.
+#[derive(Debug, InputObject)]
+pub struct UpdateModelVersionInput {
+    pub id: Id,
+    pub version: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub release_date: MaybeUndefined<Timestamp>,
+    pub training_run_id: MaybeUndefined<String>,
+    pub metrics: MaybeUndefined<JsonText>,
+}
+
+/// What a caller asks of a version's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleAction {
+    Publish,
+    Deprecate,
+}
+
+/// The lifecycle state machine: `DRAFT → PUBLISHED → DEPRECATED`, nothing else.
+pub fn transition(
+    current: VersionLifecycle,
+    action: LifecycleAction,
+) -> Result<VersionLifecycle, AppError> {
+    use VersionLifecycle::*;
+    match (current, action) {
+        (Draft, LifecycleAction::Publish) => Ok(Published),
+        (Published, LifecycleAction::Deprecate) => Ok(Deprecated),
+        (state, LifecycleAction::Publish) => Err(AppError::precondition(format!(
+            "the version is {state}; only a DRAFT version can be published"
+        ))),
+        (state, LifecycleAction::Deprecate) => Err(AppError::precondition(format!(
+            "the version is {state}; only a PUBLISHED version can be deprecated"
+        ))),
+    }
+}
+
+fn label(field: &str, value: &str) -> Result<String, AppError> {
+    let value = value.trim();
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+    if !ok {
+        return Err(AppError::bad_input(
+            field,
+            format!("`{value}` is not a version label: use letters, digits, `.`, `_`, `-` and `+`"),
+        ));
+    }
+    validate::bounded(field, value, LABEL_MAX)?;
+    Ok(value.to_owned())
+}
+
+fn metrics(value: Option<JsonText>) -> Result<Option<JsonText>, AppError> {
+    match value {
+        Some(m) if !m.0.is_object() => Err(AppError::bad_input("metrics", "must be a JSON object")),
+        Some(m) => {
+            validate::json_size("metrics", &m)?;
+            Ok(Some(m))
+        }
+        None => Ok(None),
+    }
+}
+
+fn label_taken(label: &str) -> AppError {
+    AppError::conflict(format!("this model already has a version `{label}`"))
+}
+
+pub async fn create(
+    db: &Db,
+    caller: &Principal,
+    input: CreateModelVersionInput,
+) -> Result<ModelVersion, AppError> {
+    let model = visible_model(db, caller, input.model_id, Role::Editor).await?;
+    let project = projects::find(db, model.project_id)
+        .await?
+        .ok_or(AppError::NotFound("model"))?;
+    let now = Timestamp::now();
+    let mut version = ModelVersion {
+        id: Id::new(),
+        model_id: model.id,
+        version: label("version", &input.version)?,
+        number: 0,
+        description: validate::text("description", input.description, DESCRIPTION_MAX)?,
+        release_date: input.release_date,
+        training_run_id: validate::text(
+            "trainingRunId",
+            input.training_run_id,
+            validate::SHORT_TEXT_MAX,
+        )?,
+        metrics: metrics(input.metrics)?,
+        lifecycle: VersionLifecycle::Draft,
+        published_at: None,
+        deprecated_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let month = month_of(now);
+    with_tx!(db, conn => {
+        // Counted before the check and rolled back with it: concurrent creates cannot both
+        // take the last slot of the month.
+        let created: i64 = diesel::insert_into(usage::table)
+            .values((usage::project_id.eq(project.id), usage::month.eq(&month), usage::versions_created.eq(1_i64)))
+            .on_conflict((usage::project_id, usage::month))
+            .do_update()
+            .set(usage::versions_created.eq(usage::versions_created + 1_i64))
+            .returning(usage::versions_created)
+            .get_result(conn)
+            .await?;
+        if let Some(max) = project.max_versions_per_month {
+            if created > max {
+                return Err(AppError::QuotaExceeded(format!(
+                    "project `{}` allows at most {max} new versions per month", project.slug
+                )));
+            }
+        }
+        let taken: i64 = versions::table
+            .filter(versions::model_id.eq(model.id))
+            .filter(versions::version.eq(&version.version))
+            .count()
+            .get_result(conn)
+            .await?;
+        if taken > 0 {
+            return Err(label_taken(&version.version));
+        }
+        // The counter on the model row hands out numbers: never reused, even after deletes.
+        let (next, current): (i64, Option<Id>) = diesel::update(models::table.find(model.id))
+            .set((models::next_version_number.eq(models::next_version_number + 1_i64), models::updated_at.eq(now)))
+            .returning((models::next_version_number, models::current_version_id))
+            .get_result(conn)
+            .await?;
+        version.number = next - 1;
+        diesel::insert_into(versions::table)
+            .values(&version)
+            .execute(conn)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { label_taken(&version.version) } else { e.into() })?;
+        if current.is_none() {
+            diesel::update(models::table.find(model.id))
+                .set(models::current_version_id.eq(version.id))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })?;
+    Ok(version)
+}
+
+/// A version whose model the caller may act on with `role`; otherwise NOT_FOUND.
+pub async fn visible_version(
+    db: &Db,
+    caller: &Principal,
+    id: Id,
+    role: Role,
+) -> Result<(ModelVersion, Model), AppError> {
+    let version = model_versions::find(db, id)
+        .await?
+        .ok_or(AppError::NotFound("model version"))?;
+    let model = visible_model(db, caller, version.model_id, role)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound("model version"),
+            other => other,
+        })?;
+    Ok((version, model))
+}
+
+pub async fn update(
+    db: &Db,
+    caller: &Principal,
+    input: UpdateModelVersionInput,
+) -> Result<ModelVersion, AppError> {
+    let (version, _) = visible_version(db, caller, input.id, Role::Editor).await?;
+    let changes = VersionChanges {
+        version: input.version.map(|v| label("version", &v)).transpose()?,
+        description: match input.description {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(d) => {
+                Some(validate::text("description", Some(d), DESCRIPTION_MAX)?)
+            }
+        },
+        release_date: input.release_date.as_opt_ref().map(|d| d.copied()),
+        training_run_id: match input.training_run_id {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(t) => Some(validate::text(
+                "trainingRunId",
+                Some(t),
+                validate::SHORT_TEXT_MAX,
+            )?),
+        },
+        metrics: match input.metrics {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(m) => Some(metrics(Some(m))?),
+        },
+        updated_at: Some(Timestamp::now()),
+    };
+    let fixed_changed = changes.version.is_some()
+        || changes.release_date.is_some()
+        || changes.training_run_id.is_some()
+        || changes.metrics.is_some();
+    if fixed_changed && version.lifecycle != VersionLifecycle::Draft {
+        return Err(AppError::precondition(format!(
+            "version `{}` is {}: only its description can change",
+            version.version, version.lifecycle
+        )));
+    }
+    with_tx!(db, conn => {
+        if let Some(new_label) = &changes.version {
+            let taken: i64 = versions::table
+                .filter(versions::model_id.eq(version.model_id))
+                .filter(versions::version.eq(new_label))
+                .filter(versions::id.ne(version.id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if taken > 0 {
+                return Err(label_taken(new_label));
+            }
+        }
+        Ok(diesel::update(versions::table.find(version.id))
+            .set(&changes)
+            .returning(ModelVersion::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// Publishing needs at least one available artifact whose SHA-256 the server verified. This
+/// build stores no artifact bytes, so no version can meet that yet: the rule refuses with its
+/// reason instead of being skipped.
+pub async fn publish(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
+    let (version, _) = visible_version(db, caller, id, Role::Editor).await?;
+    transition(version.lifecycle, LifecycleAction::Publish)?;
+    Err(AppError::precondition(format!(
+        "version `{}` has no available artifact with a verified SHA-256; upload one before publishing",
+        version.version
+    )))
+}
+
+pub async fn deprecate(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
+    let (version, _) = visible_version(db, caller, id, Role::Editor).await?;
+    let next = transition(version.lifecycle, LifecycleAction::Deprecate)?;
+    set_lifecycle(db, &version, next).await
+}
+
+/// Moves the lifecycle only if nobody moved it first (compare-and-set on the old state).
+async fn set_lifecycle(
+    db: &Db,
+    version: &ModelVersion,
+    next: VersionLifecycle,
+) -> Result<ModelVersion, AppError> {
+    let now = Timestamp::now();
+    let (published_at, deprecated_at) = match next {
+        VersionLifecycle::Published => (Some(now), version.deprecated_at),
+        VersionLifecycle::Deprecated => (version.published_at, Some(now)),
+        VersionLifecycle::Draft => (version.published_at, version.deprecated_at),
+    };
+    with_tx!(db, conn => {
+        diesel::update(versions::table.find(version.id).filter(versions::lifecycle.eq(version.lifecycle)))
+            .set((
+                versions::lifecycle.eq(next),
+                versions::published_at.eq(published_at),
+                versions::deprecated_at.eq(deprecated_at),
+                versions::updated_at.eq(now),
+            ))
+            .returning(ModelVersion::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| AppError::precondition("the version changed state concurrently; read it again"))
+    })
+}
+
+pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
+    let (version, model) = visible_version(db, caller, id, Role::Editor).await?;
+    with_tx!(db, conn => {
+        if model.current_version_id == Some(version.id) {
+            diesel::update(models::table.find(model.id))
+                .set(models::current_version_id.eq(None::<Id>))
+                .execute(conn)
+                .await?;
+        }
+        diesel::delete(versions::table.find(version.id)).execute(conn).await?;
+        diesel::update(models::table.find(model.id))
+            .set(models::updated_at.eq(Timestamp::now()))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })?;
+    Ok(version)
+}
+
+pub async fn set_current(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppError> {
+    let (version, model) = visible_version(db, caller, id, Role::Editor).await?;
+    with_tx!(db, conn => {
+        Ok(diesel::update(models::table.find(model.id))
+            .set((models::current_version_id.eq(version.id), models::updated_at.eq(Timestamp::now())))
+            .returning(Model::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+pub async fn list(
+    db: &Db,
+    model: &Model,
+    page: &PageRequest,
+    count_total: bool,
+) -> Result<Page<ModelVersion>, AppError> {
+    model_versions::page(db, model.id, page, count_total).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use VersionLifecycle::*;
+
+    #[test]
+    fn lifecycle_moves_forward_only() {
+        assert_eq!(
+            transition(Draft, LifecycleAction::Publish).unwrap(),
+            Published
+        );
+        assert_eq!(
+            transition(Published, LifecycleAction::Deprecate).unwrap(),
+            Deprecated
+        );
+        for (state, action) in [
+            (Draft, LifecycleAction::Deprecate),
+            (Published, LifecycleAction::Publish),
+            (Deprecated, LifecycleAction::Publish),
+            (Deprecated, LifecycleAction::Deprecate),
+        ] {
+            let err = transition(state, action).unwrap_err();
+            assert_eq!(err.code(), "PRECONDITION_FAILED");
+            assert!(err.message().contains(state.as_str()), "{err}");
+        }
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(label("version", " v1.2.0+build ").unwrap(), "v1.2.0+build");
+        assert!(label("version", "v 1").is_err());
+        assert!(label("version", "../x").is_err());
+    }
+}

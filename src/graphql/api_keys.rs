@@ -1,0 +1,115 @@
+use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
+
+use super::ContextExt;
+use super::pagination::{self, Conn};
+use crate::auth::{ScopeKind, Viewer};
+use crate::db::api_keys::ApiKey;
+use crate::db::loaders::{OrganizationKey, ProjectKey};
+use crate::db::organizations::Organization;
+use crate::db::page::Cursor;
+use crate::db::projects::Project;
+use crate::db::types::Id;
+use crate::domain::api_keys::{self, CreateApiKeyInput};
+
+#[ComplexObject]
+impl ApiKey {
+    async fn scope(&self) -> ScopeKind {
+        self.scope_kind()
+    }
+
+    /// The organization of an organization-scoped key.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
+        match self.organization_id {
+            Some(id) => Ok(ctx.loader().load_one(OrganizationKey(id)).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// The project of a project-scoped key.
+    async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
+        match self.project_id {
+            Some(id) => Ok(ctx.loader().load_one(ProjectKey(id)).await?),
+            None => Ok(None),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ApiKeyQuery;
+
+#[Object]
+impl ApiKeyQuery {
+    /// The key this request is made with.
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        let caller = ctx.caller()?;
+        Ok(Viewer {
+            key: caller.key.clone(),
+            role: caller.role(),
+            scope: caller.key.scope_kind(),
+            is_instance_admin: caller.is_instance_admin(),
+        })
+    }
+
+    /// Keys this key administers (an ADMIN's scope); other roles see only themselves.
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<ApiKey>> {
+        let page = pagination::request(first, after, last, before)?;
+        let keys = api_keys::list(ctx.db(), ctx.caller()?).await?;
+        Ok(pagination::slice(keys, &page, |k| Cursor {
+            key: k.id.to_string(),
+            id: k.id,
+        }))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreateApiKeyPayload {
+    api_key: ApiKey,
+    /// The secret, shown this once: only its hash is stored.
+    secret: String,
+}
+
+#[derive(InputObject)]
+pub struct RevokeApiKeyInput {
+    id: Id,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeApiKeyPayload {
+    api_key: ApiKey,
+}
+
+#[derive(Default)]
+pub struct ApiKeyMutation;
+
+#[Object]
+impl ApiKeyMutation {
+    /// An ADMIN mints keys inside its own scope.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> Result<CreateApiKeyPayload> {
+        let created = api_keys::create(ctx.db(), ctx.caller()?, input).await?;
+        Ok(CreateApiKeyPayload {
+            api_key: created.api_key,
+            secret: created.secret,
+        })
+    }
+
+    /// Takes effect on the next request; revoking twice keeps the first time.
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiKeyInput,
+    ) -> Result<RevokeApiKeyPayload> {
+        let api_key = api_keys::revoke(ctx.db(), ctx.caller()?, input.id).await?;
+        Ok(RevokeApiKeyPayload { api_key })
+    }
+}

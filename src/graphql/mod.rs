@@ -1,0 +1,118 @@
+//! The GraphQL API: one schema, merged from one root per area. Resolvers parse, take the
+//! caller from the context, call `domain` and map the result; they hold no rules.
+
+mod api_keys;
+mod errors;
+mod models;
+mod organizations;
+mod pagination;
+mod versions;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+
+use crate::auth::Principal;
+use crate::db::Db;
+use crate::db::loaders::RegistryLoader;
+use crate::error::AppError;
+
+/// Deep enough for every real query of this schema, shallow enough to refuse recursive abuse.
+pub const MAX_DEPTH: usize = 12;
+/// Each field counts 1; a connection multiplies its children by its page size.
+pub const MAX_COMPLEXITY: usize = 50_000;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    api_keys::ApiKeyQuery,
+    organizations::OrganizationQuery,
+    models::ModelQuery,
+    versions::VersionQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    api_keys::ApiKeyMutation,
+    organizations::OrganizationMutation,
+    models::ModelMutation,
+    versions::VersionMutation,
+);
+
+pub type RegistrySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// The schema the server serves and `print-schema` prints. Request data (database, caller,
+/// loader) is attached per request by [`request_data`].
+pub fn build_schema() -> RegistrySchema {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .extension(errors::ErrorCodes)
+    .finish()
+}
+
+/// The SDL of the schema, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema().sdl()
+}
+
+/// Who called: a key, or the reason there is none.
+pub struct Caller(pub Result<Principal, AppError>);
+
+pub fn request_data(
+    request: async_graphql::Request,
+    db: Db,
+    caller: Result<Principal, AppError>,
+) -> async_graphql::Request {
+    let loader = crate::db::loaders::per_request(db.clone());
+    request.data(db).data(Caller(caller)).data(loader)
+}
+
+pub(crate) trait ContextExt {
+    fn db(&self) -> &Db;
+    fn caller(&self) -> Result<&Principal, AppError>;
+    fn loader(&self) -> &DataLoader<RegistryLoader, HashMapCache>;
+    /// Whether the client selected `totalCount` on the connection being resolved.
+    fn wants_total(&self) -> bool;
+}
+
+impl ContextExt for Context<'_> {
+    fn db(&self) -> &Db {
+        self.data_unchecked::<Db>()
+    }
+
+    fn caller(&self) -> Result<&Principal, AppError> {
+        self.data_unchecked::<Caller>()
+            .0
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn loader(&self) -> &DataLoader<RegistryLoader, HashMapCache> {
+        self.data_unchecked::<DataLoader<RegistryLoader, HashMapCache>>()
+    }
+
+    fn wants_total(&self) -> bool {
+        self.look_ahead().field("totalCount").exists()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_schema_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+        let sdl = super::sdl();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &sdl).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == sdl,
+            "schema.graphql differs from the code: run `UPDATE_SCHEMA=1 cargo test --lib committed_schema` \
+             (or `model-registry print-schema > schema.graphql`) and review the diff"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+use async_graphql::{ComplexObject, Context, InputObject, Interface, Object, Result, SimpleObject};
+
+use super::ContextExt;
+use super::pagination::{self, Conn};
+use crate::db::api_keys::ApiKey;
+use crate::db::loaders::{
+    LatestPublishedKey, NewestVersionsKey, ProjectKey, VersionCountKey, VersionKey,
+};
+use crate::db::model_versions::{self, ModelVersion};
+use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
+use crate::db::organizations::Organization;
+use crate::db::page::Page;
+use crate::db::projects::Project;
+use crate::db::types::Id;
+use crate::domain::models::{self, CreateModelInput, Tag, UpdateModelInput};
+use crate::domain::{organizations, versions};
+use crate::error::AppError;
+
+#[ComplexObject]
+impl Model {
+    async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
+        Ok(ctx
+            .loader()
+            .load_one(ProjectKey(self.project_id))
+            .await?
+            .ok_or(AppError::NotFound("project"))?)
+    }
+
+    async fn capabilities(&self) -> Vec<String> {
+        models::capabilities_of(self)
+    }
+
+    /// Key/value labels, by key.
+    async fn tags(&self) -> Vec<Tag> {
+        models::tags_of(self)
+    }
+
+    async fn version_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(ctx
+            .loader()
+            .load_one(VersionCountKey(self.id))
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// The version clients get when they ask for the model without naming one.
+    async fn current_version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
+        match self.current_version_id {
+            Some(id) => Ok(ctx.loader().load_one(VersionKey(id)).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// The highest-numbered PUBLISHED version.
+    async fn latest_published_version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
+        Ok(ctx.loader().load_one(LatestPublishedKey(self.id)).await?)
+    }
+
+    /// Newest (highest number) first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(50).clamp(0, 1000) as usize * child_complexity"
+    )]
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<ModelVersion>> {
+        let page = pagination::request(first, after, last, before)?;
+        let want_total = ctx.wants_total();
+        // The first page of many models at once (a models list) is batched; cursors and
+        // backward pages read one model's list directly.
+        let result = if page.cursor.is_none() && !page.backward {
+            let loader = ctx.loader();
+            let rows = loader
+                .load_one(NewestVersionsKey {
+                    model: self.id,
+                    limit: page.limit + 1,
+                })
+                .await?
+                .unwrap_or_default();
+            let total = if want_total {
+                loader.load_one(VersionCountKey(self.id)).await?
+            } else {
+                None
+            };
+            page.finish(rows, total)
+        } else {
+            versions::list(ctx.db(), self, &page, want_total).await?
+        };
+        Ok(pagination::connection(result, model_versions::cursor))
+    }
+}
+
+/// Anything with a global id.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "&Id"))]
+pub enum Node {
+    Organization(Organization),
+    Project(Project),
+    ApiKey(ApiKey),
+    Model(Model),
+    ModelVersion(ModelVersion),
+}
+
+#[derive(Default)]
+pub struct ModelQuery;
+
+#[Object]
+impl ModelQuery {
+    /// Models of every project this key sees, filtered and ordered (default: newest first).
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(50).clamp(0, 1000) as usize * child_complexity"
+    )]
+    async fn models(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ModelFilter>,
+        order_by: Option<ModelOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Model>> {
+        let page = pagination::request(first, after, last, before)?;
+        let filter = filter.unwrap_or_default();
+        let order = order_by.unwrap_or_default();
+        let result: Page<Model> = models::list(
+            ctx.db(),
+            ctx.caller()?,
+            &filter,
+            order,
+            &page,
+            ctx.wants_total(),
+        )
+        .await?;
+        Ok(pagination::connection(result, |m| order.cursor(m)))
+    }
+
+    async fn model(&self, ctx: &Context<'_>, id: Id) -> Result<Model> {
+        Ok(models::visible_model(
+            ctx.db(),
+            ctx.caller()?,
+            id,
+            crate::domain::values::Role::Viewer,
+        )
+        .await?)
+    }
+
+    /// Resolve by name: exact, case-sensitive `name` inside the project with slug `project`.
+    async fn model_by_name(
+        &self,
+        ctx: &Context<'_>,
+        project: String,
+        name: String,
+    ) -> Result<Model> {
+        Ok(models::by_name(ctx.db(), ctx.caller()?, &project, &name).await?)
+    }
+
+    /// The distinct frameworks, capabilities, families and task types of a project's models.
+    async fn model_filter_values(&self, ctx: &Context<'_>, project_id: Id) -> Result<FilterValues> {
+        Ok(models::filter_values(ctx.db(), ctx.caller()?, project_id).await?)
+    }
+
+    /// Any object by id, if this key can see it.
+    async fn node(&self, ctx: &Context<'_>, id: Id) -> Result<Node> {
+        use crate::domain::values::Role;
+        let (db, caller) = (ctx.db(), ctx.caller()?);
+        match models::visible_model(db, caller, id, Role::Viewer).await {
+            Ok(model) => return Ok(Node::Model(model)),
+            Err(AppError::NotFound(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        match versions::visible_version(db, caller, id, Role::Viewer).await {
+            Ok((version, _)) => return Ok(Node::ModelVersion(version)),
+            Err(AppError::NotFound(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        if let Ok(project) = organizations::visible_project(db, caller, id).await {
+            return Ok(Node::Project(project));
+        }
+        if let Ok(org) = organizations::visible_organization(db, caller, id).await {
+            return Ok(Node::Organization(org));
+        }
+        if let Some(key) = crate::domain::api_keys::list(db, caller)
+            .await?
+            .into_iter()
+            .find(|k| k.id == id)
+        {
+            return Ok(Node::ApiKey(key));
+        }
+        Err(AppError::NotFound("node").into())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreateModelPayload {
+    model: Model,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateModelPayload {
+    model: Model,
+}
+
+#[derive(InputObject)]
+pub struct DeleteModelInput {
+    id: Id,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteModelPayload {
+    /// The model as deleted: status DELETED, gone from every list and lookup.
+    model: Model,
+}
+
+#[derive(Default)]
+pub struct ModelMutation;
+
+#[Object]
+impl ModelMutation {
+    async fn create_model(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateModelInput,
+    ) -> Result<CreateModelPayload> {
+        let model = models::create(ctx.db(), ctx.caller()?, input).await?;
+        Ok(CreateModelPayload { model })
+    }
+
+    async fn update_model(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateModelInput,
+    ) -> Result<UpdateModelPayload> {
+        let model = models::update(ctx.db(), ctx.caller()?, input).await?;
+        Ok(UpdateModelPayload { model })
+    }
+
+    /// Deletes the model and its versions; its name can be registered again.
+    async fn delete_model(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteModelInput,
+    ) -> Result<DeleteModelPayload> {
+        let model = models::delete(ctx.db(), ctx.caller()?, input.id).await?;
+        Ok(DeleteModelPayload { model })
+    }
+}

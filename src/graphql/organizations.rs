@@ -1,0 +1,164 @@
+use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
+
+use super::ContextExt;
+use super::pagination::{self, Conn};
+use crate::db::loaders::OrganizationKey;
+use crate::db::organizations::Organization;
+use crate::db::page::Cursor;
+use crate::db::projects::Project;
+use crate::db::types::Id;
+use crate::domain::organizations::{
+    self, CreateOrganizationInput, CreateProjectInput, UpdateProjectQuotasInput,
+};
+use crate::error::AppError;
+
+fn org_cursor(o: &Organization) -> Cursor {
+    Cursor {
+        key: o.slug.clone(),
+        id: o.id,
+    }
+}
+
+fn project_cursor(p: &Project) -> Cursor {
+    Cursor {
+        key: p.slug.clone(),
+        id: p.id,
+    }
+}
+
+#[ComplexObject]
+impl Organization {
+    /// The organization's projects this key can see, by slug.
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Project>> {
+        let page = pagination::request(first, after, last, before)?;
+        let list = organizations::list_projects(ctx.db(), ctx.caller()?, Some(self.id)).await?;
+        Ok(pagination::slice(list, &page, project_cursor))
+    }
+}
+
+#[ComplexObject]
+impl Project {
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        Ok(ctx
+            .loader()
+            .load_one(OrganizationKey(self.organization_id))
+            .await?
+            .ok_or(AppError::NotFound("organization"))?)
+    }
+
+    /// Most live models; null: no limit.
+    async fn max_models(&self) -> Option<i64> {
+        self.max_models
+    }
+
+    /// Most versions created per calendar month (UTC); null: no limit.
+    async fn max_versions_per_month(&self) -> Option<i64> {
+        self.max_versions_per_month
+    }
+}
+
+#[derive(Default)]
+pub struct OrganizationQuery;
+
+#[Object]
+impl OrganizationQuery {
+    /// Organizations this key can see, by slug.
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Organization>> {
+        let page = pagination::request(first, after, last, before)?;
+        let list = organizations::list_organizations(ctx.db(), ctx.caller()?).await?;
+        Ok(pagination::slice(list, &page, org_cursor))
+    }
+
+    async fn organization(&self, ctx: &Context<'_>, slug: String) -> Result<Organization> {
+        Ok(
+            organizations::organization_by_slug(ctx.db(), ctx.caller()?, &slug)
+                .await?
+                .ok_or(AppError::NotFound("organization"))?,
+        )
+    }
+
+    /// Projects this key can see, optionally of one organization, by slug.
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: Option<Id>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Project>> {
+        let page = pagination::request(first, after, last, before)?;
+        let list = organizations::list_projects(ctx.db(), ctx.caller()?, organization_id).await?;
+        Ok(pagination::slice(list, &page, project_cursor))
+    }
+
+    async fn project(&self, ctx: &Context<'_>, id: Id) -> Result<Project> {
+        Ok(organizations::visible_project(ctx.db(), ctx.caller()?, id).await?)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreateOrganizationPayload {
+    organization: Organization,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateProjectPayload {
+    project: Project,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateProjectQuotasPayload {
+    project: Project,
+}
+
+#[derive(Default)]
+pub struct OrganizationMutation;
+
+#[Object]
+impl OrganizationMutation {
+    /// Instance admins only.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> Result<CreateOrganizationPayload> {
+        let organization =
+            organizations::create_organization(ctx.db(), ctx.caller()?, input).await?;
+        Ok(CreateOrganizationPayload { organization })
+    }
+
+    /// Organization (or instance) admins.
+    async fn create_project(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProjectInput,
+    ) -> Result<CreateProjectPayload> {
+        let project = organizations::create_project(ctx.db(), ctx.caller()?, input).await?;
+        Ok(CreateProjectPayload { project })
+    }
+
+    /// Organization (or instance) admins: a project key cannot raise its own limits.
+    async fn update_project_quotas(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProjectQuotasInput,
+    ) -> Result<UpdateProjectQuotasPayload> {
+        let project = organizations::update_quotas(ctx.db(), ctx.caller()?, input).await?;
+        Ok(UpdateProjectQuotasPayload { project })
+    }
+}

@@ -1,0 +1,124 @@
+//! The HTTP surface: GraphQL and GraphiQL, health, readiness and metrics. Handlers translate
+//! between HTTP and `domain`; errors leave as the JSON envelope of `crate::error`.
+
+use std::time::Instant;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::GraphQLResponse;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::auth::{self, Principal};
+use crate::error::AppError;
+use crate::graphql;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn(track))
+        .fallback(|| async { AppError::NotFound("route") })
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::internal("a request handler panicked").into_response()
+        }))
+        .with_state(app)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// The caller of a request: no header is UNAUTHENTICATED for anything that needs a key;
+/// a header with a bad key fails every field that needs one.
+async fn caller(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AppError::Unauthenticated)?;
+    let secret = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthenticated)?;
+    auth::authenticate(&app.db, secret.trim()).await
+}
+
+async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let limit = app.config.graphql_body_limit;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return AppError::PayloadTooLarge(format!(
+                "a GraphQL request may be at most {limit} bytes"
+            ))
+            .into_response();
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return AppError::bad_input("body", format!("not a GraphQL request: {e}"))
+                .into_response();
+        }
+    };
+    let caller = caller(&app, &headers).await;
+    let request = graphql::request_data(request, app.db.clone(), caller);
+    GraphQLResponse::from(app.schema.execute(request).await).into_response()
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers.
+async fn readyz(State(app): State<App>) -> Response {
+    match app.db.ping().await {
+        Ok(()) => {
+            axum::Json(serde_json::json!({ "status": "ready", "database": "ok" })).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "readiness check failed");
+            let mut body = AppError::Unavailable.envelope();
+            body["database"] = "unreachable".into();
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let (size, available) = app.db.pool_status();
+    metrics::gauge!("mr_db_pool_connections").set(size as f64);
+    metrics::gauge!("mr_db_pool_idle_connections").set(available as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Request count and latency per route and status.
+async fn track(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("mr_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("mr_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,17 @@
+//! model-registry: a model registry server. Models, versions and (soon) their artifacts, behind
+//! one GraphQL schema and a small REST sidecar, on SQLite or PostgreSQL.
+//!
+//! Read top-down: `graphql` and `http` translate, `domain` decides, `db` remembers.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+
+pub use app::App;
+pub use config::Config;
+pub use http::router;

@@ -1,0 +1,243 @@
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use model_registry::auth::Scope;
+use model_registry::config::{Config, LogFormat};
+use model_registry::db::api_keys::{self, ApiKey, KeySet};
+use model_registry::db::types::Timestamp;
+use model_registry::db::{organizations, projects};
+use model_registry::domain::values::Role;
+use model_registry::domain::{api_keys as key_rules, bootstrap};
+use model_registry::{App, db, graphql, router};
+use tracing_subscriber::EnvFilter;
+
+/// A model registry server: models, versions and artifacts behind one GraphQL API.
+#[derive(Parser)]
+#[command(name = "model-registry", version)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API keys from the shell, for operators who lost theirs.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Print the GraphQL schema (SDL).
+    PrintSchema,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Mint a key and print its secret once.
+    Create {
+        #[arg(long, default_value = "operator")]
+        name: String,
+        #[arg(long, value_enum, default_value = "admin")]
+        role: CliRole,
+        /// Scope the key to this organization (slug).
+        #[arg(long, conflicts_with = "project")]
+        organization: Option<String>,
+        /// Scope the key to this project (slug). With neither, the key is instance-wide.
+        #[arg(long)]
+        project: Option<String>,
+        /// Expire the key after this many days.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id or by its visible prefix.
+    Revoke { key: String },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CliRole {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl From<CliRole> for Role {
+    fn from(role: CliRole) -> Role {
+        match role {
+            CliRole::Viewer => Role::Viewer,
+            CliRole::Editor => Role::Editor,
+            CliRole::Admin => Role::Admin,
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("model_registry=info,tower_http=warn,info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::PrintSchema) = cli.command {
+        print!("{}", graphql::sdl());
+        return Ok(());
+    }
+    init_logging(cli.config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            db::migrate(&config.database_url()).await?;
+            tracing::info!(database = %db::redact_url(&config.database_url()), "migrations applied");
+            Ok(())
+        }
+        Command::Keys { action } => keys(config, action).await,
+        Command::PrintSchema => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    tracing::info!(database = %db::redact_url(&config.database_url()), "opening database");
+    let app = App::open(config).await?;
+    if let Some(secret) = bootstrap::initialize(&app.db).await? {
+        tracing::info!("initialized an empty instance: organization `default`, project `default`");
+        println!("Admin API key: {secret}");
+        println!(
+            "Keep it: it is shown only this once (`model-registry keys create` mints another)."
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+async fn keys(config: Config, action: KeysCommand) -> anyhow::Result<()> {
+    let db = db::Db::connect(&config.database_url(), 2).await?;
+    match action {
+        KeysCommand::Create {
+            name,
+            role,
+            organization,
+            project,
+            expires_in_days,
+        } => {
+            let scope = match (organization, project) {
+                (Some(slug), _) => Scope::Organization(
+                    organizations::find_by_slug(&db, &slug)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no organization with slug `{slug}`"))?
+                        .id,
+                ),
+                (None, Some(slug)) => {
+                    let p = projects::find_by_slug(&db, &slug)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no project with slug `{slug}`"))?;
+                    Scope::Project {
+                        organization: p.organization_id,
+                        project: p.id,
+                    }
+                }
+                (None, None) => Scope::Instance,
+            };
+            let expires_at = match expires_in_days {
+                Some(days) if days <= 0 => anyhow::bail!("--expires-in-days must be positive"),
+                Some(days) => Some(Timestamp::from(
+                    chrono::Utc::now() + Duration::from_secs(days as u64 * 86_400),
+                )),
+                None => None,
+            };
+            let created = key_rules::mint(&db, &name, role.into(), scope, expires_at).await?;
+            println!("API key: {}", created.secret);
+            println!(
+                "id {} · prefix {} · role {}",
+                created.api_key.id, created.api_key.prefix, created.api_key.role
+            );
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  NAME",
+                "ID", "PREFIX", "ROLE", "SCOPE", "STATE"
+            );
+            for key in api_keys::list(&db, KeySet::All).await? {
+                println!(
+                    "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  {}",
+                    key.id,
+                    key.prefix,
+                    key.role,
+                    format!("{:?}", key.scope_kind()).to_uppercase(),
+                    state(&key),
+                    key.name
+                );
+            }
+        }
+        KeysCommand::Revoke { key } => {
+            let all = api_keys::list(&db, KeySet::All).await?;
+            let matches: Vec<&ApiKey> = all
+                .iter()
+                .filter(|k| k.id.to_string() == key || k.prefix == key)
+                .collect();
+            match matches.as_slice() {
+                [one] => {
+                    api_keys::revoke(&db, one.id, Timestamp::now()).await?;
+                    println!("revoked {} ({})", one.id, one.prefix);
+                }
+                [] => anyhow::bail!("no key with id or prefix `{key}`"),
+                _ => anyhow::bail!("`{key}` matches several keys: give the id"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn state(key: &ApiKey) -> &'static str {
+    if key.revoked_at.is_some() {
+        "revoked"
+    } else if key.expires_at.is_some_and(|t| t <= Timestamp::now()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
