@@ -146,11 +146,20 @@ impl Principal {
         };
         if !contains {
             return Err(match target {
-                Scope::Instance => {
-                    AppError::forbidden("only an instance-admin key can manage instance keys")
+                Scope::Organization(o) if !self.sees_organization(o) => {
+                    AppError::NotFound("organization")
                 }
-                Scope::Organization(_) => AppError::NotFound("organization"),
-                Scope::Project { .. } => AppError::NotFound("project"),
+                Scope::Project {
+                    organization,
+                    project,
+                } if !self.sees_project(ProjectRef {
+                    organization,
+                    project,
+                }) =>
+                {
+                    AppError::NotFound("project")
+                }
+                _ => AppError::forbidden("an ADMIN key manages only keys inside its own scope"),
             });
         }
         self.require_role(Role::Admin)

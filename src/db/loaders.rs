@@ -123,25 +123,24 @@ impl Loader<VersionCountKey> for RegistryLoader {
 }
 
 impl Loader<LatestPublishedKey> for RegistryLoader {
-    type Value = ModelVersion;
+    /// `None` for a model with no published version: an answer too, so it is cached.
+    type Value = Option<ModelVersion>;
     type Error = AppError;
 
     async fn load(
         &self,
         keys: &[LatestPublishedKey],
-    ) -> Result<HashMap<LatestPublishedKey, ModelVersion>, AppError> {
-        let newest = model_versions::newest_per_model(
+    ) -> Result<HashMap<LatestPublishedKey, Option<ModelVersion>>, AppError> {
+        let mut newest = model_versions::newest_per_model(
             &self.db,
             &ids(keys, |k| k.0),
             1,
             Some(VersionLifecycle::Published),
         )
         .await?;
-        Ok(newest
-            .into_iter()
-            .filter_map(|(model, mut versions)| {
-                versions.pop().map(|v| (LatestPublishedKey(model), v))
-            })
+        Ok(keys
+            .iter()
+            .map(|k| (*k, newest.remove(&k.0).and_then(|mut v| v.pop())))
             .collect())
     }
 }

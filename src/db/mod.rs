@@ -22,7 +22,9 @@ use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -61,12 +63,17 @@ pub struct Db {
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
+// Pooled connections are not pinged on checkout (`RecyclingMethod::Fast`): the default
+// verification costs one extra round trip per request, and a broken connection still fails
+// its query, is reported, and is discarded by the pool.
+
 /// Counts statements per `Db`, so tests can show a query's cost does not grow with page size.
 struct QueryCounter(Arc<AtomicU64>);
 
 impl Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { .. } = event {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            tracing::trace!(target: "model_registry::sql", "{query}");
             self.0.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("mr_db_queries_total").increment(1);
         }
@@ -111,6 +118,7 @@ impl Db {
             Backend::Sqlite => {
                 let counter = queries.clone();
                 let mut config = ManagerConfig::<SqliteAsync>::default();
+                config.recycling_method = RecyclingMethod::Fast;
                 config.custom_setup = Box::new(move |url| {
                     let path = sqlite_path(url).unwrap_or(url).to_owned();
                     let counter = counter.clone();
@@ -132,6 +140,7 @@ impl Db {
             Backend::Postgres => {
                 let counter = queries.clone();
                 let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.recycling_method = RecyclingMethod::Fast;
                 config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
                     let counter = counter.clone();
@@ -221,12 +230,12 @@ pub async fn migrate(url: &str) -> Result<(), anyhow::Error> {
         Backend::Sqlite => {
             let path = sqlite_path(url).unwrap_or(url).to_owned();
             tokio::task::spawn_blocking(move || -> Result<(), anyhow::Error> {
-                if let Some(dir) = std::path::Path::new(&path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            anyhow::Error::msg(format!("creating {}: {e}", dir.display()))
-                        })?;
-                    }
+                if let Some(dir) = std::path::Path::new(&path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        anyhow::Error::msg(format!("creating {}: {e}", dir.display()))
+                    })?;
                 }
                 let mut conn = establish_sqlite(&path)
                     .map_err(|e| anyhow::Error::msg(format!("opening {path}: {e}")))?;

@@ -419,12 +419,18 @@ pub async fn update(
                 return Err(slug_taken(slug));
             }
         }
-        Ok(diesel::update(models_table::table.find(model.id))
+        diesel::update(models_table::table.find(model.id))
             .set(&changes)
             .returning(Model::as_returning())
             .get_result(conn)
             .await
-            .map_err(|e| if is_unique_violation(&e) { AppError::conflict("name or slug already taken") } else { e.into() })?)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    AppError::conflict("name or slug already taken")
+                } else {
+                    e.into()
+                }
+            })
     })
 }
 

@@ -141,12 +141,13 @@ pub async fn create(
             .returning(usage::versions_created)
             .get_result(conn)
             .await?;
-        if let Some(max) = project.max_versions_per_month {
-            if created > max {
-                return Err(AppError::QuotaExceeded(format!(
-                    "project `{}` allows at most {max} new versions per month", project.slug
-                )));
-            }
+        if let Some(max) = project.max_versions_per_month
+            && created > max
+        {
+            return Err(AppError::QuotaExceeded(format!(
+                "project `{}` allows at most {max} new versions per month",
+                project.slug
+            )));
         }
         let taken: i64 = versions::table
             .filter(versions::model_id.eq(model.id))
@@ -370,7 +371,7 @@ mod tests {
         ] {
             let err = transition(state, action).unwrap_err();
             assert_eq!(err.code(), "PRECONDITION_FAILED");
-            assert!(err.message().contains(state.as_str()), "{err}");
+            assert!(err.message().contains(state.as_str()), "{err:?}");
         }
     }
 

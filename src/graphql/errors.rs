@@ -5,37 +5,71 @@
 //! ids, depth and complexity limits) are the client's input: BAD_USER_INPUT, with the argument
 //! named where the message names one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
-use async_graphql::{Response, ServerError};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Pos, Response, ServerError, ServerResult, Variables};
 
 pub struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+        Arc::new(ErrorCodesExtension::default())
     }
 }
 
+/// One per request: keeps the query text to find the argument an error points at.
+#[derive(Default)]
+struct ErrorCodesExtension {
+    query: Mutex<Option<String>>,
+}
+
 #[async_trait::async_trait]
-impl Extension for ErrorCodes {
+impl Extension for ErrorCodesExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        if let Ok(mut slot) = self.query.lock() {
+            *slot = Some(query.to_owned());
+        }
+        next.run(ctx, query, variables).await
+    }
+
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
+        let query = self
+            .query
+            .lock()
+            .ok()
+            .and_then(|q| q.clone())
+            .unwrap_or_default();
         for error in &mut response.errors {
-            label(error);
+            label(error, &query);
         }
         response
     }
 }
 
-fn label(error: &mut ServerError) {
+fn label(error: &mut ServerError, query: &str) {
+    let field = named_argument(&error.message).or_else(|| {
+        error
+            .locations
+            .first()
+            .and_then(|pos| argument_at(query, *pos))
+    });
     let extensions = error.extensions.get_or_insert_with(Default::default);
     let code = match extensions.get("code") {
         Some(async_graphql::Value::String(code)) => code.clone(),
         _ => {
             extensions.set("code", "BAD_USER_INPUT");
-            if let Some(field) = named_argument(&error.message) {
+            if let Some(field) = field {
                 extensions.set("field", field);
             }
             "BAD_USER_INPUT".to_owned()
@@ -50,6 +84,19 @@ fn named_argument(message: &str) -> Option<String> {
     Some(rest[..rest.find('"')?].to_owned())
 }
 
+/// A value that failed to parse is reported at its own position: the argument is the name
+/// before the colon in front of it (`createModel(input: $input)` → `input`).
+fn argument_at(query: &str, pos: Pos) -> Option<String> {
+    let line = query.lines().nth(pos.line.checked_sub(1)?)?;
+    let before: String = line.chars().take(pos.column.checked_sub(1)?).collect();
+    let before = before.trim_end().strip_suffix(':')?.trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let name = &before[start..];
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,7 +107,7 @@ mod tests {
             "Invalid value for argument \"input.productType\", enumeration type \"ProductType\" does not contain the value \"X\"",
             None,
         );
-        label(&mut error);
+        label(&mut error, "");
         let ext = error.extensions.unwrap();
         assert_eq!(
             ext.get("code"),
@@ -70,5 +117,21 @@ mod tests {
             ext.get("field"),
             Some(&async_graphql::Value::from("input.productType"))
         );
+    }
+
+    #[test]
+    fn a_failed_variable_is_named_by_its_argument() {
+        let query = "mutation($input: CreateModelInput!) {\n  createModel(input: $input) { model { id } } }";
+        assert_eq!(
+            argument_at(
+                query,
+                Pos {
+                    line: 2,
+                    column: 22
+                }
+            ),
+            Some("input".to_owned())
+        );
+        assert_eq!(argument_at(query, Pos { line: 1, column: 1 }), None);
     }
 }

@@ -4,12 +4,12 @@ use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::db::api_keys::ApiKey;
 use crate::db::loaders::{
-    LatestPublishedKey, NewestVersionsKey, ProjectKey, VersionCountKey, VersionKey,
+    LatestPublishedKey, NewestVersionsKey, OrganizationKey, ProjectKey, VersionCountKey, VersionKey,
 };
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
 use crate::db::organizations::Organization;
-use crate::db::page::Page;
+use crate::db::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page};
 use crate::db::projects::Project;
 use crate::db::types::Id;
 use crate::domain::models::{self, CreateModelInput, Tag, UpdateModelInput};
@@ -53,7 +53,11 @@ impl Model {
 
     /// The highest-numbered PUBLISHED version.
     async fn latest_published_version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
-        Ok(ctx.loader().load_one(LatestPublishedKey(self.id)).await?)
+        Ok(ctx
+            .loader()
+            .load_one(LatestPublishedKey(self.id))
+            .await?
+            .flatten())
     }
 
     /// Newest (highest number) first.
@@ -94,7 +98,94 @@ impl Model {
     }
 }
 
-/// Anything with a global id.
+/// Loads what the selection asks of every model on a page, one batch per kind, before the
+/// per-model resolvers run. The DataLoader alone batches by a timer, so a slow pass over a
+/// large page would split into several statements; prefetched answers come from its cache.
+async fn prefetch(ctx: &Context<'_>, page: &[Model]) -> Result<(), AppError> {
+    if page.is_empty() {
+        return Ok(());
+    }
+    let node = ctx.look_ahead().field("edges").field("node");
+    let loader = ctx.loader();
+    let ids: Vec<Id> = page.iter().map(|m| m.id).collect();
+    let versions = node.field("versions");
+    let counts = async {
+        if node.field("versionCount").exists() || versions.field("totalCount").exists() {
+            loader
+                .load_many(ids.iter().map(|id| VersionCountKey(*id)))
+                .await?;
+        }
+        Ok::<_, AppError>(())
+    };
+    let current = async {
+        if node.field("currentVersion").exists() {
+            loader
+                .load_many(
+                    page.iter()
+                        .filter_map(|m| m.current_version_id)
+                        .map(VersionKey),
+                )
+                .await?;
+        }
+        Ok(())
+    };
+    let latest = async {
+        if node.field("latestPublishedVersion").exists() {
+            loader
+                .load_many(ids.iter().map(|id| LatestPublishedKey(*id)))
+                .await?;
+        }
+        Ok(())
+    };
+    let newest = async {
+        // Only first pages are batched (see `Model::versions`); each distinct size once.
+        let mut limits = Vec::new();
+        for field in versions.selection_fields() {
+            let args = field.arguments().unwrap_or_default();
+            let arg = |name: &str| {
+                args.iter()
+                    .find(|(n, _)| n.as_str() == name)
+                    .map(|(_, v)| v)
+            };
+            if arg("after").is_some() || arg("last").is_some() || arg("before").is_some() {
+                continue;
+            }
+            let first = match arg("first") {
+                Some(async_graphql::Value::Number(n)) => n.as_i64().unwrap_or(DEFAULT_PAGE_SIZE),
+                _ => DEFAULT_PAGE_SIZE,
+            };
+            let limit = first.clamp(0, MAX_PAGE_SIZE) + 1;
+            if !limits.contains(&limit) {
+                limits.push(limit);
+            }
+        }
+        for limit in limits {
+            loader
+                .load_many(ids.iter().map(|id| NewestVersionsKey { model: *id, limit }))
+                .await?;
+        }
+        Ok(())
+    };
+    let projects = async {
+        let project = node.field("project");
+        if project.exists() {
+            let found = loader
+                .load_many(page.iter().map(|m| ProjectKey(m.project_id)))
+                .await?;
+            if project.field("organization").exists() {
+                loader
+                    .load_many(found.values().map(|p| OrganizationKey(p.organization_id)))
+                    .await?;
+            }
+        }
+        Ok(())
+    };
+    futures::try_join!(counts, current, latest, newest, projects)?;
+    Ok(())
+}
+
+/// Anything with a global id. Values live for one request, so the variants' sizes matter little.
+#[allow(clippy::large_enum_variant)]
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "&Id"))]
 pub enum Node {
@@ -108,6 +199,8 @@ pub enum Node {
 #[derive(Default)]
 pub struct ModelQuery;
 
+// One parameter per GraphQL argument: Relay lists take four besides their filters.
+#[allow(clippy::too_many_arguments)]
 #[Object]
 impl ModelQuery {
     /// Models of every project this key sees, filtered and ordered (default: newest first).
@@ -136,6 +229,7 @@ impl ModelQuery {
             ctx.wants_total(),
         )
         .await?;
+        prefetch(ctx, &result.items).await?;
         Ok(pagination::connection(result, |m| order.cursor(m)))
     }
 
