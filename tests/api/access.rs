@@ -1,0 +1,243 @@
+//! Every root query and mutation, walked with a key of another tenant (NOT_FOUND: existence
+//! does not leak) and with a VIEWER where an EDITOR is needed (FORBIDDEN).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+/// One root field, how to call it on the default project's objects, and what each key gets.
+struct Case {
+    field: &'static str,
+    query: &'static str,
+    outsider: Option<&'static str>,
+    viewer: Option<&'static str>,
+}
+
+const fn case(
+    field: &'static str,
+    query: &'static str,
+    outsider: Option<&'static str>,
+    viewer: Option<&'static str>,
+) -> Case {
+    Case {
+        field,
+        query,
+        outsider,
+        viewer,
+    }
+}
+
+const NOT_FOUND: Option<&str> = Some("NOT_FOUND");
+const FORBIDDEN: Option<&str> = Some("FORBIDDEN");
+const OK: Option<&str> = None;
+
+const CASES: &[Case] = &[
+    case("viewer", "{ viewer { role } }", OK, OK),
+    case("apiKeys", "{ apiKeys { totalCount } }", OK, OK),
+    case("organizations", "{ organizations { totalCount } }", OK, OK),
+    case(
+        "organization",
+        r#"{ organization(slug: "default") { id } }"#,
+        NOT_FOUND,
+        OK,
+    ),
+    case("projects", "{ projects { totalCount } }", OK, OK),
+    case(
+        "project",
+        "query($project: ID!) { project(id: $project) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "models",
+        "query($project: ID!) { models(filter: { projectId: $project }) { totalCount } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "model",
+        "query($model: ID!) { model(id: $model) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "modelByName",
+        r#"{ modelByName(project: "default", name: "Secret") { id } }"#,
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "modelFilterValues",
+        "query($project: ID!) { modelFilterValues(projectId: $project) { frameworks } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "modelVersion",
+        "query($version: ID!) { modelVersion(id: $version) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "node",
+        "query($model: ID!) { node(id: $model) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "createOrganization",
+        r#"mutation { createOrganization(input: { slug: "x", name: "x" }) { organization { id } } }"#,
+        FORBIDDEN,
+        FORBIDDEN,
+    ),
+    case(
+        "createProject",
+        r#"mutation($org: ID!) { createProject(input: { organizationId: $org, slug: "x", name: "x" }) { project { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "updateProjectQuotas",
+        "mutation($project: ID!) { updateProjectQuotas(input: { projectId: $project, maxModels: 1 }) { project { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "createApiKey",
+        r#"mutation($project: ID!) { createApiKey(input: { name: "x", role: ADMIN, projectId: $project }) { secret } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "revokeApiKey",
+        "mutation($key: ID!) { revokeApiKey(input: { id: $key }) { apiKey { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "createModel",
+        r#"mutation($project: ID!) { createModel(input: { projectId: $project, name: "New" }) { model { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "updateModel",
+        r#"mutation($model: ID!) { updateModel(input: { id: $model, name: "Renamed" }) { model { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "deleteModel",
+        "mutation($model: ID!) { deleteModel(input: { id: $model }) { model { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "createModelVersion",
+        r#"mutation($model: ID!) { createModelVersion(input: { modelId: $model, version: "v9" }) { modelVersion { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "updateModelVersion",
+        r#"mutation($version: ID!) { updateModelVersion(input: { id: $version, description: "x" }) { modelVersion { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "deleteModelVersion",
+        "mutation($version: ID!) { deleteModelVersion(input: { id: $version }) { deletedModelVersionId } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "publishModelVersion",
+        "mutation($version: ID!) { publishModelVersion(input: { id: $version }) { modelVersion { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "deprecateModelVersion",
+        "mutation($version: ID!) { deprecateModelVersion(input: { id: $version }) { modelVersion { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "setCurrentModelVersion",
+        "mutation($version: ID!) { setCurrentModelVersion(input: { id: $version }) { model { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+];
+
+backends! {
+    async fn every_operation_is_checked_against_the_callers_key(app) {
+        let project = app.default_project().await;
+        let org = app.default_organization().await;
+        let model = app.create_model(&app.admin, &project, "Secret", json!({ "framework": "torch" })).await;
+        let version = app.create_version(&app.admin, &model, "v1").await;
+        let target_key = app
+            .ok(&app.admin, r#"mutation($p: ID!) { createApiKey(input: { name: "target", role: EDITOR, projectId: $p }) { apiKey { id } } }"#, json!({ "p": project }))
+            .await["createApiKey"]["apiKey"]["id"]
+            .clone();
+
+        // The outsider is an EDITOR of a project in another organization.
+        let acme = app
+            .ok(&app.admin, r#"mutation { createOrganization(input: { slug: "acme", name: "Acme" }) { organization { id } } }"#, json!({}))
+            .await["createOrganization"]["organization"]["id"]
+            .clone();
+        let theirs = app
+            .ok(&app.admin, r#"mutation($o: ID!) { createProject(input: { organizationId: $o, slug: "theirs", name: "Theirs" }) { project { id } } }"#, json!({ "o": acme }))
+            .await["createProject"]["project"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let outsider = app.project_key(&theirs, "EDITOR").await;
+        let viewer = app.project_key(&project, "VIEWER").await;
+
+        let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key });
+        for case in CASES {
+            for (who, key, expected) in [("outsider", &outsider, case.outsider), ("viewer", &viewer, case.viewer)] {
+                let response = app.gql(key, case.query, vars.clone()).await;
+                match expected {
+                    Some(code) => assert_eq!(
+                        response["errors"][0]["extensions"]["code"], code,
+                        "{} as {who}: {response:#}", case.field
+                    ),
+                    None => assert!(response.get("errors").is_none(), "{} as {who}: {response:#}", case.field),
+                }
+            }
+        }
+
+        // Lists answer only what the key sees.
+        let lists = app.ok(&outsider, "{ models { totalCount } projects { edges { node { id } } } organizations { edges { node { slug } } } }", json!({})).await;
+        assert_eq!(lists["models"]["totalCount"], 0);
+        assert_eq!(lists["projects"]["edges"], json!([{ "node": { "id": theirs } }]));
+        assert_eq!(lists["organizations"]["edges"], json!([{ "node": { "slug": "acme" } }]));
+
+        // Nothing the refused calls attempted happened.
+        let after = app
+            .ok(&app.admin, "query($model: ID!, $version: ID!) { model(id: $model) { name versionCount } modelVersion(id: $version) { description } }", vars.clone())
+            .await;
+        assert_eq!(after["model"], json!({ "name": "Secret", "versionCount": 1 }));
+        assert_eq!(after["modelVersion"]["description"], Value::Null);
+        let keys = app.ok(&app.admin, "{ apiKeys { edges { node { name revokedAt } } } organizations { totalCount } }", json!({})).await;
+        assert!(keys["apiKeys"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["revokedAt"].is_null()));
+        assert_eq!(keys["organizations"]["totalCount"], 2);
+    }
+
+    async fn the_walk_covers_every_root_field(app) {
+        let schema = app
+            .ok(&app.admin, "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }", json!({}))
+            .await;
+        let mut fields = BTreeSet::new();
+        for root in ["queryType", "mutationType"] {
+            for field in schema["__schema"][root]["fields"].as_array().unwrap() {
+                fields.insert(field["name"].as_str().unwrap().to_owned());
+            }
+        }
+        let walked: BTreeSet<String> = CASES.iter().map(|c| c.field.to_owned()).collect();
+        let missing: Vec<_> = fields.difference(&walked).collect();
+        assert!(missing.is_empty(), "root fields the access walk does not cover: {missing:?}");
+    }
+}

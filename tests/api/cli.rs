@@ -1,0 +1,227 @@
+//! The binary as an operator runs it: first start, restarts, `migrate`, `keys`, `print-schema`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::TestDatabase;
+
+/// Where a test's server keeps its data: a temp folder and, on PostgreSQL, a fresh database.
+struct Setup {
+    dir: tempfile::TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl Setup {
+    async fn new(postgres: bool) -> Setup {
+        let database = if postgres {
+            Some(TestDatabase::create().await)
+        } else {
+            None
+        };
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+            database,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_model-registry"));
+        command
+            .args(args)
+            .env("MR_DATA_DIR", self.dir.path())
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL");
+        if let Some(db) = &self.database {
+            command.env("DATABASE_URL", &db.url);
+        }
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn serve(&self) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = self
+            .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", self.base)).await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads stdout up to the admin key line.
+    fn admin_key(&mut self) -> String {
+        let stdout = self.child.stdout.as_mut().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line.strip_prefix("Admin API key: ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .trim()
+            .to_owned()
+    }
+
+    /// Kills the process (SIGKILL) and returns everything it printed.
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let mut rest = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut rest)
+            .unwrap();
+        rest
+    }
+
+    async fn viewer(&self, key: &str) -> Value {
+        reqwest::Client::new()
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(key)
+            .json(&json!({ "query": "{ viewer { role scope } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+per_backend! {
+    first_start_prints_the_admin_key_once => first_start,
+    operators_manage_keys_from_the_shell => keys_from_the_shell,
+}
+
+async fn first_start(postgres: bool) {
+    let setup = Setup::new(postgres).await;
+    let mut server = setup.serve();
+    let key = server.admin_key();
+    server.wait_ready().await;
+    assert_eq!(
+        server.viewer(&key).await["data"]["viewer"],
+        json!({ "role": "ADMIN", "scope": "INSTANCE" })
+    );
+    server.kill();
+
+    let server = setup.serve();
+    server.wait_ready().await;
+    assert_eq!(
+        server.viewer(&key).await["data"]["viewer"]["role"],
+        "ADMIN",
+        "the key survives a restart"
+    );
+    let printed = server.kill();
+    assert!(
+        !printed.contains("Admin API key"),
+        "a second start prints no key: {printed}"
+    );
+    if setup.database.is_none() {
+        assert!(
+            setup.dir.path().join("registry.db").exists(),
+            "embedded data lives in the data dir"
+        );
+    }
+}
+
+async fn keys_from_the_shell(postgres: bool) {
+    let setup = Setup::new(postgres).await;
+    setup.run(&["migrate"]);
+    let created = setup.run(&["keys", "create", "--name", "ops", "--role", "viewer"]);
+    let key = created
+        .lines()
+        .find_map(|l| l.strip_prefix("API key: "))
+        .expect("prints the key")
+        .to_owned();
+    let listed = setup.run(&["keys", "list"]);
+    assert!(
+        listed.contains(&key[..11]) && listed.contains("ops") && !listed.contains(&key),
+        "{listed}"
+    );
+
+    let server = setup.serve();
+    server.wait_ready().await;
+    assert_eq!(
+        server.viewer(&key).await["data"]["viewer"],
+        json!({ "role": "VIEWER", "scope": "INSTANCE" })
+    );
+    let scoped = setup.run(&["keys", "create", "--project", "default", "--role", "editor"]);
+    let scoped = scoped
+        .lines()
+        .find_map(|l| l.strip_prefix("API key: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        server.viewer(&scoped).await["data"]["viewer"],
+        json!({ "role": "EDITOR", "scope": "PROJECT" })
+    );
+
+    setup.run(&["keys", "revoke", &key[..11]]);
+    assert_eq!(
+        server.viewer(&key).await["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    let output = setup
+        .command(&["keys", "create", "--project", "missing"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing"));
+}
+
+#[test]
+fn print_schema_matches_the_committed_file() {
+    let output = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .arg("print-schema")
+        .output()
+        .unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+}

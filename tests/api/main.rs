@@ -1,0 +1,13 @@
+//! One integration binary: every test runs against SQLite and PostgreSQL through the real
+//! router. `cargo test sqlite` or `cargo test postgres` picks a backend.
+
+#[macro_use]
+mod support;
+
+mod access;
+mod cli;
+mod keys;
+mod limits;
+mod models;
+mod server;
+mod versions;

@@ -1,0 +1,67 @@
+//! The HTTP surface around the API: GraphiQL, health, readiness, metrics, unknown routes.
+
+use serde_json::{Value, json};
+
+backends! {
+    async fn graphiql_health_readiness_and_metrics(app) {
+        let page = app.get("/graphql").await;
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().to_lowercase().contains("graphiql"));
+
+        let health = app.get("/healthz").await;
+        assert_eq!(health.status(), 200);
+        assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
+
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status(), 200);
+        assert_eq!(ready.json::<Value>().await.unwrap()["database"], "ok");
+
+        app.ok(&app.admin, "{ viewer { role } }", json!({})).await;
+        app.fails("", "{ viewer { role } }", json!({}), "UNAUTHENTICATED").await;
+        let metrics = app.get("/metrics").await;
+        assert_eq!(metrics.status(), 200);
+        let text = metrics.text().await.unwrap();
+        for series in [
+            "mr_http_requests_total",
+            "mr_http_request_duration_seconds_bucket",
+            "mr_db_queries_total",
+            "mr_db_pool_connections",
+            "mr_graphql_errors_total{code=\"UNAUTHENTICATED\"}",
+        ] {
+            assert!(text.contains(series), "missing {series} in:\n{text}");
+        }
+    }
+
+    async fn unknown_routes_answer_the_error_envelope(app) {
+        let response = app.get("/v1/nothing-here").await;
+        assert_eq!(response.status(), 404);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+    }
+}
+
+/// PostgreSQL only: an embedded SQLite file cannot go away under a running process.
+mod readiness_fails_when_the_database_is_gone {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+        let app = crate::support::TestApp::postgres().await;
+        assert_eq!(app.get("/readyz").await.status(), 200);
+        let name = app.database_name().unwrap();
+        let mut conn = AsyncPgConnection::establish(&crate::support::postgres_server_url())
+            .await
+            .unwrap();
+        diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status(), 503);
+        assert_eq!(
+            ready.json::<Value>().await.unwrap()["error"]["code"],
+            "INTERNAL"
+        );
+    }
+}

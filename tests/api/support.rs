@@ -1,0 +1,315 @@
+//! A registry per test: the real router on a loopback port, over a fresh SQLite file or a fresh
+//! PostgreSQL database, with the bootstrap admin key.
+
+use std::net::SocketAddr;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use model_registry::domain::bootstrap;
+use model_registry::{App, Config, router};
+use serde_json::{Value, json};
+
+/// Expands each test once per backend: `<name>::sqlite` and `<name>::postgres`.
+macro_rules! backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::support::TestApp::sqlite().await;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app = $crate::support::TestApp::postgres().await;
+                $body
+            }
+        }
+    )*};
+}
+
+/// Expands `name => function` into `<name>::sqlite` and `<name>::postgres`, calling
+/// `function(postgres: bool)`: for tests that start their own processes instead of a `TestApp`.
+macro_rules! per_backend {
+    ($($name:ident => $function:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$function(false).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$function(true).await
+            }
+        }
+    )*};
+}
+
+pub struct TestApp {
+    pub app: App,
+    pub base: String,
+    pub admin: String,
+    pub client: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+    postgres: Option<TestDatabase>,
+    _dir: tempfile::TempDir,
+}
+
+/// The server a PostgreSQL test database lives on: `TEST_DATABASE_URL`, which the README's
+/// test command sets (starting a throwaway cluster when it is not given).
+pub fn postgres_server_url() -> String {
+    std::env::var("TEST_DATABASE_URL").expect(
+        "PostgreSQL tests need TEST_DATABASE_URL (postgres://user@host/db); \
+         `scripts/test` starts a throwaway server and sets it",
+    )
+}
+
+/// Swaps the database name at the end of a PostgreSQL URL.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = &base[..base.rfind('/').expect("URL has a database path")];
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// A database created for one test and dropped with it.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    server: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let server = postgres_server_url();
+        let name = format!("mr_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = AsyncPgConnection::establish(&server)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = with_database(&server, &name);
+        TestDatabase { name, url, server }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: do the async cleanup on a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut conn) = AsyncPgConnection::establish(&server).await {
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl TestApp {
+    pub async fn sqlite() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::embedded(dir.path());
+        TestApp::start(config, dir, None).await
+    }
+
+    pub async fn postgres() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let database = TestDatabase::create().await;
+        let mut config = Config::embedded(dir.path());
+        config.database_url = Some(database.url.clone());
+        TestApp::start(config, dir, Some(database)).await
+    }
+
+    async fn start(
+        config: Config,
+        dir: tempfile::TempDir,
+        postgres: Option<TestDatabase>,
+    ) -> TestApp {
+        let app = App::open(config).await.expect("open the registry");
+        let admin = bootstrap::initialize(&app.db)
+            .await
+            .unwrap()
+            .expect("a fresh instance mints a key");
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let service = router(app.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, service).await.unwrap();
+        });
+        TestApp {
+            app,
+            base,
+            admin,
+            client: reqwest::Client::new(),
+            server,
+            postgres,
+            _dir: dir,
+        }
+    }
+
+    pub fn database_name(&self) -> Option<String> {
+        self.postgres.as_ref().map(|db| db.name.clone())
+    }
+
+    /// Posts a GraphQL request with `key` (none when empty) and returns the whole response.
+    pub async fn gql(&self, key: &str, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query, "variables": variables }));
+        if !key.is_empty() {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request reaches the server");
+        assert_eq!(response.status(), 200, "GraphQL answers 200");
+        response.json().await.expect("GraphQL answers JSON")
+    }
+
+    /// The `data` of a request that must succeed.
+    pub async fn ok(&self, key: &str, query: &str, variables: Value) -> Value {
+        let response = self.gql(key, query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response:#}\nquery: {query}"
+        );
+        response["data"].clone()
+    }
+
+    /// The `extensions.code` of a request that must fail; the error is returned for more checks.
+    pub async fn fails(&self, key: &str, query: &str, variables: Value, code: &str) -> Value {
+        let response = self.gql(key, query, variables).await;
+        let error = response["errors"][0].clone();
+        assert_eq!(
+            error["extensions"]["code"], code,
+            "expected {code}, got: {response:#}\nquery: {query}"
+        );
+        error
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The bootstrap project's id.
+    pub async fn default_project(&self) -> String {
+        let data = self
+            .ok(
+                &self.admin,
+                "{ projects { edges { node { id slug } } } }",
+                json!({}),
+            )
+            .await;
+        data["projects"]["edges"][0]["node"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn default_organization(&self) -> String {
+        let data = self
+            .ok(
+                &self.admin,
+                r#"{ organization(slug: "default") { id } }"#,
+                json!({}),
+            )
+            .await;
+        data["organization"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a model with `extra` input fields; returns its id.
+    pub async fn create_model(&self, key: &str, project: &str, name: &str, extra: Value) -> String {
+        let mut input = json!({ "projectId": project, "name": name });
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let data = self
+            .ok(key, "mutation($input: CreateModelInput!) { createModel(input: $input) { model { id } } }", json!({ "input": input }))
+            .await;
+        data["createModel"]["model"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn create_version(&self, key: &str, model: &str, label: &str) -> String {
+        let data = self
+            .ok(
+                key,
+                "mutation($input: CreateModelVersionInput!) { createModelVersion(input: $input) { modelVersion { id } } }",
+                json!({ "input": { "modelId": model, "version": label } }),
+            )
+            .await;
+        data["createModelVersion"]["modelVersion"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn create_project(&self, slug: &str) -> String {
+        let org = self.default_organization().await;
+        let data = self
+            .ok(
+                &self.admin,
+                "mutation($input: CreateProjectInput!) { createProject(input: $input) { project { id } } }",
+                json!({ "input": { "organizationId": org, "slug": slug, "name": slug } }),
+            )
+            .await;
+        data["createProject"]["project"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Mints a key scoped to `project` (or the organization / instance) with `role`.
+    pub async fn key(&self, scope: Value, role: &str) -> String {
+        let mut input = json!({ "name": format!("{role} key"), "role": role });
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(scope.as_object().cloned().unwrap_or_default());
+        let data = self
+            .ok(
+                &self.admin,
+                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createApiKey"]["secret"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn project_key(&self, project: &str, role: &str) -> String {
+        self.key(json!({ "projectId": project }), role).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}

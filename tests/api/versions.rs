@@ -1,0 +1,148 @@
+//! Model versions: numbering, labels, the current version, the lifecycle, lists, quotas.
+
+use serde_json::{Value, json};
+
+const CREATE: &str = "mutation($input: CreateModelVersionInput!) { createModelVersion(input: $input) { modelVersion { id version number lifecycle description releaseDate trainingRunId metrics model { id } } } }";
+const UPDATE: &str = "mutation($input: UpdateModelVersionInput!) { updateModelVersion(input: $input) { modelVersion { id version description metrics } } }";
+const PUBLISH: &str = "mutation($input: ModelVersionIdInput!) { publishModelVersion(input: $input) { modelVersion { lifecycle } } }";
+const DEPRECATE: &str = "mutation($input: ModelVersionIdInput!) { deprecateModelVersion(input: $input) { modelVersion { lifecycle } } }";
+const DELETE: &str = "mutation($input: ModelVersionIdInput!) { deleteModelVersion(input: $input) { deletedModelVersionId model { versionCount currentVersion { id } } } }";
+const SET_CURRENT: &str = "mutation($input: ModelVersionIdInput!) { setCurrentModelVersion(input: $input) { model { currentVersion { id version } } } }";
+const MODEL: &str = "query($id: ID!) { model(id: $id) { versionCount currentVersion { version } latestPublishedVersion { version } versions { totalCount edges { node { version number } } } } }";
+
+fn labels(versions: &Value) -> Vec<&str> {
+    versions["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["version"].as_str().unwrap())
+        .collect()
+}
+
+backends! {
+    async fn versions_are_numbered_and_the_first_becomes_current(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        let data = app
+            .ok(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v1.0.0", "description": "first", "releaseDate": "2026-11-01T12:00:00Z", "trainingRunId": "run-7", "metrics": { "auc": 0.91 } } }))
+            .await;
+        let v1 = &data["createModelVersion"]["modelVersion"];
+        assert_eq!(v1["number"], 1);
+        assert_eq!(v1["lifecycle"], "DRAFT");
+        assert_eq!(v1["releaseDate"], "2026-11-01T12:00:00Z");
+        assert_eq!(v1["metrics"], json!({ "auc": 0.91 }));
+        assert_eq!(v1["model"]["id"], model);
+        let v2 = app.create_version(&app.admin, &model, "v2").await;
+        let v3 = app.create_version(&app.admin, &model, "v3").await;
+        let read = app.ok(&app.admin, MODEL, json!({ "id": model })).await;
+        assert_eq!(read["model"]["versionCount"], 3);
+        assert_eq!(read["model"]["currentVersion"]["version"], "v1.0.0");
+        assert_eq!(labels(&read["model"]["versions"]), ["v3", "v2", "v1.0.0"], "newest first");
+
+        // Numbers are never reused, even after a delete.
+        app.ok(&app.admin, DELETE, json!({ "input": { "id": v3 } })).await;
+        let v4 = app.ok(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v4" } })).await;
+        assert_eq!(v4["createModelVersion"]["modelVersion"]["number"], 4);
+
+        let current = app.ok(&app.admin, SET_CURRENT, json!({ "input": { "id": v2 } })).await;
+        assert_eq!(current["setCurrentModelVersion"]["model"]["currentVersion"]["version"], "v2");
+        // Deleting the current version leaves the model without one.
+        let deleted = app.ok(&app.admin, DELETE, json!({ "input": { "id": v2 } })).await;
+        assert_eq!(deleted["deleteModelVersion"]["deletedModelVersionId"], v2);
+        assert_eq!(deleted["deleteModelVersion"]["model"]["currentVersion"], Value::Null);
+        assert_eq!(deleted["deleteModelVersion"]["model"]["versionCount"], 2);
+    }
+
+    async fn labels_are_unique_per_model_and_well_formed(app) {
+        let project = app.default_project().await;
+        let a = app.create_model(&app.admin, &project, "a", json!({})).await;
+        let b = app.create_model(&app.admin, &project, "b", json!({})).await;
+        app.create_version(&app.admin, &a, "v1").await;
+        app.fails(&app.admin, CREATE, json!({ "input": { "modelId": a, "version": "v1" } }), "CONFLICT").await;
+        app.create_version(&app.admin, &b, "v1").await;
+        let error = app.fails(&app.admin, CREATE, json!({ "input": { "modelId": a, "version": "../etc" } }), "BAD_USER_INPUT").await;
+        assert_eq!(error["extensions"]["field"], "version");
+        let error = app.fails(&app.admin, CREATE, json!({ "input": { "modelId": a, "version": "v9", "metrics": [1, 2] } }), "BAD_USER_INPUT").await;
+        assert_eq!(error["extensions"]["field"], "metrics");
+        let read = app.ok(&app.admin, MODEL, json!({ "id": a })).await;
+        assert_eq!(read["model"]["versionCount"], 1, "failed creates leave nothing behind");
+    }
+
+    async fn lifecycle_transitions_are_guarded(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        let v1 = app.create_version(&app.admin, &model, "v1").await;
+        let error = app.fails(&app.admin, PUBLISH, json!({ "input": { "id": v1 } }), "PRECONDITION_FAILED").await;
+        assert!(error["message"].as_str().unwrap().contains("verified SHA-256"), "{error}");
+        let error = app.fails(&app.admin, DEPRECATE, json!({ "input": { "id": v1 } }), "PRECONDITION_FAILED").await;
+        assert!(error["message"].as_str().unwrap().contains("DRAFT"), "names the current state: {error}");
+        let read = app.ok(&app.admin, "query($id: ID!) { modelVersion(id: $id) { lifecycle publishedAt } }", json!({ "id": v1 })).await;
+        assert_eq!(read["modelVersion"], json!({ "lifecycle": "DRAFT", "publishedAt": null }));
+        let model_read = app.ok(&app.admin, MODEL, json!({ "id": model })).await;
+        assert_eq!(model_read["model"]["latestPublishedVersion"], Value::Null);
+    }
+
+    async fn drafts_can_be_edited(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        let v1 = app.create_version(&app.admin, &model, "v1").await;
+        app.create_version(&app.admin, &model, "v2").await;
+        let data = app.ok(&app.admin, UPDATE, json!({ "input": { "id": v1, "version": "v1.1", "description": "better", "metrics": { "f1": 0.5 } } })).await;
+        assert_eq!(data["updateModelVersion"]["modelVersion"], json!({ "id": v1, "version": "v1.1", "description": "better", "metrics": { "f1": 0.5 } }));
+        app.fails(&app.admin, UPDATE, json!({ "input": { "id": v1, "version": "v2" } }), "CONFLICT").await;
+        let cleared = app.ok(&app.admin, UPDATE, json!({ "input": { "id": v1, "description": null } })).await;
+        assert_eq!(cleared["updateModelVersion"]["modelVersion"]["description"], Value::Null);
+        assert_eq!(cleared["updateModelVersion"]["modelVersion"]["version"], "v1.1");
+    }
+
+    async fn version_lists_page_newest_first(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        for i in 1..=7 {
+            app.create_version(&app.admin, &model, &format!("v{i}")).await;
+        }
+        let query = "query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) { model(id: $id) { versions(first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { node { version } } } } }";
+        let mut seen = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let page = app.ok(&app.admin, query, json!({ "id": model, "first": 3, "after": after })).await;
+            let versions = &page["model"]["versions"];
+            assert_eq!(versions["totalCount"], 7);
+            seen.extend(labels(versions).into_iter().map(str::to_owned));
+            if versions["pageInfo"]["hasNextPage"] == false { break; }
+            after = versions["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(seen, ["v7", "v6", "v5", "v4", "v3", "v2", "v1"]);
+        let tail = app.ok(&app.admin, query, json!({ "id": model, "last": 2 })).await;
+        assert_eq!(labels(&tail["model"]["versions"]), ["v2", "v1"]);
+        assert_eq!(tail["model"]["versions"]["pageInfo"]["hasPreviousPage"], true);
+    }
+
+    async fn version_by_id_and_node(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        let v1 = app.create_version(&app.admin, &model, "v1").await;
+        let data = app.ok(&app.admin, "query($id: ID!) { modelVersion(id: $id) { version model { name } } node(id: $id) { __typename id } }", json!({ "id": v1 })).await;
+        assert_eq!(data["modelVersion"], json!({ "version": "v1", "model": { "name": "m" } }));
+        assert_eq!(data["node"], json!({ "__typename": "ModelVersion", "id": v1 }));
+        let data = app.ok(&app.admin, "query($id: ID!) { node(id: $id) { __typename } }", json!({ "id": project })).await;
+        assert_eq!(data["node"]["__typename"], "Project");
+    }
+
+    async fn monthly_version_quota_is_enforced(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        app.create_version(&app.admin, &model, "v1").await;
+        let quotas = "mutation($input: UpdateProjectQuotasInput!) { updateProjectQuotas(input: $input) { project { maxVersionsPerMonth } } }";
+        app.ok(&app.admin, quotas, json!({ "input": { "projectId": project, "maxVersionsPerMonth": 2 } })).await;
+        let v2 = app.create_version(&app.admin, &model, "v2").await;
+        let error = app.fails(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v3" } }), "QUOTA_EXCEEDED").await;
+        assert!(error["message"].as_str().unwrap().contains('2'), "{error}");
+        // Deleting a version does not hand the month's quota back.
+        app.ok(&app.admin, DELETE, json!({ "input": { "id": v2 } })).await;
+        app.fails(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v3" } }), "QUOTA_EXCEEDED").await;
+        app.ok(&app.admin, quotas, json!({ "input": { "projectId": project, "maxVersionsPerMonth": 10 } })).await;
+        let v3 = app.ok(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v3" } })).await;
+        assert_eq!(v3["createModelVersion"]["modelVersion"]["number"], 3, "refused creates used no number");
+    }
+}
