@@ -7,12 +7,12 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::schema::model_versions;
 use crate::db::types::{Id, JsonText, Timestamp};
-use crate::db::{Backend, Db, with_conn};
+use crate::db::{Db, with_conn};
 use crate::domain::values::VersionLifecycle;
 use crate::error::AppError;
 
 /// A numbered, labelled version of a model.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable, SimpleObject)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
 #[diesel(table_name = model_versions)]
 #[graphql(complex)]
 pub struct ModelVersion {
@@ -121,50 +121,46 @@ pub async fn page(
     })
 }
 
-/// The newest `limit` versions of each model (optionally only published ones), in one
-/// statement however many models are asked for: what the version DataLoaders batch into.
+/// The newest `limit` versions of each model (optionally only those in one lifecycle state),
+/// in one statement however many models are asked for: what the version DataLoaders batch.
+///
+/// A row qualifies when its number is at least the model's `limit`-th highest; that bound is a
+/// correlated lookup on the `(model_id, number)` index, so a model with thousands of versions
+/// costs a seek rather than a sort.
 pub async fn newest_per_model(
     db: &Db,
     model_ids: &[Id],
     limit: i64,
     only: Option<VersionLifecycle>,
 ) -> Result<HashMap<Id, Vec<ModelVersion>>, AppError> {
-    if model_ids.is_empty() {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool};
+    if model_ids.is_empty() || limit <= 0 {
         return Ok(HashMap::new());
     }
-    // Diesel's DSL has no window functions; the text differs per backend only in placeholders.
-    let placeholder = |i: usize| match db.backend() {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("${i}"),
-    };
-    let ids = (1..=model_ids.len())
-        .map(placeholder)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut next = model_ids.len() + 1;
-    let lifecycle = match only {
-        Some(_) => {
-            let p = placeholder(next);
-            next += 1;
-            format!(" AND lifecycle = {p}")
-        }
-        None => String::new(),
-    };
-    let sql = format!(
-        "SELECT * FROM (SELECT v.*, ROW_NUMBER() OVER (PARTITION BY v.model_id ORDER BY v.number DESC) AS rank \
-         FROM model_versions v WHERE v.model_id IN ({ids}){lifecycle}) ranked \
-         WHERE rank <= {} ORDER BY model_id, number DESC",
-        placeholder(next)
-    );
     let rows: Vec<ModelVersion> = with_conn!(db, conn => {
-        let mut query = diesel::sql_query(sql.clone()).into_boxed();
-        for id in model_ids {
-            query = query.bind::<diesel::sql_types::Text, _>(*id);
+        let mut query = model_versions::table
+            .filter(model_versions::model_id.eq_any(model_ids))
+            .select(ModelVersion::as_select())
+            .order((model_versions::model_id.asc(), model_versions::number.desc()))
+            .into_boxed();
+        let same_state = |alias: &str| match only {
+            Some(_) => format!(" AND {alias}.lifecycle = model_versions.lifecycle"),
+            None => String::new(),
+        };
+        if let Some(state) = only {
+            query = query.filter(model_versions::lifecycle.eq(state));
         }
-        if let Some(lifecycle) = only {
-            query = query.bind::<diesel::sql_types::Text, _>(lifecycle);
-        }
-        query = query.bind::<diesel::sql_types::BigInt, _>(limit);
+        query = query.filter(
+            sql::<Bool>(&format!(
+                "model_versions.number >= COALESCE((SELECT newer.number FROM model_versions newer \
+                 WHERE newer.model_id = model_versions.model_id{} \
+                 ORDER BY newer.number DESC LIMIT 1 OFFSET ",
+                same_state("newer")
+            ))
+            .bind::<BigInt, _>(limit - 1)
+            .sql("), 0)"),
+        );
         Ok::<_, AppError>(query.load(conn).await?)
     })?;
     let mut by_model: HashMap<Id, Vec<ModelVersion>> = HashMap::new();

@@ -1,10 +1,15 @@
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{ComplexObject, Context, InputObject, Interface, Object, Result, SimpleObject};
 
 use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::db::api_keys::ApiKey;
 use crate::db::loaders::{
-    LatestPublishedKey, NewestVersionsKey, OrganizationKey, ProjectKey, VersionCountKey, VersionKey,
+    LatestPublishedKey, NewestVersionsKey, OrganizationKey, ProjectKey, RegistryLoader,
+    VersionCountKey, VersionKey,
 };
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
@@ -98,42 +103,39 @@ impl Model {
     }
 }
 
-/// Loads what the selection asks of every model on a page, one batch per kind, before the
-/// per-model resolvers run. The DataLoader alone batches by a timer, so a slow pass over a
-/// large page would split into several statements; prefetched answers come from its cache.
+/// Loads what the selection asks of every model on a page, one statement per kind, and puts
+/// the answers in the request's loader cache before the per-model resolvers run. The
+/// DataLoader alone batches by a timer: a slow pass over a large page would split into several
+/// statements, and every nested kind would wait for the timer.
 async fn prefetch(ctx: &Context<'_>, page: &[Model]) -> Result<(), AppError> {
     if page.is_empty() {
         return Ok(());
     }
     let node = ctx.look_ahead().field("edges").field("node");
     let loader = ctx.loader();
-    let ids: Vec<Id> = page.iter().map(|m| m.id).collect();
+    let ids = || page.iter().map(|m| m.id);
     let versions = node.field("versions");
     let counts = async {
         if node.field("versionCount").exists() || versions.field("totalCount").exists() {
-            loader
-                .load_many(ids.iter().map(|id| VersionCountKey(*id)))
-                .await?;
+            prefill(loader, ids().map(VersionCountKey)).await?;
         }
         Ok::<_, AppError>(())
     };
     let current = async {
         if node.field("currentVersion").exists() {
-            loader
-                .load_many(
-                    page.iter()
-                        .filter_map(|m| m.current_version_id)
-                        .map(VersionKey),
-                )
-                .await?;
+            prefill(
+                loader,
+                page.iter()
+                    .filter_map(|m| m.current_version_id)
+                    .map(VersionKey),
+            )
+            .await?;
         }
         Ok(())
     };
     let latest = async {
         if node.field("latestPublishedVersion").exists() {
-            loader
-                .load_many(ids.iter().map(|id| LatestPublishedKey(*id)))
-                .await?;
+            prefill(loader, ids().map(LatestPublishedKey)).await?;
         }
         Ok(())
     };
@@ -160,28 +162,50 @@ async fn prefetch(ctx: &Context<'_>, page: &[Model]) -> Result<(), AppError> {
             }
         }
         for limit in limits {
-            loader
-                .load_many(ids.iter().map(|id| NewestVersionsKey { model: *id, limit }))
-                .await?;
+            prefill(
+                loader,
+                ids().map(|model| NewestVersionsKey { model, limit }),
+            )
+            .await?;
         }
         Ok(())
     };
     let projects = async {
         let project = node.field("project");
         if project.exists() {
-            let found = loader
-                .load_many(page.iter().map(|m| ProjectKey(m.project_id)))
-                .await?;
+            let found = prefill(loader, page.iter().map(|m| ProjectKey(m.project_id))).await?;
             if project.field("organization").exists() {
-                loader
-                    .load_many(found.values().map(|p| OrganizationKey(p.organization_id)))
-                    .await?;
+                prefill(
+                    loader,
+                    found.values().map(|p| OrganizationKey(p.organization_id)),
+                )
+                .await?;
             }
         }
         Ok(())
     };
     futures::try_join!(counts, current, latest, newest, projects)?;
     Ok(())
+}
+
+/// Runs one batch for `keys` now and caches the answers for this request.
+async fn prefill<K>(
+    loader: &DataLoader<RegistryLoader, HashMapCache>,
+    keys: impl Iterator<Item = K>,
+) -> Result<HashMap<K, <RegistryLoader as Loader<K>>::Value>, AppError>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    RegistryLoader: Loader<K, Error = AppError>,
+{
+    let mut keys: Vec<K> = keys.collect();
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let values = loader.loader().load(&keys).await?;
+    loader.feed_many(values.clone()).await;
+    Ok(values)
 }
 
 /// Anything with a global id. Values live for one request, so the variants' sizes matter little.

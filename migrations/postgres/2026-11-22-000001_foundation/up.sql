@@ -86,6 +86,8 @@ CREATE UNIQUE INDEX models_project_slug ON models (project_id, slug) WHERE delet
 CREATE INDEX models_project_created ON models (project_id, created_at, id);
 CREATE INDEX models_project_updated ON models (project_id, updated_at, id);
 CREATE INDEX models_created ON models (created_at, id);
+-- Small enough to count live models without reading their rows (totalCount, quotas).
+CREATE INDEX models_live ON models (archived, project_id, deleted_at) WHERE deleted_at IS NULL;
 
 CREATE TABLE model_versions (
     id TEXT PRIMARY KEY,
