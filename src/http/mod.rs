@@ -58,10 +58,17 @@ async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) ->
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return AppError::PayloadTooLarge(format!(
+            // The rest of the body is left unread, so this connection cannot carry another
+            // request: say so, or a client may reuse it and see a reset.
+            let mut response = AppError::PayloadTooLarge(format!(
                 "a GraphQL request may be at most {limit} bytes"
             ))
             .into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return response;
         }
     };
     let request: async_graphql::Request = match serde_json::from_slice(&bytes) {

@@ -74,6 +74,7 @@ backends! {
             .await
             .unwrap();
         assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()["connection"], "close", "the unread body ends the connection");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
 
