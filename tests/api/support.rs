@@ -215,6 +215,33 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Marks a version PUBLISHED in the database. Publishing through the API needs a verified
+    /// artifact, which this build cannot store yet; this fixture stands in for that step.
+    pub async fn mark_published(&self, version: &str) {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use model_registry::db::Pool;
+        use model_registry::db::schema::model_versions;
+        use model_registry::db::types::{Id, Timestamp};
+        use model_registry::domain::values::VersionLifecycle;
+        let id: Id = version.parse().unwrap();
+        let update = diesel::update(model_versions::table.find(id)).set((
+            model_versions::lifecycle.eq(VersionLifecycle::Published),
+            model_versions::published_at.eq(Timestamp::now()),
+        ));
+        let changed = match self.app.db.pool() {
+            Pool::Sqlite(pool) => update
+                .execute(&mut pool.get().await.unwrap())
+                .await
+                .unwrap(),
+            Pool::Postgres(pool) => update
+                .execute(&mut pool.get().await.unwrap())
+                .await
+                .unwrap(),
+        };
+        assert_eq!(changed, 1);
+    }
+
     /// The bootstrap project's id.
     pub async fn default_project(&self) -> String {
         let data = self

@@ -145,4 +145,46 @@ backends! {
         let v3 = app.ok(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v3" } })).await;
         assert_eq!(v3["createModelVersion"]["modelVersion"]["number"], 3, "refused creates used no number");
     }
+
+    async fn published_versions_are_frozen_and_can_be_deprecated(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        let other = app.create_model(&app.admin, &project, "n", json!({})).await;
+        let v1 = app.create_version(&app.admin, &model, "v1").await;
+        let v2 = app.create_version(&app.admin, &model, "v2").await;
+        app.create_version(&app.admin, &model, "v3").await;
+        let n1 = app.create_version(&app.admin, &other, "n1").await;
+        app.mark_published(&v1).await;
+        app.mark_published(&v2).await;
+        app.mark_published(&n1).await;
+
+        // Through the batched list path and through a single lookup.
+        let list = app
+            .ok(&app.admin, "{ models(orderBy: { field: NAME, direction: ASC }) { edges { node { name latestPublishedVersion { version } } } } }", json!({}))
+            .await;
+        assert_eq!(
+            list["models"]["edges"],
+            json!([
+                { "node": { "name": "m", "latestPublishedVersion": { "version": "v2" } } },
+                { "node": { "name": "n", "latestPublishedVersion": { "version": "n1" } } }
+            ])
+        );
+
+        let error = app.fails(&app.admin, UPDATE, json!({ "input": { "id": v2, "version": "v2b" } }), "PRECONDITION_FAILED").await;
+        assert!(error["message"].as_str().unwrap().contains("PUBLISHED"), "{error}");
+        app.fails(&app.admin, UPDATE, json!({ "input": { "id": v2, "metrics": { "a": 1 } } }), "PRECONDITION_FAILED").await;
+        let described = app.ok(&app.admin, UPDATE, json!({ "input": { "id": v2, "description": "release notes" } })).await;
+        assert_eq!(described["updateModelVersion"]["modelVersion"]["description"], "release notes");
+        let error = app.fails(&app.admin, PUBLISH, json!({ "input": { "id": v2 } }), "PRECONDITION_FAILED").await;
+        assert!(error["message"].as_str().unwrap().contains("PUBLISHED"), "{error}");
+
+        let data = app.ok(&app.admin, DEPRECATE, json!({ "input": { "id": v2 } })).await;
+        assert_eq!(data["deprecateModelVersion"]["modelVersion"]["lifecycle"], "DEPRECATED");
+        let read = app.ok(&app.admin, "query($id: ID!) { modelVersion(id: $id) { deprecatedAt publishedAt } }", json!({ "id": v2 })).await;
+        assert!(read["modelVersion"]["deprecatedAt"].is_string() && read["modelVersion"]["publishedAt"].is_string());
+        let error = app.fails(&app.admin, DEPRECATE, json!({ "input": { "id": v2 } }), "PRECONDITION_FAILED").await;
+        assert!(error["message"].as_str().unwrap().contains("DEPRECATED"), "{error}");
+        let after = app.ok(&app.admin, MODEL, json!({ "id": model })).await;
+        assert_eq!(after["model"]["latestPublishedVersion"]["version"], "v1");
+    }
 }
