@@ -1,0 +1,307 @@
+//! Throughput of the hottest read: `models(first: 50)` with nested versions, current version
+//! and project, at N concurrent clients over loopback HTTP, against a seeded registry.
+//!
+//! cargo bench --bench models_list -- [--database-url URL] [--models 10000] [--versions 3]
+//!                                    [--clients 8] [--seconds 10] [--query Q]...
+//!
+//! Without --database-url it uses SQLite in a temporary folder. The same run measures
+//! `GET /healthz` with the same clients: the ceiling this machine's loopback and HTTP stack
+//! allow, to read the API's number against.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use model_registry::auth;
+use model_registry::domain::models::{CreateModelInput, create as create_model};
+use model_registry::domain::versions::{CreateModelVersionInput, create as create_version};
+use model_registry::{App, Config, router};
+use serde_json::json;
+
+/// The shape the performance target is stated for: a page of 50 with nested versions, the
+/// current version and the project.
+const QUERY: &str = "{ models(first: 50) { edges { node { id name slug status
+    versions(first: 5) { edges { node { id version number lifecycle } } }
+    currentVersion { id version } project { slug } } } } }";
+
+/// The same page with the aggregates a list view may add; reported on a line of its own.
+const QUERY_WITH_COUNTS: &str =
+    "{ models(first: 50) { totalCount edges { node { id name slug status versionCount
+    versions(first: 5) { totalCount edges { node { id version number lifecycle } } }
+    currentVersion { id version } project { slug } } } } }";
+
+struct Args {
+    database_url: Option<String>,
+    models: usize,
+    versions: usize,
+    clients: usize,
+    seconds: u64,
+    /// Extra GraphQL queries to measure after the standard one, to see what a field costs.
+    queries: Vec<String>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        database_url: None,
+        models: 10_000,
+        versions: 3,
+        clients: 8,
+        seconds: 10,
+        queries: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().expect("flag needs a value");
+        match flag.as_str() {
+            "--database-url" => args.database_url = Some(value()),
+            "--models" => args.models = value().parse().unwrap(),
+            "--versions" => args.versions = value().parse().unwrap(),
+            "--clients" => args.clients = value().parse().unwrap(),
+            "--seconds" => args.seconds = value().parse().unwrap(),
+            "--query" => args.queries.push(value()),
+            "--bench" => {}
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(args));
+}
+
+struct Load {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Load {
+    fn percentile(&self, p: f64) -> f64 {
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+
+    fn line(&self, what: &str) -> String {
+        format!(
+            "| {what} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            self.percentile(0.50),
+            self.percentile(0.95),
+            self.percentile(0.99)
+        )
+    }
+}
+
+/// `clients` loops sending `request` back to back for `seconds`.
+async fn load(
+    clients: usize,
+    seconds: u64,
+    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Clone + Send + 'static,
+) -> Load {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let tasks = (0..clients).map(|_| {
+        let request = request.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = request(&client).send().await.expect("request");
+                assert!(
+                    response.status().is_success(),
+                    "status {}",
+                    response.status()
+                );
+                let body = response.bytes().await.expect("body");
+                assert!(!body.is_empty());
+                latencies.push(t.elapsed());
+            }
+            latencies
+        })
+    });
+    let mut latencies: Vec<Duration> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .collect();
+    let elapsed = start.elapsed();
+    latencies.sort();
+    Load {
+        requests: latencies.len(),
+        elapsed,
+        latencies,
+    }
+}
+
+async fn run(args: Args) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::embedded(dir.path());
+    config.database_url = args.database_url.clone();
+    config.db_pool_size = 16;
+    let app = App::open(config).await.expect("open registry");
+    let backend = format!("{:?}", app.db.backend());
+    let admin = match model_registry::domain::bootstrap::initialize(&app.db)
+        .await
+        .unwrap()
+    {
+        Some(key) => key,
+        None => panic!("the benchmark needs an empty database"),
+    };
+    let caller = auth::authenticate(&app.db, &admin).await.unwrap();
+    let project = model_registry::db::projects::find_by_slug(&app.db, "default")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+
+    let seed_start = Instant::now();
+    futures::stream::iter(0..args.models)
+        .for_each_concurrent(4, |i| {
+            let (db, caller) = (app.db.clone(), caller.clone());
+            let versions = args.versions;
+            async move {
+                let model = create_model(
+                    &db,
+                    &caller,
+                    CreateModelInput {
+                        project_id: project,
+                        name: format!("model-{i:05}"),
+                        slug: None,
+                        description: Some(format!("Benchmark model number {i}")),
+                        long_description: None,
+                        product_type: None,
+                        provider: Some("bench".into()),
+                        environment: None,
+                        risk_classification: None,
+                        lifecycle_stage: None,
+                        model_family: None,
+                        model_task_type: Some("classification".into()),
+                        model_architecture: None,
+                        framework: Some(["torch", "onnx", "sklearn"][i % 3].into()),
+                        intended_use: None,
+                        limitations: None,
+                        deployment_status: None,
+                        serving_url: None,
+                        input_schema: None,
+                        output_schema: None,
+                        ai_system_type: None,
+                        vendor_name: None,
+                        vendor_product_name: None,
+                        vendor_model_id: None,
+                        deployment_environment: None,
+                        business_use_case: None,
+                        is_gpai: None,
+                        capabilities: Some(vec!["scoring".into()]),
+                        tags: None,
+                        enabled: None,
+                    },
+                )
+                .await
+                .expect("seed model");
+                for v in 1..=versions {
+                    create_version(
+                        &db,
+                        &caller,
+                        CreateModelVersionInput {
+                            model_id: model.id,
+                            version: format!("v{v}"),
+                            description: None,
+                            release_date: None,
+                            training_run_id: None,
+                            metrics: Some(model_registry::db::types::JsonText(
+                                json!({ "auc": 0.9 }),
+                            )),
+                        },
+                    )
+                    .await
+                    .expect("seed version");
+                }
+            }
+        })
+        .await;
+    let seeded = seed_start.elapsed();
+    if let Some(url) = args
+        .database_url
+        .as_deref()
+        .filter(|u| u.starts_with("postgres"))
+    {
+        // What autovacuum reaches on a live server: statistics and a visibility map.
+        let status = std::process::Command::new("psql")
+            .args([url, "-qc", "VACUUM ANALYZE"])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "VACUUM ANALYZE through psql failed"
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let service = router(app.clone());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+
+    let graphql = |query: String| {
+        let (url, key) = (format!("{base}/graphql"), admin.clone());
+        move |client: &reqwest::Client| {
+            client
+                .post(&url)
+                .bearer_auth(&key)
+                .json(&json!({ "query": query }))
+        }
+    };
+    // Warm the pool, the page cache and the statement caches.
+    load(args.clients, 2, graphql(QUERY.to_owned())).await;
+    let before = app.db.query_count();
+    let api = load(args.clients, args.seconds, graphql(QUERY.to_owned())).await;
+    let statements = (app.db.query_count() - before) as f64 / api.requests as f64;
+    let mut extra = Vec::new();
+    let mut queries = vec![QUERY_WITH_COUNTS.to_owned()];
+    queries.extend(args.queries.iter().cloned());
+    for query in &queries {
+        extra.push((
+            query.clone(),
+            load(args.clients, args.seconds, graphql(query.clone())).await,
+        ));
+    }
+    let health_url = format!("{base}/healthz");
+    let health = load(
+        args.clients,
+        args.seconds,
+        move |client: &reqwest::Client| client.get(&health_url),
+    )
+    .await;
+
+    println!(
+        "backend: {backend}; seeded {} models x {} versions in {:.1} s",
+        args.models,
+        args.versions,
+        seeded.as_secs_f64()
+    );
+    println!(
+        "{} clients, {} s each, statements per models request: {statements:.1}",
+        args.clients, args.seconds
+    );
+    println!("| request | requests/s | p50 ms | p95 ms | p99 ms |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "{}",
+        api.line(&format!("models(first: 50) nested, {backend}"))
+    );
+    for (query, result) in &extra {
+        if query == QUERY_WITH_COUNTS {
+            println!(
+                "{}",
+                result.line(&format!("same + totalCount and versionCount, {backend}"))
+            );
+            continue;
+        }
+        println!("{}", result.line(&format!("`{query}`")));
+    }
+    println!("{}", health.line("GET /healthz (loopback ceiling)"));
+}
