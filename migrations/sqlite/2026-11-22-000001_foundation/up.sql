@@ -82,11 +82,13 @@ CREATE TABLE models (
 -- A deleted model keeps its row (status DELETED) but frees its name and slug.
 CREATE UNIQUE INDEX models_project_name ON models (project_id, name) WHERE deleted_at IS NULL;
 CREATE UNIQUE INDEX models_project_slug ON models (project_id, slug) WHERE deleted_at IS NULL;
-CREATE INDEX models_project_created ON models (project_id, created_at, id);
-CREATE INDEX models_project_updated ON models (project_id, updated_at, id);
-CREATE INDEX models_created ON models (created_at, id);
--- Small enough to count live models without reading their rows (totalCount, quotas).
-CREATE INDEX models_live ON models (archived, project_id, deleted_at) WHERE deleted_at IS NULL;
+-- Lists and counts read live rows only. Each ordering has its own partial index, and each
+-- carries `archived` so that counting (totalCount, quotas) needs no table rows.
+CREATE INDEX models_created ON models (created_at, id, archived, project_id) WHERE deleted_at IS NULL;
+CREATE INDEX models_updated ON models (updated_at, id, archived, project_id) WHERE deleted_at IS NULL;
+CREATE INDEX models_name ON models (name, id, archived, project_id) WHERE deleted_at IS NULL;
+CREATE INDEX models_project_created ON models (project_id, created_at, id, archived) WHERE deleted_at IS NULL;
+CREATE INDEX models_project_updated ON models (project_id, updated_at, id, archived) WHERE deleted_at IS NULL;
 
 CREATE TABLE model_versions (
     id TEXT PRIMARY KEY,
