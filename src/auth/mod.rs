@@ -176,20 +176,16 @@ impl ApiKey {
     }
 }
 
-/// Resolves a key's scope; a project key also names its project's organization.
-pub async fn scope_of(db: &Db, key: &ApiKey) -> Result<Scope, AppError> {
+/// Resolves a key's scope; a project key also names its project's organization. `None`
+/// when the key's project no longer exists.
+pub async fn scope_of(db: &Db, key: &ApiKey) -> Result<Option<Scope>, AppError> {
     Ok(match (key.organization_id, key.project_id) {
-        (_, Some(project)) => {
-            let p = projects::find(db, project)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
-            Scope::Project {
-                organization: p.organization_id,
-                project,
-            }
-        }
-        (Some(org), None) => Scope::Organization(org),
-        (None, None) => Scope::Instance,
+        (_, Some(project)) => projects::find(db, project).await?.map(|p| Scope::Project {
+            organization: p.organization_id,
+            project,
+        }),
+        (Some(org), None) => Some(Scope::Organization(org)),
+        (None, None) => Some(Scope::Instance),
     })
 }
 
@@ -216,7 +212,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Principal, AppError> 
     if stale {
         api_keys::touch(db, key.id, now).await?;
     }
-    let scope = scope_of(db, &key).await?;
+    let scope = scope_of(db, &key).await?.ok_or(AppError::Unauthenticated)?;
     Ok(Principal { key, scope })
 }
 

@@ -4,7 +4,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::schema::api_keys;
 use crate::db::types::{Id, Timestamp};
-use crate::db::{Db, with_conn};
+use crate::db::{Db, with_conn, with_tx};
 use crate::domain::values::Role;
 use crate::error::AppError;
 
@@ -48,16 +48,14 @@ pub async fn find(db: &Db, id: Id) -> Result<Option<ApiKey>, AppError> {
 }
 
 pub async fn insert(db: &Db, key: &ApiKey) -> Result<(), AppError> {
-    let _writer = db.write_guard().await;
-    with_conn!(db, conn => {
+    with_tx!(db, conn => {
         diesel::insert_into(api_keys::table).values(key).execute(conn).await?;
         Ok(())
     })
 }
 
 pub async fn revoke(db: &Db, id: Id, at: Timestamp) -> Result<ApiKey, AppError> {
-    let _writer = db.write_guard().await;
-    with_conn!(db, conn => {
+    with_tx!(db, conn => {
         // Revoking twice keeps the first revocation time.
         diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
             .set(api_keys::revoked_at.eq(at))
@@ -68,8 +66,7 @@ pub async fn revoke(db: &Db, id: Id, at: Timestamp) -> Result<ApiKey, AppError> 
 }
 
 pub async fn touch(db: &Db, id: Id, at: Timestamp) -> Result<(), AppError> {
-    let _writer = db.write_guard().await;
-    with_conn!(db, conn => {
+    with_tx!(db, conn => {
         diesel::update(api_keys::table.find(id))
             .set(api_keys::last_used_at.eq(at))
             .execute(conn)

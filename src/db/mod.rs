@@ -179,7 +179,7 @@ impl Db {
     }
 
     /// Held for the length of a write transaction on SQLite; free on PostgreSQL.
-    pub async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend() {
             Backend::Sqlite => Some(self.sqlite_writer.lock().await),
             Backend::Postgres => None,
@@ -311,6 +311,8 @@ macro_rules! with_conn {
 pub(crate) use with_conn;
 
 /// Runs `$body` in one transaction: committed when it returns `Ok`, rolled back on `Err`.
+/// Every write goes through here, even a single statement, so that on SQLite it holds the
+/// writer lock (see [`Db`]) and cannot invalidate another transaction's read snapshot.
 macro_rules! with_tx {
     ($db:expr, $conn:ident => $body:expr) => {{
         let _writer = $db.write_guard().await;

@@ -4,7 +4,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::schema::organizations;
 use crate::db::types::{Id, Timestamp};
-use crate::db::{Db, with_conn};
+use crate::db::{Db, with_conn, with_tx};
 use crate::error::AppError;
 
 /// A tenant: owns projects and organization-scoped keys.
@@ -48,7 +48,7 @@ pub async fn list(db: &Db, only: Option<Id>) -> Result<Vec<Organization>, AppErr
 }
 
 pub async fn insert(db: &Db, org: &Organization) -> Result<(), AppError> {
-    with_conn!(db, conn => {
+    with_tx!(db, conn => {
         diesel::insert_into(organizations::table).values(org).execute(conn).await.map_err(|e| {
             if crate::error::is_unique_violation(&e) {
                 AppError::conflict(format!("an organization with slug `{}` already exists", org.slug))

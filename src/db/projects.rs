@@ -4,7 +4,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::schema::projects;
 use crate::db::types::{Id, Timestamp};
-use crate::db::{Db, with_conn};
+use crate::db::{Db, with_conn, with_tx};
 use crate::error::AppError;
 
 /// A space inside an organization: every model belongs to one.
@@ -74,7 +74,7 @@ pub async fn list(db: &Db, set: ProjectSet) -> Result<Vec<Project>, AppError> {
 }
 
 pub async fn insert(db: &Db, project: &Project) -> Result<(), AppError> {
-    with_conn!(db, conn => {
+    with_tx!(db, conn => {
         diesel::insert_into(projects::table).values(project).execute(conn).await.map_err(|e| {
             if crate::error::is_unique_violation(&e) {
                 AppError::conflict(format!("a project with slug `{}` already exists", project.slug))
@@ -92,7 +92,7 @@ pub async fn set_quotas(
     max_models: Option<i64>,
     max_versions_per_month: Option<i64>,
 ) -> Result<Project, AppError> {
-    with_conn!(db, conn => {
+    with_tx!(db, conn => {
         Ok(diesel::update(projects::table.find(id))
             .set((
                 projects::max_models.eq(max_models),

@@ -2,10 +2,10 @@
 
 use async_graphql::InputObject;
 
-use crate::auth::{Principal, Scope, keys};
+use crate::auth::{Principal, Scope, keys, scope_of};
+use crate::db::Db;
 use crate::db::api_keys::{self, ApiKey, KeySet};
 use crate::db::types::{Id, Timestamp};
-use crate::db::{Db, projects};
 use crate::domain::values::Role;
 use crate::domain::{organizations, validate};
 use crate::error::AppError;
@@ -96,26 +96,13 @@ pub async fn create(
     mint(db, &input.name, input.role, scope, input.expires_at).await
 }
 
-/// The scope a stored key covers, for deciding who may manage it.
-async fn stored_scope(db: &Db, key: &ApiKey) -> Result<Scope, AppError> {
-    Ok(match (key.organization_id, key.project_id) {
-        (_, Some(project)) => match projects::find(db, project).await? {
-            Some(p) => Scope::Project {
-                organization: p.organization_id,
-                project,
-            },
-            None => return Err(AppError::NotFound("API key")),
-        },
-        (Some(org), None) => Scope::Organization(org),
-        (None, None) => Scope::Instance,
-    })
-}
-
 pub async fn revoke(db: &Db, caller: &Principal, id: Id) -> Result<ApiKey, AppError> {
     let key = api_keys::find(db, id)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
-    let scope = stored_scope(db, &key).await?;
+    let scope = scope_of(db, &key)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
     caller.require_key_admin(scope).map_err(|e| match e {
         AppError::Forbidden(_) if caller.role() == Role::Admin => AppError::NotFound("API key"),
         AppError::NotFound(_) => AppError::NotFound("API key"),

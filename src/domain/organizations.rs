@@ -172,7 +172,6 @@ pub async fn update_quotas(
         input.max_versions_per_month,
         project.max_versions_per_month,
     )?;
-    let _writer = db.write_guard().await;
     projects::set_quotas(db, project.id, max_models, max_versions).await
 }
 

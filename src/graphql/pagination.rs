@@ -48,8 +48,7 @@ pub fn slice<T: OutputType>(
     let total = items.len() as i64;
     let position = |c: &Cursor| items.iter().position(|item| cursor(item).id == c.id);
     let (start, end) = match (&page.cursor, page.backward) {
-        (None, false) => (0, items.len()),
-        (None, true) => (0, items.len()),
+        (None, _) => (0, items.len()),
         (Some(c), false) => (position(c).map_or(items.len(), |i| i + 1), items.len()),
         (Some(c), true) => (0, position(c).unwrap_or(0)),
     };
