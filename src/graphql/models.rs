@@ -14,7 +14,7 @@ use crate::db::loaders::{
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
 use crate::db::organizations::Organization;
-use crate::db::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page};
+use crate::db::page::{Page, PageRequest};
 use crate::db::projects::Project;
 use crate::db::types::Id;
 use crate::domain::models::{self, CreateModelInput, Tag, UpdateModelInput};
@@ -79,14 +79,12 @@ impl Model {
     ) -> Result<Conn<ModelVersion>> {
         let page = pagination::request(first, after, last, before)?;
         let want_total = ctx.wants_total();
-        // The first page of many models at once (a models list) is batched; cursors and
-        // backward pages read one model's list directly.
-        let result = if page.cursor.is_none() && !page.backward {
+        let result = if let Some(limit) = batched_limit(&page) {
             let loader = ctx.loader();
             let rows = loader
                 .load_one(NewestVersionsKey {
                     model: self.id,
-                    limit: page.limit + 1,
+                    limit,
                 })
                 .await?
                 .unwrap_or_default();
@@ -101,6 +99,13 @@ impl Model {
         };
         Ok(pagination::connection(result, model_versions::cursor))
     }
+}
+
+/// The first page of a model's versions is read for many models at once (a models list), with
+/// the loader key's limit one past the page to tell whether more follow; cursors and backward
+/// pages read one model's list directly. `None`: not batched.
+fn batched_limit(page: &PageRequest) -> Option<i64> {
+    (page.cursor.is_none() && !page.backward).then_some(page.limit + 1)
 }
 
 /// Loads what the selection asks of every model on a page, one statement per kind, and puts
@@ -140,24 +145,31 @@ async fn prefetch(ctx: &Context<'_>, page: &[Model]) -> Result<(), AppError> {
         Ok(())
     };
     let newest = async {
-        // Only first pages are batched (see `Model::versions`); each distinct size once.
+        // Each distinct batched page the selection asks for (aliases may differ), once.
+        // Arguments the resolver will refuse are skipped here: it reports them.
         let mut limits = Vec::new();
         for field in versions.selection_fields() {
             let args = field.arguments().unwrap_or_default();
             let arg = |name: &str| {
                 args.iter()
                     .find(|(n, _)| n.as_str() == name)
-                    .map(|(_, v)| v)
+                    .map(|(_, v)| v.clone())
             };
-            if arg("after").is_some() || arg("last").is_some() || arg("before").is_some() {
-                continue;
-            }
-            let first = match arg("first") {
-                Some(async_graphql::Value::Number(n)) => n.as_i64().unwrap_or(DEFAULT_PAGE_SIZE),
-                _ => DEFAULT_PAGE_SIZE,
+            let int = |name: &str| match arg(name) {
+                Some(async_graphql::Value::Number(n)) => {
+                    n.as_i64().and_then(|n| i32::try_from(n).ok())
+                }
+                _ => None,
             };
-            let limit = first.clamp(0, MAX_PAGE_SIZE) + 1;
-            if !limits.contains(&limit) {
+            let text = |name: &str| match arg(name) {
+                Some(async_graphql::Value::String(s)) => Some(s),
+                _ => None,
+            };
+            let page =
+                pagination::request(int("first"), text("after"), int("last"), text("before"));
+            if let Some(limit) = page.ok().as_ref().and_then(batched_limit)
+                && !limits.contains(&limit)
+            {
                 limits.push(limit);
             }
         }
