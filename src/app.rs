@@ -5,8 +5,9 @@ use std::sync::{Arc, OnceLock};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, blobs};
 use crate::graphql::{RegistrySchema, build_schema};
+use crate::storage::{Signer, Storage, random_key};
 
 #[derive(Clone)]
 pub struct App {
@@ -14,14 +15,22 @@ pub struct App {
     pub config: Arc<Config>,
     pub schema: RegistrySchema,
     pub metrics: PrometheusHandle,
+    pub storage: Arc<Storage>,
+    pub signer: Arc<Signer>,
 }
 
 impl App {
-    /// Connects to the configured database and applies pending migrations.
+    /// Connects to the configured database (applying pending migrations) and storage.
     pub async fn open(config: Config) -> anyhow::Result<App> {
         let db = Db::connect(&config.database_url(), config.db_pool_size).await?;
+        let storage = Storage::open(&config.storage_url())?;
+        let key = blobs::secret(&db, "url-signing-key", random_key)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the URL-signing key: {}", e.message()))?;
         Ok(App {
             db,
+            storage: Arc::new(storage),
+            signer: Arc::new(Signer::new(key.as_bytes())),
             config: Arc::new(config),
             schema: build_schema(),
             metrics: metrics_handle(),

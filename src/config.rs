@@ -21,7 +21,7 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// Folder for the embedded database (and, later, blobs); created when missing.
+    /// Folder for the embedded database and, by default, the blobs; created when missing.
     #[arg(long, env = "MR_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
@@ -36,6 +36,35 @@ pub struct Config {
     /// Largest GraphQL request body, in bytes; larger ones are answered 413.
     #[arg(long, env = "MR_GRAPHQL_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
     pub graphql_body_limit: usize,
+
+    /// `fs://DIR`, `s3://BUCKET/PREFIX` (endpoint, region and credentials from `AWS_*` or
+    /// `?endpoint=&region=&access_key_id=&secret_access_key=`) or `memory://`; default:
+    /// `fs://<data dir>/blobs`.
+    #[arg(long, env = "STORAGE_URL", global = true, hide_env_values = true)]
+    pub storage_url: Option<String>,
+
+    /// The URL clients reach this server at, for the URLs it hands out (chunk and signed
+    /// download URLs); default: from the request's `Host` header.
+    #[arg(long, env = "MR_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// How long an upload session stays open, in seconds.
+    #[arg(long, env = "MR_UPLOAD_TTL_SECS", default_value_t = 24 * 3600, global = true)]
+    pub upload_ttl_secs: u64,
+
+    /// How long unreferenced blobs are kept before the collector removes them, in seconds.
+    #[arg(long, env = "MR_BLOB_RETENTION_SECS", default_value_t = 7 * 24 * 3600, global = true)]
+    pub blob_retention_secs: u64,
+
+    /// How often background jobs (expiring sessions, collecting blobs) run, in seconds; 0
+    /// turns them off on this replica.
+    #[arg(
+        long,
+        env = "MR_JOBS_INTERVAL_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub jobs_interval_secs: u64,
 
     #[arg(
         long,
@@ -55,6 +84,13 @@ impl Config {
         }
     }
 
+    pub fn storage_url(&self) -> String {
+        match &self.storage_url {
+            Some(url) => url.clone(),
+            None => format!("fs://{}", self.data_dir.join("blobs").display()),
+        }
+    }
+
     /// The embedded defaults with the data in `dir`: what tests and benchmarks start from.
     pub fn embedded(dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -63,6 +99,11 @@ impl Config {
             database_url: None,
             db_pool_size: 8,
             graphql_body_limit: 1024 * 1024,
+            storage_url: None,
+            public_url: None,
+            upload_ttl_secs: 24 * 3600,
+            blob_retention_secs: 7 * 24 * 3600,
+            jobs_interval_secs: 0,
             log_format: LogFormat::Text,
         }
     }

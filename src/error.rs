@@ -26,6 +26,13 @@ pub enum AppError {
     PreconditionFailed(String),
     QuotaExceeded(String),
     PayloadTooLarge(String),
+    /// Received bytes do not hash to the digest the client announced.
+    ChecksumMismatch {
+        expected: String,
+        actual: String,
+    },
+    /// The object existed but its time ran out (an expired upload session): 410 on REST.
+    Gone(String),
     /// The database could not hand out a connection in time: the caller may retry.
     Unavailable,
     Internal,
@@ -67,6 +74,8 @@ impl AppError {
             AppError::PreconditionFailed(_) => "PRECONDITION_FAILED",
             AppError::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            AppError::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
+            AppError::Gone(_) => "PRECONDITION_FAILED",
             AppError::Unavailable | AppError::Internal => "INTERNAL",
         }
     }
@@ -81,6 +90,8 @@ impl AppError {
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::ChecksumMismatch { .. } => StatusCode::BAD_REQUEST,
+            AppError::Gone(_) => StatusCode::GONE,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,7 +110,11 @@ impl AppError {
             | AppError::Conflict(m)
             | AppError::PreconditionFailed(m)
             | AppError::QuotaExceeded(m)
-            | AppError::PayloadTooLarge(m) => m.clone(),
+            | AppError::PayloadTooLarge(m)
+            | AppError::Gone(m) => m.clone(),
+            AppError::ChecksumMismatch { expected, actual } => {
+                format!("the bytes received hash to sha256 {actual}, not the expected {expected}")
+            }
             AppError::Unavailable => "the service is temporarily unavailable; retry shortly".into(),
             AppError::Internal => "internal error".into(),
         }
@@ -116,6 +131,10 @@ impl AppError {
         let mut error = serde_json::json!({ "code": self.code(), "message": self.message() });
         if let Some(field) = self.field() {
             error["field"] = field.into();
+        }
+        if let AppError::ChecksumMismatch { expected, actual } = self {
+            error["expectedSha256"] = expected.as_str().into();
+            error["actualSha256"] = actual.as_str().into();
         }
         serde_json::json!({ "error": error })
     }
@@ -159,6 +178,10 @@ impl From<AppError> for async_graphql::Error {
             ext.set("code", err.code());
             if let Some(field) = err.field() {
                 ext.set("field", field);
+            }
+            if let AppError::ChecksumMismatch { expected, actual } = &err {
+                ext.set("expectedSha256", expected.as_str());
+                ext.set("actualSha256", actual.as_str());
             }
         });
         gql
@@ -204,6 +227,15 @@ mod tests {
                 "PAYLOAD_TOO_LARGE",
                 413,
             ),
+            (
+                AppError::ChecksumMismatch {
+                    expected: "a".into(),
+                    actual: "b".into(),
+                },
+                "CHECKSUM_MISMATCH",
+                400,
+            ),
+            (AppError::Gone("expired".into()), "PRECONDITION_FAILED", 410),
             (AppError::Unavailable, "INTERNAL", 503),
             (AppError::Internal, "INTERNAL", 500),
         ];

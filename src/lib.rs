@@ -5,12 +5,15 @@
 
 pub mod app;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
+pub mod storage;
 
 pub use app::App;
 pub use config::Config;

@@ -8,7 +8,7 @@ use model_registry::db::types::Timestamp;
 use model_registry::db::{organizations, projects};
 use model_registry::domain::values::Role;
 use model_registry::domain::{api_keys as key_rules, bootstrap};
-use model_registry::{App, db, graphql, router};
+use model_registry::{App, client, db, graphql, jobs, router};
 use tracing_subscriber::EnvFilter;
 
 /// A model registry server: models, versions and artifacts behind one GraphQL API.
@@ -34,6 +34,58 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     PrintSchema,
+    /// Expire overdue upload sessions and remove unreferenced blobs now, then exit.
+    Gc {
+        /// Remove blobs unreferenced for at least this many seconds (default: the configured
+        /// retention, 7 days).
+        #[arg(long)]
+        retention_secs: Option<u64>,
+    },
+    /// Upload files as artifacts of a model (created when missing), resumably.
+    Push {
+        #[command(flatten)]
+        remote: Remote,
+        /// Version label; created as a DRAFT when missing.
+        #[arg(long)]
+        version: Option<String>,
+        /// Artifact kind: model-binary, weights, checkpoint, adapter, tokenizer,
+        /// prompt-bundle, eval-report, model-card, other.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Chunks in flight at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Make the (last) uploaded artifact the model's current one.
+        #[arg(long)]
+        current: bool,
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Download a version's artifacts and verify their digests.
+    Pull {
+        #[command(flatten)]
+        remote: Remote,
+        /// Version label; default: the model's current version.
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long, default_value = ".")]
+        output: std::path::PathBuf,
+    },
+}
+
+/// Which registry and model a client command talks to.
+#[derive(clap::Args)]
+struct Remote {
+    #[arg(long, env = "MR_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Project slug.
+    #[arg(long)]
+    project: String,
+    /// Model name.
+    #[arg(long)]
+    model: String,
+    #[arg(long, env = "MR_API_KEY", hide_env_values = true)]
+    api_key: String,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +164,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action } => keys(config, action).await,
+        Command::Gc { retention_secs } => {
+            let retention =
+                Duration::from_secs(retention_secs.unwrap_or(config.blob_retention_secs));
+            let app = App::open(config).await?;
+            let swept = jobs::sweep(&app, retention).await?;
+            println!(
+                "expired {} upload session(s), removed {} blob(s)",
+                swept.sessions_expired, swept.blobs_removed
+            );
+            Ok(())
+        }
+        Command::Push {
+            remote,
+            version,
+            kind,
+            parallel,
+            current,
+            files,
+        } => {
+            client::push(client::PushArgs {
+                server: remote.server,
+                key: remote.api_key,
+                project: remote.project,
+                model: remote.model,
+                version,
+                kind,
+                parallel,
+                current,
+                files,
+            })
+            .await
+        }
+        Command::Pull {
+            remote,
+            version,
+            output,
+        } => {
+            client::pull(client::PullArgs {
+                server: remote.server,
+                key: remote.api_key,
+                project: remote.project,
+                model: remote.model,
+                version,
+                output,
+            })
+            .await
+        }
         Command::PrintSchema => unreachable!("handled before the runtime starts"),
     }
 }
@@ -127,6 +226,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "Keep it: it is shown only this once (`model-registry keys create` mints another)."
         );
     }
+    jobs::spawn(app.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     axum::serve(listener, router(app))

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::db::Db;
+use crate::db::artifacts::{self, Artifact};
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{self, Model};
 use crate::db::organizations::{self, Organization};
@@ -170,5 +171,45 @@ impl Loader<NewestVersionsKey> for RegistryLoader {
             }
         }
         Ok(out)
+    }
+}
+
+/// How many available artifacts a model has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ArtifactCountKey(pub Id);
+
+/// A model's current artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CurrentArtifactKey(pub Id);
+
+impl Loader<ArtifactCountKey> for RegistryLoader {
+    type Value = i64;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[ArtifactCountKey],
+    ) -> Result<HashMap<ArtifactCountKey, i64>, AppError> {
+        let counts = artifacts::count_per_model(&self.db, &ids(keys, |k| k.0)).await?;
+        Ok(keys
+            .iter()
+            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
+            .collect())
+    }
+}
+
+impl Loader<CurrentArtifactKey> for RegistryLoader {
+    type Value = Artifact;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[CurrentArtifactKey],
+    ) -> Result<HashMap<CurrentArtifactKey, Artifact>, AppError> {
+        let mut current = artifacts::current_per_model(&self.db, &ids(keys, |k| k.0)).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| current.remove(&k.0).map(|a| (*k, a)))
+            .collect())
     }
 }

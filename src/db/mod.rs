@@ -5,6 +5,8 @@
 //! once per concrete connection type: each query is written once and type-checked against both.
 
 pub mod api_keys;
+pub mod artifacts;
+pub mod blobs;
 pub mod loaders;
 pub mod model_versions;
 pub mod models;
@@ -13,6 +15,7 @@ pub mod page;
 pub mod projects;
 pub mod schema;
 pub mod types;
+pub mod uploads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

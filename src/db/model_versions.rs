@@ -64,6 +64,22 @@ pub async fn find(db: &Db, id: Id) -> Result<Option<ModelVersion>, AppError> {
     })
 }
 
+pub async fn by_label(
+    db: &Db,
+    model_id: Id,
+    label: &str,
+) -> Result<Option<ModelVersion>, AppError> {
+    with_conn!(db, conn => {
+        Ok(model_versions::table
+            .filter(model_versions::model_id.eq(model_id))
+            .filter(model_versions::version.eq(label))
+            .select(ModelVersion::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
 pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<ModelVersion>, AppError> {
     with_conn!(db, conn => {
         Ok(model_versions::table

@@ -109,9 +109,105 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    blobs (sha256) {
+        sha256 -> Text,
+        size_bytes -> BigInt,
+        created_at -> Timestamp,
+        touched_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    artifact_packages (id) {
+        id -> Text,
+        model_id -> Text,
+        version_id -> Text,
+        format -> Text,
+        primary_artifact_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    artifacts (id) {
+        id -> Text,
+        model_id -> Text,
+        version_id -> Nullable<Text>,
+        package_id -> Nullable<Text>,
+        package_role -> Nullable<Text>,
+        kind -> Text,
+        version_label -> Nullable<Text>,
+        file_name -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        format -> Nullable<Text>,
+        storage_backend -> Text,
+        storage_uri -> Text,
+        external_uri -> Nullable<Text>,
+        training_run_id -> Nullable<Text>,
+        status -> Text,
+        is_current -> Bool,
+        metadata -> Nullable<Text>,
+        uploaded_by -> Nullable<Text>,
+        uploaded_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    upload_sessions (id) {
+        id -> Text,
+        model_id -> Text,
+        version_id -> Nullable<Text>,
+        method -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        total_size_bytes -> BigInt,
+        expected_sha256 -> Nullable<Text>,
+        chunk_size_bytes -> BigInt,
+        chunk_count -> BigInt,
+        artifact_kind -> Text,
+        version_label -> Nullable<Text>,
+        training_run_id -> Nullable<Text>,
+        is_current -> Bool,
+        external_uri -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+        status -> Text,
+        failure_reason -> Nullable<Text>,
+        artifact_id -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        expires_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    upload_chunks (session_id, chunk_index) {
+        session_id -> Text,
+        chunk_index -> BigInt,
+        size_bytes -> BigInt,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(models -> projects (project_id));
 diesel::joinable!(model_versions -> models (model_id));
+diesel::joinable!(artifacts -> models (model_id));
+diesel::joinable!(upload_chunks -> upload_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -120,4 +216,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     models,
     model_versions,
     project_monthly_usage,
+    blobs,
+    artifact_packages,
+    artifacts,
+    upload_sessions,
+    upload_chunks,
+    server_secrets,
 );

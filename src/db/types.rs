@@ -213,6 +213,57 @@ impl ScalarType for JsonText {
     }
 }
 
+/// A byte count or other integer that can pass 2^31 (GraphQL `Int` is 32-bit). Answered as a
+/// JSON number: exact in JavaScript up to 2^53 bytes (8 PiB), far beyond any artifact. Accepted as
+/// a number or a decimal string.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, AsExpression, FromSqlRow,
+)]
+#[diesel(sql_type = sql_types::BigInt)]
+pub struct BigInt(pub i64);
+
+impl<DB: Backend> FromSql<sql_types::BigInt, DB> for BigInt
+where
+    i64: FromSql<sql_types::BigInt, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        i64::from_sql(bytes).map(BigInt)
+    }
+}
+
+impl ToSql<sql_types::BigInt, Sqlite> for BigInt {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        <i64 as ToSql<sql_types::BigInt, Sqlite>>::to_sql(&self.0, out)
+    }
+}
+
+impl ToSql<sql_types::BigInt, Pg> for BigInt {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <i64 as ToSql<sql_types::BigInt, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+#[Scalar(name = "BigInt")]
+impl ScalarType for BigInt {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::Number(n) => n
+                .as_i64()
+                .map(BigInt)
+                .ok_or_else(|| InputValueError::custom(format!("`{n}` is not a whole number"))),
+            Value::String(s) => s
+                .parse()
+                .map(BigInt)
+                .map_err(|_| InputValueError::custom(format!("`{s}` is not a whole number"))),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Number(self.0.into())
+    }
+}
+
 /// An enum whose variants are stored as their GraphQL names (SCREAMING_CASE text).
 macro_rules! text_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {

@@ -2,9 +2,11 @@
 //! (GraphQL, REST, CLI) only translate.
 
 pub mod api_keys;
+pub mod artifacts;
 pub mod bootstrap;
 pub mod models;
 pub mod organizations;
+pub mod uploads;
 pub mod validate;
 pub mod values;
 pub mod versions;

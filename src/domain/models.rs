@@ -443,6 +443,13 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppErr
             .set(models_table::current_version_id.eq(None::<Id>))
             .execute(conn)
             .await?;
+        crate::domain::artifacts::retire_artifacts!(
+            conn,
+            crate::db::schema::artifacts::model_id.eq(model.id),
+            now
+        );
+        // Open upload sessions stay until they expire: the expiry job removes their chunks,
+        // and nobody can reach them through a deleted model meanwhile.
         diesel::delete(model_versions::table.filter(model_versions::model_id.eq(model.id)))
             .execute(conn)
             .await?;

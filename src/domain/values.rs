@@ -59,3 +59,60 @@ text_enum! {
         Deprecated = "DEPRECATED",
     }
 }
+
+text_enum! {
+    /// What an artifact file is to its model.
+    pub enum ArtifactKind {
+        /// A serialized model or model package (the default).
+        ModelBinary = "MODEL_BINARY",
+        Weights = "WEIGHTS",
+        /// A training or fine-tuning checkpoint.
+        Checkpoint = "CHECKPOINT",
+        /// An adapter or delta (LoRA and the like).
+        Adapter = "ADAPTER",
+        Tokenizer = "TOKENIZER",
+        PromptBundle = "PROMPT_BUNDLE",
+        EvalReport = "EVAL_REPORT",
+        ModelCard = "MODEL_CARD",
+        Other = "OTHER",
+    }
+}
+
+text_enum! {
+    pub enum ArtifactStatus {
+        /// Stored, verified and downloadable.
+        Available = "AVAILABLE",
+        /// Gone from lists; its bytes stay while another artifact names them.
+        Deleted = "DELETED",
+        Failed = "FAILED",
+    }
+}
+
+text_enum! {
+    /// `INITIALIZED → UPLOADING → COMPLETED`; `FAILED` on a digest mismatch or abort,
+    /// `EXPIRED` when its time ran out first.
+    pub enum UploadStatus {
+        Initialized = "INITIALIZED",
+        Uploading = "UPLOADING",
+        Completed = "COMPLETED",
+        Failed = "FAILED",
+        Expired = "EXPIRED",
+    }
+}
+
+text_enum! {
+    /// How the bytes of an upload travel.
+    pub enum UploadMethod {
+        /// Chunks PUT to this server by index.
+        Chunked = "CHUNKED",
+        /// One object PUT straight to storage (or to a signed URL of this server).
+        Direct = "DIRECT",
+    }
+}
+
+impl UploadStatus {
+    /// Whether the session still takes chunks and may be completed.
+    pub fn is_open(self) -> bool {
+        matches!(self, UploadStatus::Initialized | UploadStatus::Uploading)
+    }
+}

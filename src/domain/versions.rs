@@ -263,16 +263,17 @@ pub async fn update(
     })
 }
 
-/// Publishing needs at least one available artifact whose SHA-256 the server verified. This
-/// build stores no artifact bytes, so no version can meet that yet: the rule refuses with its
-/// reason instead of being skipped.
+/// Publishing needs at least one available artifact whose SHA-256 the server verified.
 pub async fn publish(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
     let (version, _) = visible_version(db, caller, id, Role::Editor).await?;
-    transition(version.lifecycle, LifecycleAction::Publish)?;
-    Err(AppError::precondition(format!(
-        "version `{}` has no available artifact with a verified SHA-256; upload one before publishing",
-        version.version
-    )))
+    let next = transition(version.lifecycle, LifecycleAction::Publish)?;
+    if !crate::domain::artifacts::has_verified_artifact(db, version.id).await? {
+        return Err(AppError::precondition(format!(
+            "version `{}` has no available artifact with a verified SHA-256; upload one before publishing",
+            version.version
+        )));
+    }
+    set_lifecycle(db, &version, next).await
 }
 
 pub async fn deprecate(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
@@ -318,6 +319,11 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion,
                 .execute(conn)
                 .await?;
         }
+        crate::domain::artifacts::retire_artifacts!(
+            conn,
+            crate::db::schema::artifacts::version_id.eq(version.id),
+            Timestamp::now()
+        );
         diesel::delete(versions::table.find(version.id)).execute(conn).await?;
         diesel::update(models::table.find(model.id))
             .set(models::updated_at.eq(Timestamp::now()))

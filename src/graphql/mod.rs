@@ -2,15 +2,18 @@
 //! caller from the context, call `domain` and map the result; they hold no rules.
 
 mod api_keys;
+mod artifacts;
 mod errors;
 mod models;
 mod organizations;
 mod pagination;
+mod uploads;
 mod versions;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
+use crate::app::App;
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::db::loaders::RegistryLoader;
@@ -27,6 +30,8 @@ pub struct QueryRoot(
     organizations::OrganizationQuery,
     models::ModelQuery,
     versions::VersionQuery,
+    artifacts::ArtifactQuery,
+    uploads::UploadQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -35,6 +40,8 @@ pub struct MutationRoot(
     organizations::OrganizationMutation,
     models::ModelMutation,
     versions::VersionMutation,
+    artifacts::ArtifactMutation,
+    uploads::UploadMutation,
 );
 
 pub type RegistrySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -61,17 +68,28 @@ pub fn sdl() -> String {
 /// Who called: a key, or the reason there is none.
 pub struct Caller(pub Result<Principal, AppError>);
 
+/// Where clients reach this server, for the URLs resolvers hand out.
+pub struct Origin(pub String);
+
 pub fn request_data(
     request: async_graphql::Request,
-    db: Db,
+    app: App,
     caller: Result<Principal, AppError>,
+    origin: String,
 ) -> async_graphql::Request {
-    let loader = crate::db::loaders::per_request(db.clone());
-    request.data(db).data(Caller(caller)).data(loader)
+    let loader = crate::db::loaders::per_request(app.db.clone());
+    request
+        .data(app.db.clone())
+        .data(app)
+        .data(Caller(caller))
+        .data(loader)
+        .data(Origin(origin))
 }
 
 pub(crate) trait ContextExt {
     fn db(&self) -> &Db;
+    fn app(&self) -> &App;
+    fn origin(&self) -> &str;
     fn caller(&self) -> Result<&Principal, AppError>;
     fn loader(&self) -> &DataLoader<RegistryLoader, HashMapCache>;
     /// Whether the client selected `totalCount` on the connection being resolved.
@@ -81,6 +99,14 @@ pub(crate) trait ContextExt {
 impl ContextExt for Context<'_> {
     fn db(&self) -> &Db {
         self.data_unchecked::<Db>()
+    }
+
+    fn app(&self) -> &App {
+        self.data_unchecked::<App>()
+    }
+
+    fn origin(&self) -> &str {
+        &self.data_unchecked::<Origin>().0
     }
 
     fn caller(&self) -> Result<&Principal, AppError> {

@@ -7,9 +7,10 @@ use async_graphql::{ComplexObject, Context, InputObject, Interface, Object, Resu
 use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::db::api_keys::ApiKey;
+use crate::db::artifacts::{Artifact, ArtifactSet};
 use crate::db::loaders::{
-    LatestPublishedKey, NewestVersionsKey, OrganizationKey, ProjectKey, RegistryLoader,
-    VersionCountKey, VersionKey,
+    ArtifactCountKey, CurrentArtifactKey, LatestPublishedKey, NewestVersionsKey, OrganizationKey,
+    ProjectKey, RegistryLoader, VersionCountKey, VersionKey,
 };
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
@@ -18,6 +19,7 @@ use crate::db::page::{Page, PageRequest};
 use crate::db::projects::Project;
 use crate::db::types::Id;
 use crate::domain::models::{self, CreateModelInput, Tag, UpdateModelInput};
+use crate::domain::values::ArtifactKind;
 use crate::domain::{organizations, versions};
 use crate::error::AppError;
 
@@ -98,6 +100,43 @@ impl Model {
             versions::list(ctx.db(), self, &page, want_total).await?
         };
         Ok(pagination::connection(result, model_versions::cursor))
+    }
+
+    /// Available artifacts of every version (and of none), newest first.
+    async fn artifacts(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<ArtifactKind>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Artifact>> {
+        super::artifacts::artifact_list(
+            ctx,
+            ArtifactSet::Model(self.id),
+            kind,
+            (first, after, last, before),
+        )
+        .await
+    }
+
+    /// The version with this label, if the model has one.
+    async fn version(&self, ctx: &Context<'_>, label: String) -> Result<Option<ModelVersion>> {
+        Ok(model_versions::by_label(ctx.db(), self.id, label.trim()).await?)
+    }
+
+    async fn artifact_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(ctx
+            .loader()
+            .load_one(ArtifactCountKey(self.id))
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// The artifact marked current (at most one per model).
+    async fn current_artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
+        Ok(ctx.loader().load_one(CurrentArtifactKey(self.id)).await?)
     }
 }
 

@@ -1,10 +1,14 @@
 use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
 
 use super::ContextExt;
+use super::artifacts::ArtifactDownloadUrl;
+use super::pagination::Conn;
+use crate::db::artifacts::{Artifact, ArtifactSet, PackageRow};
 use crate::db::loaders::ModelKey;
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::types::Id;
+use crate::domain::values::ArtifactKind;
 use crate::domain::values::Role;
 use crate::domain::versions::{self, CreateModelVersionInput, UpdateModelVersionInput};
 use crate::error::AppError;
@@ -17,6 +21,38 @@ impl ModelVersion {
             .load_one(ModelKey(self.model_id))
             .await?
             .ok_or(AppError::NotFound("model"))?)
+    }
+
+    /// This version's available artifacts, newest first.
+    async fn artifacts(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<ArtifactKind>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Artifact>> {
+        super::artifacts::artifact_list(
+            ctx,
+            ArtifactSet::Version(self.id),
+            kind,
+            (first, after, last, before),
+        )
+        .await
+    }
+
+    async fn packages(&self, ctx: &Context<'_>) -> Result<Vec<PackageRow>> {
+        super::artifacts::version_packages(ctx, self).await
+    }
+
+    /// Signed URLs for every available artifact of the version (1 s to 7 days).
+    async fn download_urls(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 3600)] expires_in_seconds: i32,
+    ) -> Result<Vec<ArtifactDownloadUrl>> {
+        super::artifacts::version_download_urls(ctx, self, expires_in_seconds).await
     }
 }
 

@@ -1,5 +1,9 @@
-//! The HTTP surface: GraphQL and GraphiQL, health, readiness and metrics. Handlers translate
-//! between HTTP and `domain`; errors leave as the JSON envelope of `crate::error`.
+//! The HTTP surface: GraphQL and GraphiQL, the REST sidecar that moves bytes, health,
+//! readiness and metrics. Handlers translate between HTTP and `domain`; errors leave as the
+//! JSON envelope of `crate::error`.
+
+mod downloads;
+mod uploads;
 
 use std::time::Instant;
 
@@ -11,7 +15,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
+use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -23,6 +28,9 @@ use crate::graphql;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/v1/uploads/{id}/chunks/{index}", put(uploads::put_chunk))
+        .route("/v1/uploads/{id}/direct", put(uploads::put_direct))
+        .route("/v1/artifacts/{id}/download", get(downloads::download))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -41,7 +49,7 @@ async fn graphiql() -> Html<String> {
 
 /// The caller of a request: no header is UNAUTHENTICATED for anything that needs a key;
 /// a header with a bad key fails every field that needs one.
-async fn caller(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
+pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(AppError::Unauthenticated)?;
@@ -51,6 +59,64 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AppError::Unauthenticated)?;
     auth::authenticate(&app.db, secret.trim()).await
+}
+
+/// Where clients reach this server: `--public-url`, else the request's `Host`.
+pub(crate) fn origin(app: &App, headers: &HeaderMap) -> String {
+    if let Some(url) = &app.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map_or_else(|| app.config.listen.to_string(), str::to_owned);
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+/// Ids in paths: a malformed one names nothing, so it is NOT_FOUND like an unknown one.
+pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<crate::db::types::Id, AppError> {
+    text.parse().map_err(|_| AppError::NotFound(what))
+}
+
+/// `?expires=…&signature=…` of a URL this server signed.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SignedQuery {
+    // Text, not a number: query strings flattened into another struct arrive as strings.
+    expires: Option<String>,
+    signature: Option<String>,
+}
+
+impl SignedQuery {
+    pub fn is_present(&self) -> bool {
+        self.expires.is_some() || self.signature.is_some()
+    }
+
+    /// Tampered, foreign and expired signatures all answer 403 alike.
+    pub fn verify(&self, app: &App, method: &str, path: &str) -> Result<(), AppError> {
+        let now = chrono::Utc::now().timestamp();
+        let expires = self.expires.as_deref().and_then(|e| e.parse::<i64>().ok());
+        match (expires, &self.signature) {
+            (Some(expires), Some(signature))
+                if app.signer.verify(method, path, expires, signature, now) =>
+            {
+                Ok(())
+            }
+            _ => Err(AppError::forbidden(
+                "the signed URL is invalid or has expired; ask for a new one",
+            )),
+        }
+    }
 }
 
 async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
@@ -79,7 +145,8 @@ async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) ->
         }
     };
     let caller = caller(&app, &headers).await;
-    let request = graphql::request_data(request, app.db.clone(), caller);
+    let origin = origin(&app, &headers);
+    let request = graphql::request_data(request, app.clone(), caller, origin);
     GraphQLResponse::from(app.schema.execute(request).await).into_response()
 }
 
@@ -87,19 +154,21 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers.
+/// Ready when the database and the storage service answer.
 async fn readyz(State(app): State<App>) -> Response {
-    match app.db.ping().await {
-        Ok(()) => {
-            axum::Json(serde_json::json!({ "status": "ready", "database": "ok" })).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(error = ?e, "readiness check failed");
-            let mut body = AppError::Unavailable.envelope();
-            body["database"] = "unreachable".into();
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
-        }
+    let (database, storage) = tokio::join!(app.db.ping(), app.storage.ping());
+    let word = |r: &Result<(), AppError>| if r.is_ok() { "ok" } else { "unreachable" };
+    if database.is_ok() && storage.is_ok() {
+        return axum::Json(
+            serde_json::json!({ "status": "ready", "database": "ok", "storage": "ok" }),
+        )
+        .into_response();
     }
+    tracing::warn!(database = ?database.as_ref().err(), storage = ?storage.as_ref().err(), "readiness check failed");
+    let mut body = AppError::Unavailable.envelope();
+    body["database"] = word(&database).into();
+    body["storage"] = word(&storage).into();
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(app): State<App>) -> Response {

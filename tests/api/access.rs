@@ -163,6 +163,72 @@ const CASES: &[Case] = &[
         FORBIDDEN,
     ),
     case(
+        "artifact",
+        "query($artifact: ID!) { artifact(id: $artifact) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "uploadSession",
+        "query($session: ID!) { uploadSession(id: $session) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "uploadSessions",
+        "query($model: ID!) { uploadSessions(filter: { modelId: $model }) { totalCount } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "createUploadSession",
+        r#"mutation($model: ID!) { createUploadSession(input: { modelId: $model, fileName: "x", totalSizeBytes: 1 }) { uploadSession { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "completeUploadSession",
+        "mutation($session: ID!) { completeUploadSession(input: { id: $session }) { artifact { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "abortUploadSession",
+        "mutation($session: ID!) { abortUploadSession(input: { id: $session }) { uploadSession { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "createDirectUpload",
+        r#"mutation($model: ID!) { createDirectUpload(input: { modelId: $model, fileName: "x", totalSizeBytes: 1 }) { uploadUrl } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "confirmDirectUpload",
+        "mutation($session: ID!) { confirmDirectUpload(input: { id: $session }) { artifact { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "updateArtifact",
+        "mutation($artifact: ID!) { updateArtifact(input: { id: $artifact, isCurrent: true }) { artifact { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "deleteArtifact",
+        "mutation($artifact: ID!) { deleteArtifact(input: { id: $artifact }) { artifact { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "createArtifactPackage",
+        r#"mutation($version: ID!, $artifact: ID!) { createArtifactPackage(input: { versionId: $version, format: "x", primary: { artifactId: $artifact, role: "weights" } }) { package { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
         "setCurrentModelVersion",
         "mutation($version: ID!) { setCurrentModelVersion(input: { id: $version }) { model { id } } }",
         NOT_FOUND,
@@ -195,7 +261,9 @@ backends! {
         let outsider = app.project_key(&theirs, "EDITOR").await;
         let viewer = app.project_key(&project, "VIEWER").await;
 
-        let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key });
+        let artifact = app.upload(&app.admin, &model, Some(&version), "w.bin", b"weights").await["id"].clone();
+        let session = app.open_upload(&app.admin, json!({ "modelId": model, "fileName": "x.bin", "totalSizeBytes": 3 })).await["id"].clone();
+        let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key, "artifact": artifact, "session": session });
         for case in CASES {
             for (who, key, expected) in [("outsider", &outsider, case.outsider), ("viewer", &viewer, case.viewer)] {
                 let response = app.gql(key, case.query, vars.clone()).await;
@@ -221,6 +289,11 @@ backends! {
             .await;
         assert_eq!(after["model"], json!({ "name": "Secret", "versionCount": 1 }));
         assert_eq!(after["modelVersion"]["description"], Value::Null);
+        let untouched = app
+            .ok(&app.admin, "query($artifact: ID!, $session: ID!) { artifact(id: $artifact) { status isCurrent package { id } } uploadSession(id: $session) { status } }", vars.clone())
+            .await;
+        assert_eq!(untouched["artifact"], json!({ "status": "AVAILABLE", "isCurrent": false, "package": null }));
+        assert_eq!(untouched["uploadSession"]["status"], "INITIALIZED");
         let keys = app.ok(&app.admin, "{ apiKeys { edges { node { name revokedAt } } } organizations { totalCount } }", json!({})).await;
         assert!(keys["apiKeys"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["revokedAt"].is_null()));
         assert_eq!(keys["organizations"]["totalCount"], 2);

@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use crate::support::TestDatabase;
 
 /// Where a test's server keeps its data: a temp folder and, on PostgreSQL, a fresh database.
-struct Setup {
-    dir: tempfile::TempDir,
-    database: Option<TestDatabase>,
+pub(crate) struct Setup {
+    pub dir: tempfile::TempDir,
+    pub database: Option<TestDatabase>,
 }
 
 impl Setup {
-    async fn new(postgres: bool) -> Setup {
+    pub async fn new(postgres: bool) -> Setup {
         let database = if postgres {
             Some(TestDatabase::create().await)
         } else {
@@ -27,7 +27,7 @@ impl Setup {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_model-registry"));
         command
             .args(args)
@@ -40,7 +40,7 @@ impl Setup {
         command
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> String {
         let output = self.command(args).output().unwrap();
         assert!(
             output.status.success(),
@@ -50,7 +50,7 @@ impl Setup {
         String::from_utf8(output.stdout).unwrap()
     }
 
-    fn serve(&self) -> Server {
+    pub fn serve(&self) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -69,13 +69,13 @@ impl Setup {
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Server {
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = reqwest::get(format!("{}/readyz", self.base)).await
@@ -89,7 +89,7 @@ impl Server {
     }
 
     /// Reads stdout up to the admin key line.
-    fn admin_key(&mut self) -> String {
+    pub fn admin_key(&mut self) -> String {
         let stdout = self.child.stdout.as_mut().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -100,7 +100,7 @@ impl Server {
     }
 
     /// Kills the process (SIGKILL) and returns everything it printed.
-    fn kill(mut self) -> String {
+    pub fn kill(mut self) -> String {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let mut rest = String::new();

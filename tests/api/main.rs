@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod artifacts;
 mod cli;
 mod keys;
 mod limits;

@@ -8,6 +8,31 @@ use model_registry::domain::bootstrap;
 use model_registry::{App, Config, router};
 use serde_json::{Value, json};
 
+/// The chunk size tests upload with: the smallest the server takes.
+pub const CHUNK: usize = 64 * 1024;
+
+pub const COMPLETE: &str = "mutation($i: CompleteUploadSessionInput!) { completeUploadSession(input: $i) { artifact { id sha256 sizeBytes fileName status isCurrent kind format storageBackend storageUri version { id } model { id status } } uploadSession { status missingChunks } } }";
+
+/// Deterministic test bytes (a simple LCG), so failures reproduce.
+pub fn bytes_of(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// Expands each test once per backend: `<name>::sqlite` and `<name>::postgres`.
 macro_rules! backends {
     ($(async fn $name:ident($app:ident) $body:block)*) => {$(
@@ -168,6 +193,145 @@ impl TestApp {
         }
     }
 
+    /// The folder holding the SQLite file and, by default, the blobs.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Opens an upload session for `bytes` with small chunks; answers the session.
+    pub async fn open_upload(&self, key: &str, input: Value) -> Value {
+        let data = self
+            .ok(key, "mutation($i: CreateUploadSessionInput!) { createUploadSession(input: $i) { uploadSession { id chunkSizeBytes chunkCount status missingChunks receivedChunks receivedBytes chunkUrlTemplate expiresAt } } }", json!({ "i": input }))
+            .await;
+        data["createUploadSession"]["uploadSession"].clone()
+    }
+
+    /// PUTs one chunk; the response is returned unchecked.
+    pub async fn put_chunk(
+        &self,
+        key: &str,
+        session: &str,
+        index: i64,
+        bytes: &[u8],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .put(format!("{}/v1/uploads/{session}/chunks/{index}", self.base))
+            .body(bytes.to_vec());
+        if !key.is_empty() {
+            request = request.bearer_auth(key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Sends every chunk of `bytes` in order (chunks of `chunk` bytes).
+    pub async fn put_all(&self, key: &str, session: &str, bytes: &[u8], chunk: usize) {
+        for (i, part) in bytes.chunks(chunk).enumerate() {
+            let r = self.put_chunk(key, session, i as i64, part).await;
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    }
+
+    /// The whole three-step upload of `bytes` to a model (and optionally a version):
+    /// answers the artifact.
+    pub async fn upload(
+        &self,
+        key: &str,
+        model: &str,
+        version: Option<&str>,
+        name: &str,
+        bytes: &[u8],
+    ) -> Value {
+        let session = self
+            .open_upload(key, json!({ "modelId": model, "versionId": version, "fileName": name, "totalSizeBytes": bytes.len(), "chunkSizeBytes": CHUNK }))
+            .await;
+        let id = session["id"].as_str().unwrap();
+        self.put_all(key, id, bytes, CHUNK).await;
+        self.complete(key, id, json!({})).await
+    }
+
+    pub async fn complete(&self, key: &str, session: &str, extra: Value) -> Value {
+        let mut input = json!({ "id": session });
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let data = self.ok(key, COMPLETE, json!({ "i": input })).await;
+        data["completeUploadSession"]["artifact"].clone()
+    }
+
+    /// Downloads with the key; answers status, headers and body.
+    pub async fn download(
+        &self,
+        key: &str,
+        artifact: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .get(format!("{}/v1/artifacts/{artifact}/download", self.base));
+        if !key.is_empty() {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Runs raw SQL against the test's database (fixtures such as an expired session).
+    pub async fn sql(&self, statement: &str) {
+        use model_registry::db::Pool;
+        match self.app.db.pool() {
+            Pool::Sqlite(pool) => diesel::sql_query(statement)
+                .execute(&mut pool.get().await.unwrap())
+                .await
+                .unwrap(),
+            Pool::Postgres(pool) => diesel::sql_query(statement)
+                .execute(&mut pool.get().await.unwrap())
+                .await
+                .unwrap(),
+        };
+    }
+
+    /// Every file under `blobs/sha256` in the data folder.
+    pub fn blob_files(&self) -> Vec<String> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        walk(&path, out);
+                    } else {
+                        out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir().join("blobs/blobs/sha256"), &mut out);
+        out
+    }
+
+    /// Files left under `uploads/` (chunks of open sessions).
+    pub fn upload_files(&self) -> usize {
+        fn count(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            count(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+        }
+        count(&self.data_dir().join("blobs/uploads"))
+    }
+
     pub fn database_name(&self) -> Option<String> {
         self.postgres.as_ref().map(|db| db.name.clone())
     }
@@ -215,8 +379,8 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Marks a version PUBLISHED in the database. Publishing through the API needs a verified
-    /// artifact, which this build cannot store yet; this fixture stands in for that step.
+    /// Marks a version PUBLISHED in the database, standing in for uploading an artifact and
+    /// publishing where a test is about the lifecycle rather than the bytes.
     pub async fn mark_published(&self, version: &str) {
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;

@@ -1,0 +1,189 @@
+//! Upload sessions and the chunks received for them.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::schema::{upload_chunks, upload_sessions};
+use crate::db::types::{BigInt, Id, JsonText, Timestamp};
+use crate::db::{Db, with_conn, with_tx};
+use crate::domain::values::{ArtifactKind, UploadMethod, UploadStatus};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = upload_sessions)]
+pub struct UploadSession {
+    pub id: Id,
+    pub model_id: Id,
+    pub version_id: Option<Id>,
+    pub method: UploadMethod,
+    pub file_name: String,
+    pub content_type: String,
+    pub total_size_bytes: BigInt,
+    pub expected_sha256: Option<String>,
+    pub chunk_size_bytes: BigInt,
+    pub chunk_count: i64,
+    pub artifact_kind: ArtifactKind,
+    pub version_label: Option<String>,
+    pub training_run_id: Option<String>,
+    pub is_current: bool,
+    pub external_uri: Option<String>,
+    pub metadata: Option<JsonText>,
+    pub status: UploadStatus,
+    pub failure_reason: Option<String>,
+    pub artifact_id: Option<Id>,
+    pub created_by: Option<Id>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+/// A chunk whose bytes are in storage: (index, size).
+pub type Received = (i64, i64);
+
+pub async fn find(db: &Db, id: Id) -> Result<Option<UploadSession>, AppError> {
+    with_conn!(db, conn => {
+        Ok(upload_sessions::table
+            .find(id)
+            .select(UploadSession::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// Sessions of one model, newest first, optionally narrowed.
+pub async fn list(
+    db: &Db,
+    model_id: Id,
+    version_id: Option<Id>,
+    statuses: &[UploadStatus],
+    sha256: Option<&str>,
+) -> Result<Vec<UploadSession>, AppError> {
+    with_conn!(db, conn => {
+        let mut query = upload_sessions::table
+            .filter(upload_sessions::model_id.eq(model_id))
+            .select(UploadSession::as_select())
+            .order(upload_sessions::id.desc())
+            .into_boxed();
+        if let Some(v) = version_id {
+            query = query.filter(upload_sessions::version_id.eq(v));
+        }
+        if !statuses.is_empty() {
+            query = query.filter(upload_sessions::status.eq_any(statuses.to_vec()));
+        }
+        if let Some(digest) = sha256 {
+            query = query.filter(upload_sessions::expected_sha256.eq(digest.to_owned()));
+        }
+        Ok(query.load(conn).await?)
+    })
+}
+
+/// Received chunks per session, in index order.
+pub async fn received(db: &Db, session_ids: &[Id]) -> Result<HashMap<Id, Vec<Received>>, AppError> {
+    let rows: Vec<(Id, i64, i64)> = with_conn!(db, conn => {
+        Ok::<_, AppError>(upload_chunks::table
+            .filter(upload_chunks::session_id.eq_any(session_ids))
+            .select((upload_chunks::session_id, upload_chunks::chunk_index, upload_chunks::size_bytes))
+            .order((upload_chunks::session_id.asc(), upload_chunks::chunk_index.asc()))
+            .load(conn)
+            .await?)
+    })?;
+    let mut out: HashMap<Id, Vec<Received>> = HashMap::new();
+    for (session, index, size) in rows {
+        out.entry(session).or_default().push((index, size));
+    }
+    Ok(out)
+}
+
+/// Records a chunk whose bytes are stored, if the session still takes chunks. Answers the
+/// session's status at that moment (what to refuse with when it is not open).
+pub async fn record_chunk(
+    db: &Db,
+    session_id: Id,
+    index: i64,
+    size: i64,
+) -> Result<UploadStatus, AppError> {
+    let now = Timestamp::now();
+    with_tx!(db, conn => {
+        let status: Option<UploadStatus> = diesel::update(
+            upload_sessions::table
+                .find(session_id)
+                .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading]))
+                .filter(upload_sessions::expires_at.gt(now)),
+        )
+        .set((upload_sessions::status.eq(UploadStatus::Uploading), upload_sessions::updated_at.eq(now)))
+        .returning(upload_sessions::status)
+        .get_result(conn)
+        .await
+        .optional()?;
+        let Some(status) = status else {
+            let status: UploadStatus = upload_sessions::table
+                .find(session_id)
+                .select(upload_sessions::status)
+                .first(conn)
+                .await?;
+            return Ok(if status.is_open() { UploadStatus::Expired } else { status });
+        };
+        diesel::insert_into(upload_chunks::table)
+            .values((
+                upload_chunks::session_id.eq(session_id),
+                upload_chunks::chunk_index.eq(index),
+                upload_chunks::size_bytes.eq(size),
+                upload_chunks::received_at.eq(now),
+            ))
+            .on_conflict((upload_chunks::session_id, upload_chunks::chunk_index))
+            .do_update()
+            .set((upload_chunks::size_bytes.eq(size), upload_chunks::received_at.eq(now)))
+            .execute(conn)
+            .await?;
+        Ok(status)
+    })
+}
+
+/// Moves an open session to a final state (FAILED, EXPIRED) unless another request finished it
+/// first; answers whether this call did.
+pub async fn close(
+    db: &Db,
+    session_id: Id,
+    status: UploadStatus,
+    reason: Option<String>,
+) -> Result<bool, AppError> {
+    let now = Timestamp::now();
+    with_tx!(db, conn => {
+        let changed = diesel::update(
+            upload_sessions::table
+                .find(session_id)
+                .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading])),
+        )
+        .set((
+            upload_sessions::status.eq(status),
+            upload_sessions::failure_reason.eq(reason),
+            upload_sessions::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        if changed > 0 {
+            diesel::delete(upload_chunks::table.filter(upload_chunks::session_id.eq(session_id)))
+                .execute(conn)
+                .await?;
+        }
+        Ok(changed > 0)
+    })
+}
+
+/// Open sessions whose time ran out, oldest first.
+pub async fn expired(db: &Db, now: Timestamp, limit: i64) -> Result<Vec<Id>, AppError> {
+    with_conn!(db, conn => {
+        Ok(upload_sessions::table
+            .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading]))
+            .filter(upload_sessions::expires_at.le(now))
+            .select(upload_sessions::id)
+            .order(upload_sessions::expires_at.asc())
+            .limit(limit)
+            .load(conn)
+            .await?)
+    })
+}

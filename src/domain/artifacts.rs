@@ -1,0 +1,608 @@
+//! Artifacts: what may be stored and changed, packages, and how bytes are handed out.
+
+use std::time::Duration;
+
+use async_graphql::{InputObject, MaybeUndefined};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::db::artifacts::{self, Artifact, PackageRow};
+use crate::db::model_versions::ModelVersion;
+use crate::db::models::Model;
+use crate::db::schema::{artifact_packages, artifacts as artifacts_table};
+use crate::db::types::{Id, JsonText, Timestamp};
+use crate::db::with_tx;
+use crate::domain::models::visible_model;
+use crate::domain::validate;
+use crate::domain::values::{ArtifactStatus, Role, VersionLifecycle};
+use crate::domain::versions::visible_version;
+use crate::error::AppError;
+use crate::storage::blob_key;
+
+const FILE_NAME_MAX: usize = 255;
+const CONTENT_TYPE_MAX: usize = 127;
+const ROLE_MAX: usize = 64;
+const MAX_URL_TTL_SECS: i32 = 7 * 24 * 3600;
+
+/// The descriptive fields of an upload, checked once for the chunked and the direct path.
+pub struct ArtifactFields {
+    pub file_name: String,
+    pub content_type: String,
+    pub version_label: Option<String>,
+    pub training_run_id: Option<String>,
+    pub external_uri: Option<String>,
+    pub metadata: Option<JsonText>,
+}
+
+impl ArtifactFields {
+    pub fn check(
+        file_name: &str,
+        content_type: Option<&str>,
+        version_label: Option<String>,
+        training_run_id: Option<String>,
+        external_uri: Option<String>,
+        metadata: Option<JsonText>,
+    ) -> Result<ArtifactFields, AppError> {
+        Ok(ArtifactFields {
+            file_name: file_name_rule(file_name)?,
+            content_type: content_type_rule(content_type)?,
+            version_label: validate::text("versionLabel", version_label, validate::SHORT_TEXT_MAX)?,
+            training_run_id: validate::text(
+                "trainingRunId",
+                training_run_id,
+                validate::SHORT_TEXT_MAX,
+            )?,
+            external_uri: uri_rule(external_uri)?,
+            metadata: metadata_rule(metadata)?,
+        })
+    }
+}
+
+/// A bare file name: what a download is saved as, so no folders, no `..`, no control characters.
+pub fn file_name_rule(value: &str) -> Result<String, AppError> {
+    let value = value.trim();
+    let bad = |why: &str| AppError::bad_input("fileName", why.to_owned());
+    if value.is_empty() || value == "." || value == ".." {
+        return Err(bad("must name a file"));
+    }
+    if value.contains(['/', '\\']) {
+        return Err(bad("must be a bare file name, without folders"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(bad("must not contain control characters"));
+    }
+    validate::bounded("fileName", value, FILE_NAME_MAX)?;
+    Ok(value.to_owned())
+}
+
+fn content_type_rule(value: Option<&str>) -> Result<String, AppError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok("application/octet-stream".to_owned());
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let essence = value.split(';').next().unwrap_or("");
+    let ok = essence
+        .split_once('/')
+        .is_some_and(|(t, s)| token(t.trim()) && token(s.trim()))
+        && value.is_ascii()
+        && !value.chars().any(char::is_control);
+    if !ok {
+        return Err(AppError::bad_input(
+            "contentType",
+            "must be a media type such as `application/octet-stream`",
+        ));
+    }
+    validate::bounded("contentType", value, CONTENT_TYPE_MAX)?;
+    Ok(value.to_owned())
+}
+
+/// Any absolute URI (`hf://org/model`, `s3://bucket/key`, `https://…`): it is only recorded.
+fn uri_rule(value: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(value) = validate::text("externalUri", value, validate::URL_MAX)? else {
+        return Ok(None);
+    };
+    let value = value.trim().to_owned();
+    let scheme_ok = value.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if !scheme_ok || value.chars().any(char::is_whitespace) {
+        return Err(AppError::bad_input(
+            "externalUri",
+            "must be an absolute URI such as `hf://org/model` or `https://…`",
+        ));
+    }
+    Ok(Some(value))
+}
+
+fn metadata_rule(value: Option<JsonText>) -> Result<Option<JsonText>, AppError> {
+    match value {
+        Some(m) if !m.0.is_object() => {
+            Err(AppError::bad_input("metadata", "must be a JSON object"))
+        }
+        Some(m) => {
+            validate::json_size("metadata", &m)?;
+            Ok(Some(m))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The serialization format: `metadata.format` when given, else the file name's extension.
+pub fn format_of(file_name: &str, metadata: Option<&JsonText>) -> Option<String> {
+    if let Some(format) = metadata
+        .and_then(|m| m.0.get("format"))
+        .and_then(|f| f.as_str())
+        .map(|f| f.trim().to_ascii_lowercase())
+        .filter(|f| !f.is_empty() && f.len() <= 32)
+    {
+        return Some(format);
+    }
+    let lower = file_name.to_ascii_lowercase();
+    for double in ["tar.gz", "tar.zst", "tar.bz2"] {
+        if lower.ends_with(&format!(".{double}")) {
+            return Some(double.to_owned());
+        }
+    }
+    let (_, ext) = lower.rsplit_once('.')?;
+    let ok = !ext.is_empty() && ext.len() <= 16 && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+    ok.then(|| ext.to_owned())
+}
+
+/// A published (or deprecated) version's artifacts are fixed: nothing is added or removed.
+pub fn require_mutable(version: &ModelVersion) -> Result<(), AppError> {
+    if version.lifecycle == VersionLifecycle::Draft {
+        Ok(())
+    } else {
+        Err(AppError::precondition(format!(
+            "version `{}` is {}: its artifacts cannot be added, replaced or deleted",
+            version.version, version.lifecycle
+        )))
+    }
+}
+
+/// An available artifact whose model the caller may act on with `role`; otherwise NOT_FOUND.
+pub async fn visible_artifact(
+    app: &App,
+    caller: &Principal,
+    id: Id,
+    role: Role,
+) -> Result<(Artifact, Model), AppError> {
+    let artifact = artifacts::find(&app.db, id)
+        .await?
+        .filter(|a| a.status == ArtifactStatus::Available)
+        .ok_or(AppError::NotFound("artifact"))?;
+    let model = visible_model(&app.db, caller, artifact.model_id, role)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound("artifact"),
+            other => other,
+        })?;
+    Ok((artifact, model))
+}
+
+async fn version_of(
+    app: &App,
+    caller: &Principal,
+    artifact: &Artifact,
+) -> Result<Option<ModelVersion>, AppError> {
+    match artifact.version_id {
+        Some(id) => Ok(Some(
+            visible_version(&app.db, caller, id, Role::Viewer).await?.0,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Only the fields given change; null clears a nullable one.
+#[derive(Debug, InputObject)]
+pub struct UpdateArtifactInput {
+    pub id: Id,
+    /// True makes this the model's current artifact (the previous one stops being current).
+    pub is_current: Option<bool>,
+    pub version_label: MaybeUndefined<String>,
+    pub metadata: MaybeUndefined<JsonText>,
+}
+
+pub async fn update(
+    app: &App,
+    caller: &Principal,
+    input: UpdateArtifactInput,
+) -> Result<Artifact, AppError> {
+    let (artifact, _) = visible_artifact(app, caller, input.id, Role::Editor).await?;
+    let label = match input.version_label {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(validate::text(
+            "versionLabel",
+            Some(v),
+            validate::SHORT_TEXT_MAX,
+        )?),
+    };
+    let metadata = match input.metadata {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(m) => Some(metadata_rule(Some(m))?),
+    };
+    if (label.is_some() || metadata.is_some())
+        && let Some(version) = version_of(app, caller, &artifact).await?
+    {
+        require_mutable(&version)?;
+    }
+    let now = Timestamp::now();
+    with_tx!(app.db, conn => {
+        if input.is_current == Some(true) {
+            diesel::update(
+                artifacts_table::table
+                    .filter(artifacts_table::model_id.eq(artifact.model_id))
+                    .filter(artifacts_table::is_current.eq(true))
+                    .filter(artifacts_table::id.ne(artifact.id)),
+            )
+            .set(artifacts_table::is_current.eq(false))
+            .execute(conn)
+            .await?;
+        }
+        if let Some(current) = input.is_current {
+            diesel::update(artifacts_table::table.find(artifact.id))
+                .set(artifacts_table::is_current.eq(current))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(label) = &label {
+            diesel::update(artifacts_table::table.find(artifact.id))
+                .set(artifacts_table::version_label.eq(label))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(metadata) = &metadata {
+            diesel::update(artifacts_table::table.find(artifact.id))
+                .set(artifacts_table::metadata.eq(metadata))
+                .execute(conn)
+                .await?;
+        }
+        Ok(diesel::update(artifacts_table::table.find(artifact.id))
+            .set(artifacts_table::updated_at.eq(now))
+            .returning(Artifact::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// Marks the available artifacts matching `$filter` DELETED inside a transaction and restarts
+/// their blobs' retention clock. Used wherever artifacts go away with what owns them.
+macro_rules! retire_artifacts {
+    ($conn:expr, $filter:expr, $now:expr) => {{
+        use diesel::{ExpressionMethods, QueryDsl};
+        let digests: Vec<String> = diesel_async::RunQueryDsl::get_results(
+            diesel::update(
+                $crate::db::schema::artifacts::table.filter($filter).filter(
+                    $crate::db::schema::artifacts::status
+                        .eq($crate::domain::values::ArtifactStatus::Available),
+                ),
+            )
+            .set((
+                $crate::db::schema::artifacts::status
+                    .eq($crate::domain::values::ArtifactStatus::Deleted),
+                $crate::db::schema::artifacts::is_current.eq(false),
+                $crate::db::schema::artifacts::package_id.eq(None::<$crate::db::types::Id>),
+                $crate::db::schema::artifacts::package_role.eq(None::<String>),
+                $crate::db::schema::artifacts::updated_at.eq($now),
+            ))
+            .returning($crate::db::schema::artifacts::sha256),
+            $conn,
+        )
+        .await?;
+        diesel_async::RunQueryDsl::execute(
+            diesel::update(
+                $crate::db::schema::blobs::table
+                    .filter($crate::db::schema::blobs::sha256.eq_any(&digests)),
+            )
+            .set($crate::db::schema::blobs::touched_at.eq($now)),
+            $conn,
+        )
+        .await?;
+    }};
+}
+pub(crate) use retire_artifacts;
+
+/// DELETED and gone from lists. The bytes stay while any other artifact names them, and for
+/// the retention window after the last one goes.
+pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, AppError> {
+    let (artifact, _) = visible_artifact(app, caller, id, Role::Editor).await?;
+    if let Some(version) = version_of(app, caller, &artifact).await? {
+        require_mutable(&version)?;
+    }
+    let now = Timestamp::now();
+    with_tx!(app.db, conn => {
+        if let Some(package) = artifact.package_id {
+            let primary: Option<Id> = artifact_packages::table
+                .find(package)
+                .select(artifact_packages::primary_artifact_id)
+                .first(conn)
+                .await
+                .optional()?;
+            // A package without its primary file is no longer a unit: release its sidecars.
+            if primary == Some(artifact.id) {
+                diesel::update(artifacts_table::table.filter(artifacts_table::package_id.eq(package)))
+                    .set((artifacts_table::package_id.eq(None::<Id>), artifacts_table::package_role.eq(None::<String>)))
+                    .execute(conn)
+                    .await?;
+                diesel::delete(artifact_packages::table.find(package)).execute(conn).await?;
+            }
+        }
+        retire_artifacts!(conn, artifacts_table::id.eq(artifact.id), now);
+        Ok(())
+    })?;
+    Ok(artifacts::find(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound("artifact"))?)
+}
+
+/// Whether a version has an available artifact: every stored artifact's SHA-256 was computed
+/// by this server from its bytes, so available means verified.
+pub async fn has_verified_artifact(db: &crate::db::Db, version_id: Id) -> Result<bool, AppError> {
+    Ok(
+        !artifacts::list(db, artifacts::ArtifactSet::Version(version_id), None)
+            .await?
+            .is_empty(),
+    )
+}
+
+#[derive(Debug, InputObject)]
+pub struct PackageMemberInput {
+    pub artifact_id: Id,
+    /// What the file is in the package: `weights`, `tokenizer`, `config`… (lower-case).
+    pub role: String,
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateArtifactPackageInput {
+    pub version_id: Id,
+    /// How the package deploys (`safetensors`, `gguf`, `onnx`, `mlflow`…).
+    pub format: String,
+    pub primary: PackageMemberInput,
+    pub sidecars: Option<Vec<PackageMemberInput>>,
+}
+
+fn role_rule(field: &str, value: &str) -> Result<String, AppError> {
+    let value = value.trim().to_ascii_lowercase();
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !ok {
+        return Err(AppError::bad_input(
+            field,
+            "a role is letters, digits, `_`, `-` and `.`",
+        ));
+    }
+    validate::bounded(field, &value, ROLE_MAX)?;
+    Ok(value)
+}
+
+/// Groups a primary artifact and its sidecars of one DRAFT version into a unit.
+pub async fn create_package(
+    app: &App,
+    caller: &Principal,
+    input: CreateArtifactPackageInput,
+) -> Result<PackageRow, AppError> {
+    let (version, _) = visible_version(&app.db, caller, input.version_id, Role::Editor).await?;
+    require_mutable(&version)?;
+    let format = role_rule("format", &input.format)?;
+    let mut members = vec![(
+        "primary".to_owned(),
+        input.primary.artifact_id,
+        role_rule("primary.role", &input.primary.role)?,
+    )];
+    for (i, sidecar) in input.sidecars.unwrap_or_default().into_iter().enumerate() {
+        members.push((
+            format!("sidecars[{i}]"),
+            sidecar.artifact_id,
+            role_rule(&format!("sidecars[{i}].role"), &sidecar.role)?,
+        ));
+    }
+    for (i, (field, id, role)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(_, other, _)| other == id) {
+            return Err(AppError::bad_input(
+                field.as_str(),
+                "this artifact is listed twice",
+            ));
+        }
+        if members[..i].iter().any(|(_, _, r)| r == role) {
+            return Err(AppError::bad_input(
+                field.as_str(),
+                format!("two members have the role `{role}`"),
+            ));
+        }
+        let artifact = artifacts::find(&app.db, *id).await?;
+        match artifact {
+            Some(a)
+                if a.status == ArtifactStatus::Available && a.version_id == Some(version.id) =>
+            {
+                if a.package_id.is_some() {
+                    return Err(AppError::conflict(format!(
+                        "artifact {id} already belongs to a package"
+                    )));
+                }
+            }
+            _ => {
+                return Err(AppError::bad_input(
+                    format!("{field}.artifactId"),
+                    "no available artifact of this version has this id",
+                ));
+            }
+        }
+    }
+    let package = PackageRow {
+        id: Id::new(),
+        model_id: version.model_id,
+        version_id: version.id,
+        format,
+        primary_artifact_id: input.primary.artifact_id,
+        created_at: Timestamp::now(),
+    };
+    with_tx!(app.db, conn => {
+        diesel::insert_into(artifact_packages::table).values(&package).execute(conn).await?;
+        for (_, id, role) in &members {
+            // Only a member still free joins; a concurrent package taking it first wins.
+            let joined = diesel::update(
+                artifacts_table::table
+                    .find(*id)
+                    .filter(artifacts_table::package_id.is_null())
+                    .filter(artifacts_table::status.eq(ArtifactStatus::Available)),
+            )
+            .set((artifacts_table::package_id.eq(package.id), artifacts_table::package_role.eq(role)))
+            .execute(conn)
+            .await?;
+            if joined == 0 {
+                return Err(AppError::conflict(format!("artifact {id} already belongs to a package")));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(package)
+}
+
+/// A URL that downloads the artifact without an API key until it expires.
+pub struct SignedUrl {
+    pub url: String,
+    pub expires_at: Timestamp,
+}
+
+pub fn url_ttl(seconds: i32) -> Result<Duration, AppError> {
+    if !(1..=MAX_URL_TTL_SECS).contains(&seconds) {
+        return Err(AppError::bad_input(
+            "expiresInSeconds",
+            format!("must be between 1 and {MAX_URL_TTL_SECS}"),
+        ));
+    }
+    Ok(Duration::from_secs(seconds as u64))
+}
+
+pub fn download_path(id: Id) -> String {
+    format!("/v1/artifacts/{id}/download")
+}
+
+/// The storage service's own presigned URL where it signs one, else this server's HMAC URL.
+pub async fn signed_download_url(
+    app: &App,
+    artifact: &Artifact,
+    ttl: Duration,
+    origin: &str,
+) -> Result<SignedUrl, AppError> {
+    let expires = chrono::Utc::now() + ttl;
+    let expires_at = Timestamp::from(expires);
+    if app.storage.presigns() {
+        let url = app
+            .storage
+            .presign_read(
+                &blob_key(&artifact.sha256),
+                ttl,
+                &content_disposition(&artifact.file_name),
+            )
+            .await?;
+        return Ok(SignedUrl { url, expires_at });
+    }
+    let path = download_path(artifact.id);
+    let query = app.signer.sign("GET", &path, expires.timestamp());
+    Ok(SignedUrl {
+        url: format!("{origin}{path}?{query}"),
+        expires_at,
+    })
+}
+
+/// `attachment` with an ASCII fallback name and the exact name in RFC 5987 form: quotes,
+/// backslashes and non-ASCII never reach the plain parameter.
+pub fn content_disposition(file_name: &str) -> String {
+    let fallback: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+ ()[]".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in file_name.bytes() {
+        if b.is_ascii_alphanumeric() || b"._-~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+pub async fn package_members(app: &App, package: &PackageRow) -> Result<Vec<Artifact>, AppError> {
+    let mut members =
+        artifacts::list(&app.db, artifacts::ArtifactSet::Package(package.id), None).await?;
+    // The primary first, then sidecars by role.
+    members.sort_by(|a, b| {
+        (a.id != package.primary_artifact_id, &a.package_role)
+            .cmp(&(b.id != package.primary_artifact_id, &b.package_role))
+    });
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_bare() {
+        assert_eq!(
+            file_name_rule(" model.safetensors ").unwrap(),
+            "model.safetensors"
+        );
+        for bad in ["", "..", "a/b", "..\\x", "a\nb"] {
+            assert_eq!(
+                file_name_rule(bad).unwrap_err().field(),
+                Some("fileName"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(
+            format_of("m.SafeTensors", None).as_deref(),
+            Some("safetensors")
+        );
+        assert_eq!(format_of("m.tar.gz", None).as_deref(), Some("tar.gz"));
+        assert_eq!(format_of("README", None), None);
+        let meta = JsonText(serde_json::json!({"format": "ONNX"}));
+        assert_eq!(format_of("m.bin", Some(&meta)).as_deref(), Some("onnx"));
+    }
+
+    #[test]
+    fn dispositions_are_safe() {
+        assert_eq!(
+            content_disposition("a\"b é.bin"),
+            "attachment; filename=\"a_b _.bin\"; filename*=UTF-8''a%22b%20%C3%A9.bin"
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type_rule(None).unwrap(), "application/octet-stream");
+        assert_eq!(
+            content_type_rule(Some("text/plain; charset=utf-8")).unwrap(),
+            "text/plain; charset=utf-8"
+        );
+        assert!(content_type_rule(Some("nonsense")).is_err());
+        assert!(uri_rule(Some("hf://org/model".into())).unwrap().is_some());
+        assert!(uri_rule(Some("not a uri".into())).is_err());
+    }
+}

@@ -1,0 +1,1032 @@
+//! The three-step upload: open a session, receive chunks (or one direct object), complete.
+//!
+//! A session lives in the database and its chunks in shared storage, so any replica may take
+//! any chunk or complete any session. Completion reads the parts in order into the
+//! content-addressed blob while hashing, and only a matching digest commits the object and the
+//! artifact; a mismatch leaves neither.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::InputObject;
+use bytes::Bytes;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures::{Stream, StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::db::artifacts::Artifact;
+use crate::db::models::Model;
+use crate::db::schema::{artifacts, models, upload_chunks, upload_sessions};
+use crate::db::types::{BigInt, Id, JsonText, Timestamp};
+use crate::db::uploads::{self, Received, UploadSession};
+use crate::db::{blobs, with_tx};
+use crate::domain::artifacts::{self as artifact_rules, ArtifactFields};
+use crate::domain::models::visible_model;
+use crate::domain::values::{
+    ArtifactKind, ArtifactStatus, ModelStatus, Role, UploadMethod, UploadStatus, VersionLifecycle,
+};
+use crate::domain::versions::visible_version;
+use crate::error::AppError;
+use crate::storage::{self, Storage, blob_key, chunk_key, direct_key, hex_digest, upload_prefix};
+
+pub const DEFAULT_CHUNK_SIZE: i64 = 16 * 1024 * 1024;
+pub const MIN_CHUNK_SIZE: i64 = 64 * 1024;
+pub const MAX_CHUNK_SIZE: i64 = 512 * 1024 * 1024;
+/// Keeps the received-chunk list of one session small enough to answer in one response.
+pub const MAX_CHUNKS: i64 = 10_000;
+const MIN_TTL_SECS: i64 = 60;
+const MAX_TTL_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, InputObject)]
+pub struct CreateUploadSessionInput {
+    pub model_id: Id,
+    /// The version the artifact belongs to; it must be a DRAFT.
+    pub version_id: Option<Id>,
+    /// The file's name (no folders): what downloads are saved as.
+    pub file_name: String,
+    /// Default `application/octet-stream`.
+    pub content_type: Option<String>,
+    pub total_size_bytes: BigInt,
+    /// The expected SHA-256 (hex); may also be given at completion.
+    pub sha256: Option<String>,
+    /// Default MODEL_BINARY.
+    pub artifact_kind: Option<ArtifactKind>,
+    pub version_label: Option<String>,
+    pub training_run_id: Option<String>,
+    /// Make the artifact the model's current one when it completes.
+    pub is_current: Option<bool>,
+    pub external_uri: Option<String>,
+    /// A JSON object; its `format` key, when a string, becomes the artifact's format.
+    pub metadata: Option<JsonText>,
+    /// Ask for another chunk size (64 KiB to 512 MiB); default 16 MiB, grown so that a file
+    /// needs at most 10,000 chunks.
+    pub chunk_size_bytes: Option<BigInt>,
+    /// How long the session stays open (60 s to 7 days); default 24 h.
+    pub expires_in_seconds: Option<i32>,
+}
+
+#[derive(Debug, InputObject)]
+pub struct CompleteUploadSessionInput {
+    pub id: Id,
+    /// The expected SHA-256, if not given when the session was created.
+    pub sha256: Option<String>,
+    /// Overrides the session's `isCurrent`.
+    pub is_current: Option<bool>,
+}
+
+/// A session as clients see it, with what was received and what is still missing.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub session: UploadSession,
+    pub received: Vec<Received>,
+    /// `https://host/v1/uploads/{id}/chunks/{index}` with `{index}` left for the client.
+    pub chunk_url_template: Option<String>,
+}
+
+impl SessionState {
+    /// EXPIRED as soon as the time ran out, even before the expiry job marked it.
+    pub fn effective_status(&self) -> UploadStatus {
+        let s = &self.session;
+        if s.status.is_open() && s.expires_at <= Timestamp::now() {
+            UploadStatus::Expired
+        } else {
+            s.status
+        }
+    }
+
+    pub fn received_total(&self) -> i64 {
+        match self.session.status {
+            UploadStatus::Completed => self.session.total_size_bytes.0,
+            _ => self.received.iter().map(|(_, size)| size).sum(),
+        }
+    }
+
+    pub fn received_indexes(&self) -> Vec<i64> {
+        match self.session.status {
+            UploadStatus::Completed => (0..self.session.chunk_count).collect(),
+            _ => self.received.iter().map(|(index, _)| *index).collect(),
+        }
+    }
+
+    pub fn missing(&self) -> Vec<i64> {
+        if self.session.status == UploadStatus::Completed {
+            return Vec::new();
+        }
+        let mut have = self.received.iter().map(|(i, _)| *i).peekable();
+        (0..self.session.chunk_count)
+            .filter(|i| {
+                while have.peek().is_some_and(|h| h < i) {
+                    have.next();
+                }
+                have.peek() != Some(i)
+            })
+            .collect()
+    }
+
+    /// The REST sidecar's answer: the same fields and names as the GraphQL type.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.session;
+        let ts = |t: Timestamp| async_graphql::ScalarType::to_value(&t).into_json().ok();
+        serde_json::json!({
+            "id": s.id,
+            "modelId": s.model_id,
+            "versionId": s.version_id,
+            "method": s.method.as_str(),
+            "fileName": s.file_name,
+            "contentType": s.content_type,
+            "totalSizeBytes": s.total_size_bytes.0,
+            "expectedSha256": s.expected_sha256,
+            "chunkSizeBytes": s.chunk_size_bytes.0,
+            "chunkCount": s.chunk_count,
+            "artifactKind": s.artifact_kind.as_str(),
+            "status": self.effective_status().as_str(),
+            "failureReason": s.failure_reason,
+            "receivedBytes": self.received_total(),
+            "receivedChunks": self.received_indexes(),
+            "missingChunks": self.missing(),
+            "chunkUrlTemplate": self.chunk_url_template,
+            "artifactId": s.artifact_id,
+            "expiresAt": ts(s.expires_at),
+            "createdAt": ts(s.created_at),
+            "updatedAt": ts(s.updated_at),
+            "completedAt": s.completed_at.and_then(ts),
+        })
+    }
+}
+
+/// The chunk size for a file: the one asked for (within bounds), else the default grown to
+/// keep the chunk count at most [`MAX_CHUNKS`].
+pub fn plan_chunks(total: i64, asked: Option<i64>) -> Result<(i64, i64), AppError> {
+    if total < 0 {
+        return Err(AppError::bad_input(
+            "totalSizeBytes",
+            "must not be negative",
+        ));
+    }
+    let size = match asked {
+        Some(size) if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&size) => {
+            return Err(AppError::bad_input(
+                "chunkSizeBytes",
+                format!("must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"),
+            ));
+        }
+        Some(size) => size,
+        None => {
+            let needed = ceil_div(total, MAX_CHUNKS);
+            let mib = 1024 * 1024;
+            let size = DEFAULT_CHUNK_SIZE.max(ceil_div(needed, mib) * mib);
+            if size > MAX_CHUNK_SIZE {
+                return Err(AppError::bad_input(
+                    "totalSizeBytes",
+                    format!(
+                        "at most {} bytes fit in one upload",
+                        MAX_CHUNK_SIZE * MAX_CHUNKS
+                    ),
+                ));
+            }
+            size
+        }
+    };
+    let count = ceil_div(total, size);
+    if count > MAX_CHUNKS {
+        return Err(AppError::bad_input(
+            if asked.is_some() {
+                "chunkSizeBytes"
+            } else {
+                "totalSizeBytes"
+            },
+            format!(
+                "a file of {total} bytes needs {count} chunks of {size} bytes; at most {MAX_CHUNKS} are allowed"
+            ),
+        ));
+    }
+    Ok((size, count))
+}
+
+/// `a / b` rounded up, for `a >= 0` and `b > 0`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
+}
+
+/// The exact length chunk `index` must have.
+pub fn chunk_length(session: &UploadSession, index: i64) -> Result<i64, AppError> {
+    if index < 0 || index >= session.chunk_count {
+        return Err(AppError::bad_input(
+            "index",
+            format!(
+                "chunk index {index} is out of range: this upload has chunks 0 to {}",
+                session.chunk_count - 1
+            ),
+        ));
+    }
+    let size = session.chunk_size_bytes.0;
+    Ok((session.total_size_bytes.0 - index * size).min(size))
+}
+
+/// A session whose model the caller may act on with `role`; otherwise NOT_FOUND.
+pub async fn visible_session(
+    app: &App,
+    caller: &Principal,
+    id: Id,
+    role: Role,
+) -> Result<(UploadSession, Model), AppError> {
+    let session = uploads::find(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound("upload session"))?;
+    let model = visible_model(&app.db, caller, session.model_id, role)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound("upload session"),
+            other => other,
+        })?;
+    Ok((session, model))
+}
+
+pub async fn state(
+    app: &App,
+    session: UploadSession,
+    origin: &str,
+) -> Result<SessionState, AppError> {
+    let mut received = uploads::received(&app.db, &[session.id]).await?;
+    Ok(state_of(
+        session.clone(),
+        received.remove(&session.id).unwrap_or_default(),
+        origin,
+    ))
+}
+
+fn state_of(session: UploadSession, received: Vec<Received>, origin: &str) -> SessionState {
+    let chunk_url_template = (session.method == UploadMethod::Chunked)
+        .then(|| format!("{origin}/v1/uploads/{}/chunks/{{index}}", session.id));
+    SessionState {
+        session,
+        received,
+        chunk_url_template,
+    }
+}
+
+/// Opens a session (chunked or direct) after checking everything the artifact will need.
+pub async fn create(
+    app: &App,
+    caller: &Principal,
+    input: CreateUploadSessionInput,
+    method: UploadMethod,
+) -> Result<UploadSession, AppError> {
+    let model = visible_model(&app.db, caller, input.model_id, Role::Editor).await?;
+    if let Some(version_id) = input.version_id {
+        let (version, _) = visible_version(&app.db, caller, version_id, Role::Editor)
+            .await
+            .map_err(|e| match e {
+                AppError::NotFound(_) => {
+                    AppError::bad_input("versionId", "no such version of this model")
+                }
+                other => other,
+            })?;
+        if version.model_id != model.id {
+            return Err(AppError::bad_input(
+                "versionId",
+                "no such version of this model",
+            ));
+        }
+        artifact_rules::require_mutable(&version)?;
+    }
+    let fields = ArtifactFields::check(
+        &input.file_name,
+        input.content_type.as_deref(),
+        input.version_label,
+        input.training_run_id,
+        input.external_uri,
+        input.metadata,
+    )?;
+    let expected = input
+        .sha256
+        .as_deref()
+        .map(|d| storage::parse_sha256("sha256", d))
+        .transpose()?;
+    let total = input.total_size_bytes.0;
+    let (chunk_size, chunk_count) = match method {
+        UploadMethod::Chunked => plan_chunks(total, input.chunk_size_bytes.map(|c| c.0))?,
+        UploadMethod::Direct => {
+            if total < 0 {
+                return Err(AppError::bad_input(
+                    "totalSizeBytes",
+                    "must not be negative",
+                ));
+            }
+            (total.max(1), 1)
+        }
+    };
+    let ttl = match input.expires_in_seconds {
+        Some(secs) if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&i64::from(secs)) => {
+            return Err(AppError::bad_input(
+                "expiresInSeconds",
+                format!("must be between {MIN_TTL_SECS} and {MAX_TTL_SECS}"),
+            ));
+        }
+        Some(secs) => i64::from(secs),
+        None => app.config.upload_ttl_secs as i64,
+    };
+    let now = Timestamp::now();
+    let session = UploadSession {
+        id: Id::new(),
+        model_id: model.id,
+        version_id: input.version_id,
+        method,
+        file_name: fields.file_name,
+        content_type: fields.content_type,
+        total_size_bytes: BigInt(total),
+        expected_sha256: expected,
+        chunk_size_bytes: BigInt(chunk_size),
+        chunk_count,
+        artifact_kind: input.artifact_kind.unwrap_or(ArtifactKind::ModelBinary),
+        version_label: fields.version_label,
+        training_run_id: fields.training_run_id,
+        is_current: input.is_current.unwrap_or(false),
+        external_uri: fields.external_uri,
+        metadata: fields.metadata,
+        status: UploadStatus::Initialized,
+        failure_reason: None,
+        artifact_id: None,
+        created_by: Some(caller.key.id),
+        created_at: now,
+        updated_at: now,
+        expires_at: Timestamp::from(now.to_utc() + Duration::from_secs(ttl as u64)),
+        completed_at: None,
+    };
+    with_tx!(app.db, conn => {
+        diesel::insert_into(upload_sessions::table)
+            .values(&session)
+            .execute(conn)
+            .await?;
+        Ok(())
+    })?;
+    Ok(session)
+}
+
+/// Refuses a session that takes no more bytes, with the status the REST sidecar answers.
+fn require_open(state: &SessionState) -> Result<(), AppError> {
+    match state.effective_status() {
+        UploadStatus::Initialized | UploadStatus::Uploading => Ok(()),
+        UploadStatus::Completed => Err(AppError::conflict(
+            "this upload session is already completed",
+        )),
+        UploadStatus::Failed => Err(AppError::conflict(format!(
+            "this upload session failed: {}",
+            state.session.failure_reason.as_deref().unwrap_or("aborted")
+        ))),
+        UploadStatus::Expired => Err(AppError::Gone(
+            "this upload session expired; start a new one".into(),
+        )),
+    }
+}
+
+/// The `sha-256` member of a `Content-Digest` header (RFC 9530), as lowercase hex.
+pub fn parse_content_digest(header: &str) -> Result<Option<String>, AppError> {
+    use base64::Engine;
+    for member in header.split(',') {
+        let Some((algorithm, value)) = member.trim().split_once('=') else {
+            continue;
+        };
+        if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
+            continue;
+        }
+        let bytes = value
+            .trim()
+            .strip_prefix(':')
+            .and_then(|v| v.strip_suffix(':'))
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| {
+                AppError::bad_input(
+                    "Content-Digest",
+                    "expected `sha-256=:<base64 of the 32-byte digest>:`",
+                )
+            })?;
+        return Ok(Some(hex::encode(bytes)));
+    }
+    Ok(None)
+}
+
+/// What a request body says about itself before it is read.
+pub struct BodyInfo {
+    pub content_length: Option<u64>,
+    pub content_digest: Option<String>,
+}
+
+/// Stores one chunk. The bytes stream to storage as they arrive and are committed only when
+/// their length (and digest, when one is sent) is right; then the chunk is recorded.
+pub async fn put_chunk<S, E>(
+    app: &App,
+    caller: &Principal,
+    id: Id,
+    index: i64,
+    info: BodyInfo,
+    body: S,
+    body_error: impl Fn(E) -> AppError,
+    origin: &str,
+) -> Result<SessionState, AppError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let (session, _) = visible_session(app, caller, id, Role::Editor).await?;
+    if session.method != UploadMethod::Chunked {
+        return Err(AppError::conflict(
+            "this is a direct upload: PUT the file to its upload URL",
+        ));
+    }
+    let before = state_of(session.clone(), Vec::new(), origin);
+    require_open(&before)?;
+    let expected_len = chunk_length(&session, index)?;
+    // The limit of a chunk body is the session's chunk size; under it, the length must match.
+    let limit = session.chunk_size_bytes.0 as u64;
+    let too_large = || {
+        AppError::PayloadTooLarge(format!(
+            "a chunk of this upload may be at most {limit} bytes"
+        ))
+    };
+    if let Some(len) = info.content_length {
+        if len > limit {
+            return Err(too_large());
+        }
+        if len != expected_len as u64 {
+            return Err(wrong_length(index, expected_len, len));
+        }
+    }
+    let key = chunk_key(session.id, index);
+    let mut received: u64 = 0;
+    let mut hasher = info.content_digest.as_ref().map(|_| Sha256::new());
+    app.storage
+        .write_stream(
+            &key,
+            body,
+            |frame| {
+                match frame {
+                    Some(frame) => {
+                        received += frame.len() as u64;
+                        if received > limit {
+                            return Err(too_large());
+                        }
+                        if received > expected_len as u64 {
+                            return Err(wrong_length(index, expected_len, received));
+                        }
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(frame);
+                        }
+                    }
+                    None => {
+                        if received != expected_len as u64 {
+                            return Err(wrong_length(index, expected_len, received));
+                        }
+                        if let (Some(h), Some(expected)) = (hasher.take(), &info.content_digest) {
+                            let actual = hex_digest(h);
+                            if &actual != expected {
+                                return Err(AppError::ChecksumMismatch {
+                                    expected: expected.clone(),
+                                    actual,
+                                });
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            },
+            body_error,
+        )
+        .await?;
+    let status = uploads::record_chunk(&app.db, session.id, index, expected_len).await?;
+    if !status.is_open() {
+        // Finished while this chunk streamed: its bytes belong to no session any more.
+        app.storage.delete(&key).await.ok();
+        let mut after = session.clone();
+        after.status = status;
+        return Err(require_open(&state_of(after, Vec::new(), origin)).unwrap_err());
+    }
+    let (session, _) = visible_session(app, caller, id, Role::Viewer).await?;
+    state(app, session, origin).await
+}
+
+fn wrong_length(index: i64, expected: i64, got: u64) -> AppError {
+    AppError::bad_input(
+        "body",
+        format!("chunk {index} must be exactly {expected} bytes; this one has {got} or more"),
+    )
+}
+
+/// Stores the object of a direct upload sent to this server's signed URL.
+pub async fn put_direct<S, E>(
+    app: &App,
+    id: Id,
+    content_length: Option<u64>,
+    body: S,
+    body_error: impl Fn(E) -> AppError,
+) -> Result<(), AppError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let session = uploads::find(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound("upload session"))?;
+    if session.method != UploadMethod::Direct {
+        return Err(AppError::NotFound("upload session"));
+    }
+    require_open(&state_of(session.clone(), Vec::new(), ""))?;
+    let total = session.total_size_bytes.0 as u64;
+    if content_length.is_some_and(|len| len > total) {
+        return Err(AppError::PayloadTooLarge(format!(
+            "this upload announced {total} bytes"
+        )));
+    }
+    let mut received = 0u64;
+    app.storage
+        .write_stream(
+            &direct_key(session.id),
+            body,
+            |frame| {
+                if let Some(frame) = frame {
+                    received += frame.len() as u64;
+                    if received > total {
+                        return Err(AppError::PayloadTooLarge(format!(
+                            "this upload announced {total} bytes"
+                        )));
+                    }
+                }
+                Ok(())
+            },
+            body_error,
+        )
+        .await
+}
+
+/// The parts of a session in order, as one byte stream.
+fn parts(
+    storage: Arc<Storage>,
+    session: &UploadSession,
+) -> impl Stream<Item = Result<Bytes, AppError>> + Send + Unpin + 'static {
+    let keys: Vec<(String, u64)> = match session.method {
+        UploadMethod::Chunked => (0..session.chunk_count)
+            .map(|i| {
+                let len = chunk_length(session, i).unwrap_or(0) as u64;
+                (chunk_key(session.id, i), len)
+            })
+            .collect(),
+        UploadMethod::Direct => vec![(direct_key(session.id), session.total_size_bytes.0 as u64)],
+    };
+    Box::pin(
+        futures::stream::iter(keys)
+            .filter(|(_, len)| futures::future::ready(*len > 0))
+            .then(move |(key, len)| {
+                let storage = storage.clone();
+                async move {
+                    let stream = storage.read_stream(&key, 0..len).await?;
+                    Ok::<_, AppError>(stream.map_err(|e| {
+                        AppError::internal(format_args!("reading an upload part: {e}"))
+                    }))
+                }
+            })
+            .try_flatten(),
+    )
+}
+
+/// Hashes the parts without writing them anywhere.
+async fn hash_parts(app: &App, session: &UploadSession) -> Result<String, AppError> {
+    let mut hasher = Sha256::new();
+    let mut stream = parts(app.storage.clone(), session);
+    while let Some(frame) = stream.next().await {
+        hasher.update(&frame?);
+    }
+    Ok(hex_digest(hasher))
+}
+
+/// Checks that every part is there with its full length.
+async fn require_parts(app: &App, state: &SessionState) -> Result<(), AppError> {
+    let session = &state.session;
+    match session.method {
+        UploadMethod::Chunked => {
+            let missing = state.missing();
+            if !missing.is_empty() {
+                let shown: Vec<String> = missing.iter().take(50).map(i64::to_string).collect();
+                let more = missing.len().saturating_sub(50);
+                return Err(AppError::precondition(format!(
+                    "{} chunk(s) missing: {}{}",
+                    missing.len(),
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            Ok(())
+        }
+        UploadMethod::Direct => {
+            let total = session.total_size_bytes.0 as u64;
+            match app.storage.size_of(&direct_key(session.id)).await? {
+                Some(size) if size == total => Ok(()),
+                Some(size) => Err(AppError::precondition(format!(
+                    "the uploaded object has {size} bytes; {total} were announced"
+                ))),
+                None if total == 0 => Ok(()),
+                None => Err(AppError::precondition(
+                    "nothing was uploaded to the upload URL yet",
+                )),
+            }
+        }
+    }
+}
+
+/// Assembles, verifies and commits an upload: the artifact exists afterwards, or nothing does.
+/// Completing a completed session answers its artifact, so a retried or concurrent complete
+/// never makes a second one.
+pub async fn complete(
+    app: &App,
+    caller: &Principal,
+    input: CompleteUploadSessionInput,
+) -> Result<Artifact, AppError> {
+    let (session, model) = visible_session(app, caller, input.id, Role::Editor).await?;
+    if let Some(artifact) = finished_artifact(app, &session).await? {
+        return Ok(artifact);
+    }
+    let state = state(app, session, "").await?;
+    require_open(&state).map_err(|e| match e {
+        AppError::Conflict(m) => AppError::precondition(m),
+        other => other,
+    })?;
+    let session = &state.session;
+    let given = input
+        .sha256
+        .as_deref()
+        .map(|d| storage::parse_sha256("sha256", d))
+        .transpose()?;
+    let expected = match (&session.expected_sha256, given) {
+        (Some(a), Some(b)) if *a != b => {
+            return Err(AppError::bad_input(
+                "sha256",
+                format!("differs from the digest {a} given when the session was created"),
+            ));
+        }
+        (Some(a), _) => Some(a.clone()),
+        (None, b) => b,
+    };
+    if let Some(version_id) = session.version_id {
+        let (version, _) = visible_version(&app.db, caller, version_id, Role::Editor).await?;
+        artifact_rules::require_mutable(&version)?;
+    }
+    require_parts(app, &state).await?;
+
+    let digest = match assemble(app, session, expected).await {
+        Ok(digest) => digest,
+        Err(err @ AppError::ChecksumMismatch { .. }) => {
+            uploads::close(
+                &app.db,
+                session.id,
+                UploadStatus::Failed,
+                Some(err.message()),
+            )
+            .await?;
+            discard_parts(app, session.id).await;
+            return Err(err);
+        }
+        Err(err) => {
+            // A concurrent complete may have finished first and removed the parts under us.
+            if let Some(current) = uploads::find(&app.db, session.id).await?
+                && let Some(artifact) = finished_artifact(app, &current).await?
+            {
+                return Ok(artifact);
+            }
+            return Err(err);
+        }
+    };
+    let artifact = commit(app, session, &model, &digest, input.is_current).await?;
+    discard_parts(app, session.id).await;
+    Ok(artifact)
+}
+
+/// Puts the parts' bytes in the content-addressed blob, proving they hash to `expected`;
+/// answers the digest. Nothing is stored under a digest the bytes do not have.
+async fn assemble(
+    app: &App,
+    session: &UploadSession,
+    expected: Option<String>,
+) -> Result<String, AppError> {
+    // Without an announced digest, one read pass finds it; the writing pass then checks it.
+    let expected = match expected {
+        Some(digest) => digest,
+        None => hash_parts(app, session).await?,
+    };
+    let key = blob_key(&expected);
+    let size = session.total_size_bytes.0;
+    let stored = blobs::claim(&app.db, &expected, size).await? && app.storage.exists(&key).await?;
+    if stored {
+        // The bytes are already stored under this digest: only prove these parts match them.
+        let actual = hash_parts(app, session).await?;
+        return if actual == expected {
+            Ok(expected)
+        } else {
+            Err(AppError::ChecksumMismatch { expected, actual })
+        };
+    }
+    let mut hasher = Some(Sha256::new());
+    app.storage
+        .write_stream(
+            &key,
+            parts(app.storage.clone(), session),
+            |frame| {
+                match frame {
+                    Some(frame) => {
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(frame);
+                        }
+                    }
+                    None => {
+                        let actual = hex_digest(hasher.take().unwrap_or_default());
+                        if actual != expected {
+                            return Err(AppError::ChecksumMismatch {
+                                expected: expected.clone(),
+                                actual,
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            },
+            |e| e,
+        )
+        .await?;
+    Ok(expected)
+}
+
+async fn finished_artifact(
+    app: &App,
+    session: &UploadSession,
+) -> Result<Option<Artifact>, AppError> {
+    match (session.status, session.artifact_id) {
+        (UploadStatus::Completed, Some(id)) => crate::db::artifacts::find(&app.db, id).await,
+        _ => Ok(None),
+    }
+}
+
+/// One transaction: the artifact, the current-artifact pointer, the session and the model.
+async fn commit(
+    app: &App,
+    session: &UploadSession,
+    model: &Model,
+    sha256: &str,
+    is_current: Option<bool>,
+) -> Result<Artifact, AppError> {
+    let now = Timestamp::now();
+    let artifact = Artifact {
+        id: Id::new(),
+        model_id: session.model_id,
+        version_id: session.version_id,
+        package_id: None,
+        package_role: None,
+        kind: session.artifact_kind,
+        version_label: session.version_label.clone(),
+        file_name: session.file_name.clone(),
+        content_type: session.content_type.clone(),
+        size_bytes: session.total_size_bytes,
+        sha256: sha256.to_owned(),
+        format: artifact_rules::format_of(&session.file_name, session.metadata.as_ref()),
+        storage_backend: app.storage.service().name().to_owned(),
+        storage_uri: app.storage.uri(&blob_key(sha256)),
+        external_uri: session.external_uri.clone(),
+        training_run_id: session.training_run_id.clone(),
+        status: ArtifactStatus::Available,
+        is_current: is_current.unwrap_or(session.is_current),
+        metadata: session.metadata.clone(),
+        uploaded_by: session.created_by,
+        uploaded_at: now,
+        created_at: now,
+        updated_at: now,
+    };
+    let won = with_tx!(app.db, conn => {
+        let claimed = diesel::update(
+            upload_sessions::table
+                .find(session.id)
+                .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading])),
+        )
+        .set((
+            upload_sessions::status.eq(UploadStatus::Completed),
+            upload_sessions::artifact_id.eq(artifact.id),
+            upload_sessions::completed_at.eq(now),
+            upload_sessions::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        if claimed == 0 {
+            return Ok(false);
+        }
+        if let Some(version_id) = session.version_id {
+            // Published between the checks and now: the version's artifacts are fixed.
+            let lifecycle: VersionLifecycle = crate::db::schema::model_versions::table
+                .find(version_id)
+                .select(crate::db::schema::model_versions::lifecycle)
+                .first(conn)
+                .await?;
+            if lifecycle != VersionLifecycle::Draft {
+                return Err(AppError::precondition(format!(
+                    "the version was {lifecycle} before the upload completed; its artifacts cannot change"
+                )));
+            }
+        }
+        if artifact.is_current {
+            diesel::update(artifacts::table.filter(artifacts::model_id.eq(model.id)).filter(artifacts::is_current.eq(true)))
+                .set(artifacts::is_current.eq(false))
+                .execute(conn)
+                .await?;
+        }
+        diesel::insert_into(artifacts::table).values(&artifact).execute(conn).await?;
+        diesel::update(models::table.find(model.id).filter(models::status.eq(ModelStatus::Pending)))
+            .set(models::status.eq(ModelStatus::Ready))
+            .execute(conn)
+            .await?;
+        diesel::update(models::table.find(model.id))
+            .set(models::updated_at.eq(now))
+            .execute(conn)
+            .await?;
+        diesel::delete(upload_chunks::table.filter(upload_chunks::session_id.eq(session.id)))
+            .execute(conn)
+            .await?;
+        Ok(true)
+    })?;
+    if won {
+        return Ok(artifact);
+    }
+    // Another request completed (or ended) the session first.
+    let current = uploads::find(&app.db, session.id)
+        .await?
+        .ok_or(AppError::NotFound("upload session"))?;
+    match finished_artifact(app, &current).await? {
+        Some(artifact) => Ok(artifact),
+        None => {
+            require_open(&state_of(current, Vec::new(), ""))?;
+            Err(AppError::Internal)
+        }
+    }
+}
+
+/// Removes a session's stored parts; failures only leave bytes the expiry job removes later.
+async fn discard_parts(app: &App, session: Id) {
+    if let Err(e) = app.storage.delete_prefix(&upload_prefix(session)).await {
+        tracing::warn!(session = %session, error = ?e, "removing upload parts failed");
+    }
+}
+
+pub async fn abort(app: &App, caller: &Principal, id: Id) -> Result<UploadSession, AppError> {
+    let (session, _) = visible_session(app, caller, id, Role::Editor).await?;
+    if !uploads::close(
+        &app.db,
+        session.id,
+        UploadStatus::Failed,
+        Some("aborted".into()),
+    )
+    .await?
+    {
+        let state = state_of(session, Vec::new(), "");
+        require_open(&state).map_err(|e| match e {
+            AppError::Conflict(m) => AppError::precondition(m),
+            other => other,
+        })?;
+    }
+    discard_parts(app, id).await;
+    uploads::find(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound("upload session"))
+}
+
+/// Marks one expired session and removes its parts: the expiry job's unit of work.
+pub async fn expire(app: &App, id: Id) -> Result<bool, AppError> {
+    let closed = uploads::close(&app.db, id, UploadStatus::Expired, None).await?;
+    if closed {
+        discard_parts(app, id).await;
+    }
+    Ok(closed)
+}
+
+/// Sessions of a model the caller may read, with their received chunks.
+pub async fn list(
+    app: &App,
+    caller: &Principal,
+    filter: UploadSessionFilter,
+    origin: &str,
+) -> Result<Vec<SessionState>, AppError> {
+    let model = visible_model(&app.db, caller, filter.model_id, Role::Viewer).await?;
+    let digest = filter
+        .sha256
+        .as_deref()
+        .map(|d| storage::parse_sha256("sha256", d))
+        .transpose()?;
+    let statuses = filter.status.unwrap_or_default();
+    // Stored statuses lag expiry; filter on what clients see.
+    let stored: Vec<UploadStatus> = statuses
+        .iter()
+        .flat_map(|s| match s {
+            UploadStatus::Expired => {
+                vec![
+                    UploadStatus::Expired,
+                    UploadStatus::Initialized,
+                    UploadStatus::Uploading,
+                ]
+            }
+            other => vec![*other],
+        })
+        .collect();
+    let rows = uploads::list(
+        &app.db,
+        model.id,
+        filter.version_id,
+        &stored,
+        digest.as_deref(),
+    )
+    .await?;
+    let ids: Vec<Id> = rows.iter().map(|s| s.id).collect();
+    let mut received = uploads::received(&app.db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|s| {
+            let chunks = received.remove(&s.id).unwrap_or_default();
+            state_of(s, chunks, origin)
+        })
+        .filter(|s| statuses.is_empty() || statuses.contains(&s.effective_status()))
+        .collect())
+}
+
+/// Where the client PUTs a direct upload's bytes: the storage service's presigned URL where it
+/// signs one, else this server's signed URL. Valid as long as the session.
+pub async fn direct_upload_url(
+    app: &App,
+    session: &UploadSession,
+    origin: &str,
+) -> Result<String, AppError> {
+    let remaining = (session.expires_at.to_utc() - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    if app.storage.presigns() {
+        return app
+            .storage
+            .presign_write(&direct_key(session.id), remaining)
+            .await;
+    }
+    let path = format!("/v1/uploads/{}/direct", session.id);
+    let query = app
+        .signer
+        .sign("PUT", &path, session.expires_at.to_utc().timestamp());
+    Ok(format!("{origin}{path}?{query}"))
+}
+
+#[derive(Debug, InputObject)]
+pub struct UploadSessionFilter {
+    pub model_id: Id,
+    pub version_id: Option<Id>,
+    /// Sessions in any of these states (as `status` reports them).
+    pub status: Option<Vec<UploadStatus>>,
+    /// Sessions expecting this digest: how a client finds the session to resume.
+    pub sha256: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: i64 = 1024 * 1024;
+
+    #[test]
+    fn chunk_plans() {
+        assert_eq!(plan_chunks(100 * MIB, None).unwrap(), (16 * MIB, 7));
+        assert_eq!(plan_chunks(0, None).unwrap(), (16 * MIB, 0));
+        // 1 TiB needs bigger chunks than the default to stay within 10,000.
+        let (size, count) = plan_chunks(1024 * 1024 * MIB, None).unwrap();
+        assert!(count <= MAX_CHUNKS && size > 16 * MIB, "{size} {count}");
+        assert_eq!(plan_chunks(10 * MIB, Some(MIB)).unwrap(), (MIB, 10));
+        assert_eq!(
+            plan_chunks(10, Some(1)).unwrap_err().field(),
+            Some("chunkSizeBytes")
+        );
+        assert!(plan_chunks(-1, None).is_err());
+        assert!(plan_chunks(20_000 * MIB, Some(MIB)).is_err());
+        assert!(
+            plan_chunks(6 * 1024 * 1024 * MIB, None).is_err(),
+            "over 5 TiB"
+        );
+    }
+
+    #[test]
+    fn content_digest_header() {
+        use base64::Engine;
+        let digest = Sha256::digest(b"abc");
+        let header = format!(
+            "sha-512=:xx:, sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+        assert_eq!(
+            parse_content_digest(&header).unwrap(),
+            Some(hex::encode(digest))
+        );
+        assert_eq!(parse_content_digest("sha-512=:xx:").unwrap(), None);
+        assert!(parse_content_digest("sha-256=abc").is_err());
+    }
+}

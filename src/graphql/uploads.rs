@@ -1,0 +1,304 @@
+use async_graphql::{Context, Object, Result, SimpleObject};
+
+use super::ContextExt;
+use super::pagination::{self, Conn};
+use crate::db::artifacts::Artifact;
+use crate::db::loaders::{ModelKey, VersionKey};
+use crate::db::model_versions::ModelVersion;
+use crate::db::models::Model;
+use crate::db::page::Cursor;
+use crate::db::types::{BigInt, Id, JsonText, Timestamp};
+use crate::domain::uploads::{
+    self, CompleteUploadSessionInput, CreateUploadSessionInput, SessionState, UploadSessionFilter,
+};
+use crate::domain::values::{ArtifactKind, Role, UploadMethod, UploadStatus};
+use crate::error::AppError;
+
+/// A resumable upload: what was announced, what arrived, what is missing.
+#[Object(name = "UploadSession")]
+impl SessionState {
+    async fn id(&self) -> Id {
+        self.session.id
+    }
+
+    async fn model(&self, ctx: &Context<'_>) -> Result<Model> {
+        Ok(ctx
+            .loader()
+            .load_one(ModelKey(self.session.model_id))
+            .await?
+            .ok_or(AppError::NotFound("model"))?)
+    }
+
+    async fn version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
+        match self.session.version_id {
+            Some(id) => Ok(ctx.loader().load_one(VersionKey(id)).await?),
+            None => Ok(None),
+        }
+    }
+
+    async fn method(&self) -> UploadMethod {
+        self.session.method
+    }
+
+    async fn file_name(&self) -> &str {
+        &self.session.file_name
+    }
+
+    async fn content_type(&self) -> &str {
+        &self.session.content_type
+    }
+
+    async fn total_size_bytes(&self) -> BigInt {
+        self.session.total_size_bytes
+    }
+
+    async fn expected_sha256(&self) -> Option<&str> {
+        self.session.expected_sha256.as_deref()
+    }
+
+    /// Every chunk but the last has exactly this many bytes.
+    async fn chunk_size_bytes(&self) -> BigInt {
+        self.session.chunk_size_bytes
+    }
+
+    async fn chunk_count(&self) -> i64 {
+        self.session.chunk_count
+    }
+
+    async fn artifact_kind(&self) -> ArtifactKind {
+        self.session.artifact_kind
+    }
+
+    async fn version_label(&self) -> Option<&str> {
+        self.session.version_label.as_deref()
+    }
+
+    async fn training_run_id(&self) -> Option<&str> {
+        self.session.training_run_id.as_deref()
+    }
+
+    async fn is_current(&self) -> bool {
+        self.session.is_current
+    }
+
+    async fn external_uri(&self) -> Option<&str> {
+        self.session.external_uri.as_deref()
+    }
+
+    async fn metadata(&self) -> Option<&JsonText> {
+        self.session.metadata.as_ref()
+    }
+
+    /// EXPIRED as soon as `expiresAt` passed.
+    async fn status(&self) -> UploadStatus {
+        self.effective_status()
+    }
+
+    /// Why the session FAILED (a digest mismatch, an abort).
+    async fn failure_reason(&self) -> Option<&str> {
+        self.session.failure_reason.as_deref()
+    }
+
+    async fn received_bytes(&self) -> BigInt {
+        BigInt(self.received_total())
+    }
+
+    /// Indexes of the chunks stored so far, ascending.
+    async fn received_chunks(&self) -> Vec<i64> {
+        self.received_indexes()
+    }
+
+    /// Indexes still to send, ascending: what a resuming client uploads.
+    async fn missing_chunks(&self) -> Vec<i64> {
+        self.missing()
+    }
+
+    /// `PUT` each chunk here, `{index}` replaced by its zero-based index (chunked uploads).
+    async fn chunk_url_template(&self) -> Option<&str> {
+        self.chunk_url_template.as_deref()
+    }
+
+    /// The artifact a COMPLETED session created.
+    async fn artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
+        match self.session.artifact_id {
+            Some(id) => Ok(crate::db::artifacts::find(ctx.db(), id).await?),
+            None => Ok(None),
+        }
+    }
+
+    async fn expires_at(&self) -> Timestamp {
+        self.session.expires_at
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.session.created_at
+    }
+
+    async fn updated_at(&self) -> Timestamp {
+        self.session.updated_at
+    }
+
+    async fn completed_at(&self) -> Option<Timestamp> {
+        self.session.completed_at
+    }
+}
+
+fn session_cursor(state: &SessionState) -> Cursor {
+    Cursor {
+        key: String::new(),
+        id: state.session.id,
+    }
+}
+
+#[derive(Default)]
+pub struct UploadQuery;
+
+#[Object]
+impl UploadQuery {
+    async fn upload_session(&self, ctx: &Context<'_>, id: Id) -> Result<SessionState> {
+        let app = ctx.app();
+        let (session, _) = uploads::visible_session(app, ctx.caller()?, id, Role::Viewer).await?;
+        Ok(uploads::state(app, session, ctx.origin()).await?)
+    }
+
+    /// A model's upload sessions, newest first: how a client finds the one to resume.
+    async fn upload_sessions(
+        &self,
+        ctx: &Context<'_>,
+        filter: UploadSessionFilter,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<SessionState>> {
+        let page = pagination::request(first, after, last, before)?;
+        let rows = uploads::list(ctx.app(), ctx.caller()?, filter, ctx.origin()).await?;
+        Ok(pagination::slice(rows, &page, session_cursor))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct UploadSessionPayload {
+    upload_session: SessionState,
+}
+
+#[derive(SimpleObject)]
+pub struct CompleteUploadSessionPayload {
+    artifact: Artifact,
+    upload_session: SessionState,
+}
+
+#[derive(async_graphql::InputObject)]
+pub struct UploadSessionIdInput {
+    id: Id,
+}
+
+/// A header the client must send with its direct upload.
+#[derive(SimpleObject)]
+pub struct HttpHeader {
+    name: String,
+    value: String,
+}
+
+#[derive(SimpleObject)]
+pub struct DirectUploadPayload {
+    upload_session: SessionState,
+    /// `PUT` the whole file here, then call `confirmDirectUpload`.
+    upload_url: String,
+    method: String,
+    headers: Vec<HttpHeader>,
+    expires_at: Timestamp,
+}
+
+#[derive(Default)]
+pub struct UploadMutation;
+
+async fn session_state(ctx: &Context<'_>, id: Id) -> Result<SessionState> {
+    let app = ctx.app();
+    let (session, _) = uploads::visible_session(app, ctx.caller()?, id, Role::Viewer).await?;
+    Ok(uploads::state(app, session, ctx.origin()).await?)
+}
+
+#[Object]
+impl UploadMutation {
+    /// Step 1 of a chunked upload: the server picks the chunk size and answers where to send
+    /// each chunk.
+    async fn create_upload_session(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUploadSessionInput,
+    ) -> Result<UploadSessionPayload> {
+        let app = ctx.app();
+        let session = uploads::create(app, ctx.caller()?, input, UploadMethod::Chunked).await?;
+        let upload_session = uploads::state(app, session, ctx.origin()).await?;
+        Ok(UploadSessionPayload { upload_session })
+    }
+
+    /// Step 3: assembles and verifies the chunks and creates the artifact. With a chunk
+    /// missing: PRECONDITION_FAILED naming them; with another digest: CHECKSUM_MISMATCH.
+    async fn complete_upload_session(
+        &self,
+        ctx: &Context<'_>,
+        input: CompleteUploadSessionInput,
+    ) -> Result<CompleteUploadSessionPayload> {
+        let id = input.id;
+        let artifact = uploads::complete(ctx.app(), ctx.caller()?, input).await?;
+        let upload_session = session_state(ctx, id).await?;
+        Ok(CompleteUploadSessionPayload {
+            artifact,
+            upload_session,
+        })
+    }
+
+    /// Discards an open session and its chunks (it becomes FAILED).
+    async fn abort_upload_session(
+        &self,
+        ctx: &Context<'_>,
+        input: UploadSessionIdInput,
+    ) -> Result<UploadSessionPayload> {
+        uploads::abort(ctx.app(), ctx.caller()?, input.id).await?;
+        let upload_session = session_state(ctx, input.id).await?;
+        Ok(UploadSessionPayload { upload_session })
+    }
+
+    /// A single PUT of the whole file straight to storage (presigned where the service signs,
+    /// else a signed URL of this server); `confirmDirectUpload` then verifies it.
+    async fn create_direct_upload(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUploadSessionInput,
+    ) -> Result<DirectUploadPayload> {
+        let app = ctx.app();
+        let session = uploads::create(app, ctx.caller()?, input, UploadMethod::Direct).await?;
+        let upload_url = uploads::direct_upload_url(app, &session, ctx.origin()).await?;
+        let headers = vec![HttpHeader {
+            name: "Content-Type".into(),
+            value: session.content_type.clone(),
+        }];
+        let expires_at = session.expires_at;
+        let upload_session = uploads::state(app, session, ctx.origin()).await?;
+        Ok(DirectUploadPayload {
+            upload_session,
+            upload_url,
+            method: "PUT".into(),
+            headers,
+            expires_at,
+        })
+    }
+
+    /// Checks the directly uploaded object, hashes it and creates the artifact: the same
+    /// verification as `completeUploadSession`.
+    async fn confirm_direct_upload(
+        &self,
+        ctx: &Context<'_>,
+        input: CompleteUploadSessionInput,
+    ) -> Result<CompleteUploadSessionPayload> {
+        let id = input.id;
+        let artifact = uploads::complete(ctx.app(), ctx.caller()?, input).await?;
+        let upload_session = session_state(ctx, id).await?;
+        Ok(CompleteUploadSessionPayload {
+            artifact,
+            upload_session,
+        })
+    }
+}

@@ -1,0 +1,405 @@
+//! Where artifact bytes live: one OpenDAL operator built from `STORAGE_URL`, the typed keys
+//! objects are stored under, and URL signing.
+//!
+//! Keys are built only from ids and hex digests, never from names a user sent, so nothing a
+//! caller types reaches a path.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use hmac::{Hmac, KeyInit, Mac};
+use opendal::{Operator, services};
+use sha2::{Digest, Sha256};
+
+use crate::db::types::Id;
+use crate::error::AppError;
+
+/// The service behind the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Fs,
+    S3,
+    Memory,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Fs => "fs",
+            Service::S3 => "s3",
+            Service::Memory => "memory",
+        }
+    }
+}
+
+pub struct Storage {
+    op: Operator,
+    service: Service,
+    /// `fs:///abs/dir`, `s3://bucket/prefix` or `memory://`: prefixed to keys in `storage_uri`.
+    location: String,
+    /// Bytes buffered per write before they go to the service (S3 multipart part size).
+    write_chunk: usize,
+}
+
+/// Storage URLs name a folder, a bucket or memory.
+pub fn parse_url(url: &str) -> Result<(Service, String, Vec<(String, String)>), AppError> {
+    let bad = |m: &str| AppError::bad_input("STORAGE_URL", m.to_owned());
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected fs://DIR, s3://BUCKET/PREFIX or memory://"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let params = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let service = match scheme {
+        "fs" | "file" => Service::Fs,
+        "s3" => Service::S3,
+        "memory" => Service::Memory,
+        other => return Err(bad(&format!("unsupported storage scheme `{other}`"))),
+    };
+    if service != Service::Memory && path.is_empty() {
+        return Err(bad("the URL names no folder or bucket"));
+    }
+    Ok((service, path.to_owned(), params))
+}
+
+impl Storage {
+    /// Builds the operator; on `fs` the folder (and its write-staging folder) is created.
+    pub fn open(url: &str) -> Result<Storage, anyhow::Error> {
+        opendal::install_default();
+        let (service, path, params) = parse_url(url).map_err(|e| anyhow::anyhow!(e.message()))?;
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (op, location, write_chunk) = match service {
+            Service::Fs => {
+                let root = std::path::absolute(&path)?;
+                let staging = root.join(".staging");
+                std::fs::create_dir_all(&staging).map_err(|e| {
+                    anyhow::anyhow!("creating storage folder {}: {e}", root.display())
+                })?;
+                let builder = services::Fs::default()
+                    .root(&root.to_string_lossy())
+                    .atomic_write_dir(&staging.to_string_lossy());
+                (
+                    Operator::new(builder)?,
+                    format!("fs://{}", root.display()),
+                    // Frames are appended as they arrive; the file system buffers.
+                    0,
+                )
+            }
+            Service::S3 => {
+                let (bucket, prefix) = path.split_once('/').unwrap_or((&path, ""));
+                let mut builder = services::S3::default()
+                    .bucket(bucket)
+                    .root(&format!("/{}", prefix.trim_matches('/')));
+                let endpoint = param("endpoint")
+                    .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+                    .or_else(|| env("AWS_ENDPOINT_URL"));
+                if let Some(endpoint) = endpoint {
+                    builder = builder.endpoint(&endpoint);
+                }
+                let region = param("region")
+                    .or_else(|| env("AWS_REGION"))
+                    .or_else(|| env("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "us-east-1".to_owned());
+                builder = builder.region(&region);
+                if let Some(id) = param("access_key_id").or_else(|| env("AWS_ACCESS_KEY_ID")) {
+                    builder = builder.access_key_id(&id);
+                }
+                if let Some(secret) =
+                    param("secret_access_key").or_else(|| env("AWS_SECRET_ACCESS_KEY"))
+                {
+                    builder = builder.secret_access_key(&secret);
+                }
+                if let Some(token) = param("session_token").or_else(|| env("AWS_SESSION_TOKEN")) {
+                    builder = builder.session_token(&token);
+                }
+                if param("virtual_host_style").as_deref() == Some("true") {
+                    builder = builder.enable_virtual_host_style();
+                }
+                (
+                    Operator::new(builder)?,
+                    format!("s3://{}", path.trim_end_matches('/')),
+                    8 * 1024 * 1024,
+                )
+            }
+            Service::Memory => (
+                Operator::new(services::Memory::default())?,
+                "memory://".to_owned(),
+                0,
+            ),
+        };
+        Ok(Storage {
+            op,
+            service,
+            location,
+            write_chunk,
+        })
+    }
+
+    pub fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    pub fn service(&self) -> Service {
+        self.service
+    }
+
+    /// The URI recorded on an artifact for an object key.
+    pub fn uri(&self, key: &str) -> String {
+        format!("{}/{}", self.location.trim_end_matches('/'), key)
+    }
+
+    /// Whether the service signs URLs itself (S3); otherwise this server signs its own.
+    pub fn presigns(&self) -> bool {
+        let cap = self.op.info().capability();
+        cap.presign_read && cap.presign_write
+    }
+
+    /// `/readyz`: the service answers.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        self.op.check().await.map_err(storage_error)
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool, AppError> {
+        self.op.exists(key).await.map_err(storage_error)
+    }
+
+    pub async fn size_of(&self, key: &str) -> Result<Option<u64>, AppError> {
+        match self.op.stat(key).await {
+            Ok(meta) => Ok(Some(meta.content_length())),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), AppError> {
+        self.op.delete(key).await.map_err(storage_error)
+    }
+
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), AppError> {
+        self.op
+            .delete_with(prefix)
+            .recursive(true)
+            .await
+            .map_err(storage_error)
+    }
+
+    /// Streams `body` to `key`, calling `inspect` on every frame (to count, hash or refuse it)
+    /// and with `None` once the body ended, before the object is committed. The object appears
+    /// whole or not at all: on any error, or when `inspect` refuses, the write is aborted.
+    pub async fn write_stream<S, E>(
+        &self,
+        key: &str,
+        mut body: S,
+        mut inspect: impl FnMut(Option<&Bytes>) -> Result<(), AppError>,
+        map_err: impl Fn(E) -> AppError,
+    ) -> Result<(), AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let mut writer = if self.write_chunk > 0 {
+            self.op
+                .writer_with(key)
+                .chunk(self.write_chunk)
+                .concurrent(2)
+                .await
+        } else {
+            self.op.writer(key).await
+        }
+        .map_err(storage_error)?;
+        let result = async {
+            while let Some(frame) = body.next().await {
+                let frame = frame.map_err(&map_err)?;
+                inspect(Some(&frame))?;
+                writer.write(frame).await.map_err(storage_error)?;
+            }
+            inspect(None)
+        }
+        .await;
+        match result {
+            Ok(()) => writer.close().await.map(|_| ()).map_err(storage_error),
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(key, error = %abort, "aborting a storage write failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The bytes of `key` in `range`, as a stream.
+    pub async fn read_stream(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static + use<>, AppError> {
+        let reader = self
+            .op
+            .reader_with(key)
+            .chunk(4 * 1024 * 1024)
+            .concurrent(2)
+            .await
+            .map_err(storage_error)?;
+        reader.into_bytes_stream(range).await.map_err(storage_error)
+    }
+
+    /// A URL the storage service itself accepts without our key, where it signs one.
+    pub async fn presign_read(
+        &self,
+        key: &str,
+        ttl: Duration,
+        disposition: &str,
+    ) -> Result<String, AppError> {
+        self.op
+            .presign_read_with(key, ttl)
+            .override_content_disposition(disposition)
+            .await
+            .map(|req| req.uri().to_string())
+            .map_err(storage_error)
+    }
+
+    pub async fn presign_write(&self, key: &str, ttl: Duration) -> Result<String, AppError> {
+        self.op
+            .presign_write(key, ttl)
+            .await
+            .map(|req| req.uri().to_string())
+            .map_err(storage_error)
+    }
+}
+
+pub fn storage_error(err: opendal::Error) -> AppError {
+    AppError::internal(format_args!("storage: {err}"))
+}
+
+/// Where a blob's bytes live: sharded by the first byte so no folder grows without bound.
+pub fn blob_key(sha256: &str) -> String {
+    format!("blobs/sha256/{}/{}", &sha256[..2], sha256)
+}
+
+pub fn upload_prefix(session: Id) -> String {
+    format!("uploads/{session}/")
+}
+
+pub fn chunk_key(session: Id, index: i64) -> String {
+    format!("uploads/{session}/chunks/{index:06}")
+}
+
+pub fn direct_key(session: Id) -> String {
+    format!("uploads/{session}/direct")
+}
+
+/// Signs and verifies URLs this server answers without an API key. The key is shared by every
+/// replica (stored in the database) so any replica verifies what another signed.
+pub struct Signer {
+    key: Vec<u8>,
+}
+
+impl Signer {
+    pub fn new(key: &[u8]) -> Signer {
+        Signer { key: key.to_vec() }
+    }
+
+    fn mac(&self, method: &str, path: &str, expires: i64) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .expect("HMAC takes a key of any length");
+        mac.update(format!("{method}\n{path}\n{expires}").as_bytes());
+        mac
+    }
+
+    /// The `expires` and `signature` query parameters for `method path`.
+    pub fn sign(&self, method: &str, path: &str, expires: i64) -> String {
+        let tag = self.mac(method, path, expires).finalize().into_bytes();
+        format!("expires={expires}&signature={}", hex::encode(tag))
+    }
+
+    /// Whether `signature` is ours for `method path` and `expires` is still ahead.
+    pub fn verify(
+        &self,
+        method: &str,
+        path: &str,
+        expires: i64,
+        signature: &str,
+        now: i64,
+    ) -> bool {
+        let Ok(tag) = hex::decode(signature) else {
+            return false;
+        };
+        now < expires && self.mac(method, path, expires).verify_slice(&tag).is_ok()
+    }
+}
+
+/// A new random signing key, hex.
+pub fn random_key() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS provides randomness");
+    hex::encode(bytes)
+}
+
+/// Lowercase hex SHA-256.
+pub fn hex_digest(hasher: Sha256) -> String {
+    hex::encode(hasher.finalize())
+}
+
+/// A digest as clients send it: 64 hex characters, any case.
+pub fn parse_sha256(field: &str, value: &str) -> Result<String, AppError> {
+    let value = value.trim().to_ascii_lowercase();
+    let value = value.strip_prefix("sha256:").unwrap_or(&value).to_owned();
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value)
+    } else {
+        Err(AppError::bad_input(
+            field,
+            "a SHA-256 is 64 hexadecimal characters",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_service() {
+        assert_eq!(parse_url("fs://./data/blobs").unwrap().0, Service::Fs);
+        let (service, path, params) =
+            parse_url("s3://bucket/models?endpoint=http://127.0.0.1:9000&region=eu").unwrap();
+        assert_eq!((service, path.as_str()), (Service::S3, "bucket/models"));
+        assert_eq!(params[1], ("region".to_owned(), "eu".to_owned()));
+        assert_eq!(parse_url("memory://").unwrap().0, Service::Memory);
+        assert!(parse_url("ftp://x").is_err());
+        assert!(parse_url("s3://").is_err());
+    }
+
+    #[test]
+    fn signatures_bind_method_path_and_time() {
+        let signer = Signer::new(b"k");
+        let query = signer.sign("GET", "/v1/artifacts/a/download", 100);
+        let sig = query.split("signature=").nth(1).unwrap();
+        assert!(signer.verify("GET", "/v1/artifacts/a/download", 100, sig, 99));
+        assert!(!signer.verify("GET", "/v1/artifacts/a/download", 100, sig, 100));
+        assert!(!signer.verify("GET", "/v1/artifacts/b/download", 100, sig, 99));
+        assert!(!signer.verify("PUT", "/v1/artifacts/a/download", 100, sig, 99));
+        assert!(!signer.verify("GET", "/v1/artifacts/a/download", 101, sig, 99));
+        assert!(!Signer::new(b"other").verify("GET", "/v1/artifacts/a/download", 100, sig, 99));
+    }
+
+    #[test]
+    fn digests_are_normalized() {
+        let d = "AB".repeat(32);
+        assert_eq!(parse_sha256("sha256", &d).unwrap(), "ab".repeat(32));
+        assert!(parse_sha256("sha256", "abc").is_err());
+        assert!(parse_sha256("sha256", &"zz".repeat(32)).is_err());
+    }
+}
