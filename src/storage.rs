@@ -42,8 +42,15 @@ pub struct Storage {
     write_chunk: usize,
 }
 
+/// A parsed `STORAGE_URL`: the service, the folder or `bucket/prefix`, and query parameters.
+pub struct StorageUrl {
+    pub service: Service,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+}
+
 /// Storage URLs name a folder, a bucket or memory.
-pub fn parse_url(url: &str) -> Result<(Service, String, Vec<(String, String)>), AppError> {
+pub fn parse_url(url: &str) -> Result<StorageUrl, AppError> {
     let bad = |m: &str| AppError::bad_input("STORAGE_URL", m.to_owned());
     let (scheme, rest) = url
         .split_once("://")
@@ -66,14 +73,22 @@ pub fn parse_url(url: &str) -> Result<(Service, String, Vec<(String, String)>), 
     if service != Service::Memory && path.is_empty() {
         return Err(bad("the URL names no folder or bucket"));
     }
-    Ok((service, path.to_owned(), params))
+    Ok(StorageUrl {
+        service,
+        path: path.to_owned(),
+        params,
+    })
 }
 
 impl Storage {
     /// Builds the operator; on `fs` the folder (and its write-staging folder) is created.
     pub fn open(url: &str) -> Result<Storage, anyhow::Error> {
         opendal::install_default();
-        let (service, path, params) = parse_url(url).map_err(|e| anyhow::anyhow!(e.message()))?;
+        let StorageUrl {
+            service,
+            path,
+            params,
+        } = parse_url(url).map_err(|e| anyhow::anyhow!(e.message()))?;
         let param = |name: &str| {
             params
                 .iter()
@@ -140,6 +155,13 @@ impl Storage {
                 0,
             ),
         };
+        // Object stores drop connections now and then; OpenDAL marks those errors temporary
+        // and this layer retries them (reads resume where they stopped).
+        let op = op.layer(
+            opendal::layers::RetryLayer::new()
+                .with_max_times(4)
+                .with_jitter(),
+        );
         Ok(Storage {
             op,
             service,
@@ -372,12 +394,14 @@ mod tests {
 
     #[test]
     fn urls_name_a_service() {
-        assert_eq!(parse_url("fs://./data/blobs").unwrap().0, Service::Fs);
-        let (service, path, params) =
-            parse_url("s3://bucket/models?endpoint=http://127.0.0.1:9000&region=eu").unwrap();
-        assert_eq!((service, path.as_str()), (Service::S3, "bucket/models"));
-        assert_eq!(params[1], ("region".to_owned(), "eu".to_owned()));
-        assert_eq!(parse_url("memory://").unwrap().0, Service::Memory);
+        assert_eq!(parse_url("fs://./data/blobs").unwrap().service, Service::Fs);
+        let url = parse_url("s3://bucket/models?endpoint=http://127.0.0.1:9000&region=eu").unwrap();
+        assert_eq!(
+            (url.service, url.path.as_str()),
+            (Service::S3, "bucket/models")
+        );
+        assert_eq!(url.params[1], ("region".to_owned(), "eu".to_owned()));
+        assert_eq!(parse_url("memory://").unwrap().service, Service::Memory);
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("s3://").is_err());
     }

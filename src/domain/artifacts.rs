@@ -342,9 +342,9 @@ pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, A
         retire_artifacts!(conn, artifacts_table::id.eq(artifact.id), now);
         Ok(())
     })?;
-    Ok(artifacts::find(&app.db, id)
+    artifacts::find(&app.db, id)
         .await?
-        .ok_or(AppError::NotFound("artifact"))?)
+        .ok_or(AppError::NotFound("artifact"))
 }
 
 /// Whether a version has an available artifact: every stored artifact's SHA-256 was computed

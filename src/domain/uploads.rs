@@ -410,8 +410,9 @@ pub fn parse_content_digest(header: &str) -> Result<Option<String>, AppError> {
     Ok(None)
 }
 
-/// What a request body says about itself before it is read.
-pub struct BodyInfo {
+/// Which chunk a request carries and what its headers say about the body.
+pub struct ChunkRequest {
+    pub index: i64,
     pub content_length: Option<u64>,
     pub content_digest: Option<String>,
 }
@@ -422,8 +423,7 @@ pub async fn put_chunk<S, E>(
     app: &App,
     caller: &Principal,
     id: Id,
-    index: i64,
-    info: BodyInfo,
+    info: ChunkRequest,
     body: S,
     body_error: impl Fn(E) -> AppError,
     origin: &str,
@@ -439,6 +439,7 @@ where
     }
     let before = state_of(session.clone(), Vec::new(), origin);
     require_open(&before)?;
+    let index = info.index;
     let expected_len = chunk_length(&session, index)?;
     // The limit of a chunk body is the session's chunk size; under it, the length must match.
     let limit = session.chunk_size_bytes.0 as u64;

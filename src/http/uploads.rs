@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{SignedQuery, caller, origin, parse_id};
 use crate::app::App;
-use crate::domain::uploads::{self, BodyInfo};
+use crate::domain::uploads::{self, ChunkRequest};
 use crate::error::AppError;
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
@@ -38,7 +38,8 @@ pub async fn put_chunk(
         let index: i64 = index
             .parse()
             .map_err(|_| AppError::bad_input("index", format!("`{index}` is not a chunk index")))?;
-        let info = BodyInfo {
+        let info = ChunkRequest {
+            index,
             content_length: content_length(&headers)?,
             content_digest: match headers.get("content-digest") {
                 Some(v) => uploads::parse_content_digest(v.to_str().unwrap_or(""))?,
@@ -49,7 +50,6 @@ pub async fn put_chunk(
             &app,
             &caller,
             id,
-            index,
             info,
             body.into_data_stream(),
             body_error,

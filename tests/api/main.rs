@@ -10,5 +10,7 @@ mod cli;
 mod keys;
 mod limits;
 mod models;
+mod replicas;
+mod s3;
 mod server;
 mod versions;

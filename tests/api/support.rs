@@ -164,11 +164,41 @@ impl TestApp {
         TestApp::start(config, dir, Some(database)).await
     }
 
+    /// A registry whose bytes live on the S3-compatible server of `TEST_S3_URL`, under a
+    /// prefix of its own.
+    pub async fn s3(postgres: bool) -> TestApp {
+        let url = std::env::var("TEST_S3_URL").expect(
+            "S3 tests need TEST_S3_URL (s3://bucket/prefix?endpoint=…); `scripts/test` starts s3s-fs and sets it",
+        );
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let storage = format!(
+            "{}/{}?{query}",
+            path.trim_end_matches('/'),
+            uuid::Uuid::now_v7().simple()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::embedded(dir.path());
+        config.storage_url = Some(storage);
+        let database = if postgres {
+            let database = TestDatabase::create().await;
+            config.database_url = Some(database.url.clone());
+            Some(database)
+        } else {
+            None
+        };
+        TestApp::start(config, dir, database).await
+    }
+
     async fn start(
         config: Config,
         dir: tempfile::TempDir,
         postgres: Option<TestDatabase>,
     ) -> TestApp {
+        // `RUST_LOG=model_registry=debug cargo test …` shows the server's logs with a test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let app = App::open(config).await.expect("open the registry");
         let admin = bootstrap::initialize(&app.db)
             .await
