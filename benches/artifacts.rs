@@ -122,7 +122,11 @@ fn start_server(dir: &Path) -> Server {
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let key = line.trim().strip_prefix("Admin API key: ").unwrap().to_owned();
+    let key = line
+        .trim()
+        .strip_prefix("Admin API key: ")
+        .unwrap()
+        .to_owned();
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -199,7 +203,9 @@ async fn upload_and_download(work: &Path, file: &Path, size: u64, digest: &str) 
             );
             async move {
                 let mut f = tokio::fs::File::open(&file).await.unwrap();
-                f.seek(std::io::SeekFrom::Start(index * CHUNK)).await.unwrap();
+                f.seek(std::io::SeekFrom::Start(index * CHUNK))
+                    .await
+                    .unwrap();
                 let len = CHUNK.min(size - index * CHUNK);
                 let body = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024);
                 client
@@ -227,7 +233,11 @@ async fn upload_and_download(work: &Path, file: &Path, size: u64, digest: &str) 
 
     let start = Instant::now();
     let response = client
-        .get(format!("{}/v1/artifacts/{}/download", server.base, artifact["id"].as_str().unwrap()))
+        .get(format!(
+            "{}/v1/artifacts/{}/download",
+            server.base,
+            artifact["id"].as_str().unwrap()
+        ))
         .bearer_auth(&server.key)
         .send()
         .await
@@ -254,13 +264,21 @@ fn main() {
     let sizes: Vec<u64> = std::env::var("MR_BENCH_GIB")
         .unwrap_or_else(|_| "1".into())
         .split(',')
-        .map(|s| s.trim().parse::<u64>().expect("MR_BENCH_GIB: whole GiB, comma-separated"))
+        .map(|s| {
+            s.trim()
+                .parse::<u64>()
+                .expect("MR_BENCH_GIB: whole GiB, comma-separated")
+        })
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let work = tempfile::tempdir_in(std::env::var("MR_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string())).unwrap();
+    let work = tempfile::tempdir_in(
+        std::env::var("MR_BENCH_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+    )
+    .unwrap();
     for gib in sizes {
         let size = gib * 1024 * MIB;
         // The source file, and its digest (the client's work, not timed).
@@ -280,8 +298,13 @@ fn main() {
         let loopback = runtime.block_on(loopback_copy(size));
         let run = runtime.block_on(upload_and_download(work.path(), &file, size, &digest));
         let limit = disk.min(sha);
-        println!("{gib} GiB artifact, {} MiB chunks, {PARALLEL} in parallel", CHUNK / MIB);
-        println!("  limits   disk write+fdatasync {disk:>7.0} MB/s   SHA-256 (1 core) {sha:>7.0} MB/s   loopback copy {loopback:>7.0} MB/s");
+        println!(
+            "{gib} GiB artifact, {} MiB chunks, {PARALLEL} in parallel",
+            CHUNK / MIB
+        );
+        println!(
+            "  limits   disk write+fdatasync {disk:>7.0} MB/s   SHA-256 (1 core) {sha:>7.0} MB/s   loopback copy {loopback:>7.0} MB/s"
+        );
         println!(
             "  upload   {:>7.0} MB/s ({:.0}% of the slower of disk and SHA-256), completion {:.1} s",
             run.upload,

@@ -6,6 +6,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
 use crate::db::{Db, blobs};
+use crate::domain::prehash::Prehash;
 use crate::graphql::{RegistrySchema, build_schema};
 use crate::storage::{Signer, Storage, random_key};
 
@@ -17,6 +18,7 @@ pub struct App {
     pub metrics: PrometheusHandle,
     pub storage: Arc<Storage>,
     pub signer: Arc<Signer>,
+    pub prehash: Arc<Prehash>,
 }
 
 impl App {
@@ -31,6 +33,7 @@ impl App {
             db,
             storage: Arc::new(storage),
             signer: Arc::new(Signer::new(key.as_bytes())),
+            prehash: Arc::default(),
             config: Arc::new(config),
             schema: build_schema(),
             metrics: metrics_handle(),

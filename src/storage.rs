@@ -218,6 +218,20 @@ impl Storage {
             .map_err(storage_error)
     }
 
+    /// A writer for `key` with this service's buffering; the caller closes or aborts it.
+    pub async fn writer(&self, key: &str) -> Result<opendal::Writer, AppError> {
+        if self.write_chunk > 0 {
+            self.op
+                .writer_with(key)
+                .chunk(self.write_chunk)
+                .concurrent(2)
+                .await
+        } else {
+            self.op.writer(key).await
+        }
+        .map_err(storage_error)
+    }
+
     /// Streams `body` to `key`, calling `inspect` on every frame (to count, hash or refuse it)
     /// and with `None` once the body ended, before the object is committed. The object appears
     /// whole or not at all: on any error, or when `inspect` refuses, the write is aborted.
@@ -231,16 +245,7 @@ impl Storage {
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
-        let mut writer = if self.write_chunk > 0 {
-            self.op
-                .writer_with(key)
-                .chunk(self.write_chunk)
-                .concurrent(2)
-                .await
-        } else {
-            self.op.writer(key).await
-        }
-        .map_err(storage_error)?;
+        let mut writer = self.writer(key).await?;
         let result = async {
             while let Some(frame) = body.next().await {
                 let frame = frame.map_err(&map_err)?;
@@ -314,8 +319,9 @@ pub fn upload_prefix(session: Id) -> String {
     format!("uploads/{session}/")
 }
 
-pub fn chunk_key(session: Id, index: i64) -> String {
-    format!("uploads/{session}/chunks/{index:06}")
+/// One stored generation of a chunk: immutable, so what was hashed is what gets assembled.
+pub fn chunk_key(session: Id, index: i64, generation: Id) -> String {
+    format!("uploads/{session}/chunks/{index:06}-{generation}")
 }
 
 pub fn direct_key(session: Id) -> String {
@@ -367,6 +373,49 @@ pub fn random_key() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS provides randomness");
     hex::encode(bytes)
+}
+
+/// SHA-256 on a thread of its own, fed through a short queue: hashing (the slowest step on a
+/// machine without SHA instructions) overlaps with reading and writing instead of adding to them.
+pub struct BackgroundHasher {
+    frames: tokio::sync::mpsc::Sender<Bytes>,
+    state: tokio::task::JoinHandle<Sha256>,
+}
+
+impl BackgroundHasher {
+    pub fn start() -> BackgroundHasher {
+        BackgroundHasher::resume(Sha256::new())
+    }
+
+    /// Continues from a state that already hashed a prefix of the bytes.
+    pub fn resume(mut hasher: Sha256) -> BackgroundHasher {
+        // Four frames of up to 4 MiB in flight bound the memory this adds.
+        let (frames, mut queue) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let state = tokio::task::spawn_blocking(move || {
+            while let Some(frame) = queue.blocking_recv() {
+                hasher.update(&frame);
+            }
+            hasher
+        });
+        BackgroundHasher { frames, state }
+    }
+
+    pub async fn update(&self, frame: Bytes) -> Result<(), AppError> {
+        self.frames
+            .send(frame)
+            .await
+            .map_err(|_| AppError::internal("the hashing thread stopped"))
+    }
+
+    pub async fn finish(self) -> Result<String, AppError> {
+        self.finish_state().await.map(hex_digest)
+    }
+
+    /// The state after every frame sent, to continue later.
+    pub async fn finish_state(self) -> Result<Sha256, AppError> {
+        drop(self.frames);
+        self.state.await.map_err(AppError::internal)
+    }
 }
 
 /// Lowercase hex SHA-256.

@@ -191,6 +191,7 @@ diesel::table! {
         session_id -> Text,
         chunk_index -> BigInt,
         size_bytes -> BigInt,
+        generation -> Text,
         received_at -> Timestamp,
     }
 }

@@ -40,8 +40,13 @@ pub struct UploadSession {
     pub completed_at: Option<Timestamp>,
 }
 
-/// A chunk whose bytes are in storage: (index, size).
-pub type Received = (i64, i64);
+/// A chunk whose bytes are in storage: index, size, and the generation naming its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub index: i64,
+    pub size: i64,
+    pub generation: Id,
+}
 
 pub async fn find(db: &Db, id: Id) -> Result<Option<UploadSession>, AppError> {
     with_conn!(db, conn => {
@@ -83,29 +88,38 @@ pub async fn list(
 
 /// Received chunks per session, in index order.
 pub async fn received(db: &Db, session_ids: &[Id]) -> Result<HashMap<Id, Vec<Received>>, AppError> {
-    let rows: Vec<(Id, i64, i64)> = with_conn!(db, conn => {
+    let rows: Vec<(Id, i64, i64, Id)> = with_conn!(db, conn => {
         Ok::<_, AppError>(upload_chunks::table
             .filter(upload_chunks::session_id.eq_any(session_ids))
-            .select((upload_chunks::session_id, upload_chunks::chunk_index, upload_chunks::size_bytes))
+            .select((upload_chunks::session_id, upload_chunks::chunk_index, upload_chunks::size_bytes, upload_chunks::generation))
             .order((upload_chunks::session_id.asc(), upload_chunks::chunk_index.asc()))
             .load(conn)
             .await?)
     })?;
     let mut out: HashMap<Id, Vec<Received>> = HashMap::new();
-    for (session, index, size) in rows {
-        out.entry(session).or_default().push((index, size));
+    for (session, index, size, generation) in rows {
+        out.entry(session).or_default().push(Received {
+            index,
+            size,
+            generation,
+        });
     }
     Ok(out)
 }
 
 /// Records a chunk whose bytes are stored, if the session still takes chunks. Answers the
-/// session's status at that moment (what to refuse with when it is not open).
+/// session's status at that moment (what to refuse with when it is not open) and the
+/// generation this one replaced, whose object is now unreferenced.
 pub async fn record_chunk(
     db: &Db,
     session_id: Id,
-    index: i64,
-    size: i64,
-) -> Result<UploadStatus, AppError> {
+    chunk: Received,
+) -> Result<(UploadStatus, Option<Id>), AppError> {
+    let Received {
+        index,
+        size,
+        generation,
+    } = chunk;
     let now = Timestamp::now();
     with_tx!(db, conn => {
         let status: Option<UploadStatus> = diesel::update(
@@ -125,21 +139,32 @@ pub async fn record_chunk(
                 .select(upload_sessions::status)
                 .first(conn)
                 .await?;
-            return Ok(if status.is_open() { UploadStatus::Expired } else { status });
+            return Ok((if status.is_open() { UploadStatus::Expired } else { status }, None));
         };
+        let replaced: Option<Id> = upload_chunks::table
+            .find((session_id, index))
+            .select(upload_chunks::generation)
+            .first(conn)
+            .await
+            .optional()?;
         diesel::insert_into(upload_chunks::table)
             .values((
                 upload_chunks::session_id.eq(session_id),
                 upload_chunks::chunk_index.eq(index),
                 upload_chunks::size_bytes.eq(size),
+                upload_chunks::generation.eq(generation),
                 upload_chunks::received_at.eq(now),
             ))
             .on_conflict((upload_chunks::session_id, upload_chunks::chunk_index))
             .do_update()
-            .set((upload_chunks::size_bytes.eq(size), upload_chunks::received_at.eq(now)))
+            .set((
+                upload_chunks::size_bytes.eq(size),
+                upload_chunks::generation.eq(generation),
+                upload_chunks::received_at.eq(now),
+            ))
             .execute(conn)
             .await?;
-        Ok(status)
+        Ok((status, replaced))
     })
 }
 

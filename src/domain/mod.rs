@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod bootstrap;
 pub mod models;
 pub mod organizations;
+pub mod prehash;
 pub mod uploads;
 pub mod validate;
 pub mod values;

@@ -25,12 +25,15 @@ use crate::db::uploads::{self, Received, UploadSession};
 use crate::db::{blobs, with_tx};
 use crate::domain::artifacts::{self as artifact_rules, ArtifactFields};
 use crate::domain::models::visible_model;
+use crate::domain::prehash::Prehash;
 use crate::domain::values::{
     ArtifactKind, ArtifactStatus, ModelStatus, Role, UploadMethod, UploadStatus, VersionLifecycle,
 };
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
-use crate::storage::{self, Storage, blob_key, chunk_key, direct_key, hex_digest, upload_prefix};
+use crate::storage::{
+    self, BackgroundHasher, Storage, blob_key, chunk_key, direct_key, hex_digest, upload_prefix,
+};
 
 pub const DEFAULT_CHUNK_SIZE: i64 = 16 * 1024 * 1024;
 pub const MIN_CHUNK_SIZE: i64 = 64 * 1024;
@@ -100,14 +103,14 @@ impl SessionState {
     pub fn received_total(&self) -> i64 {
         match self.session.status {
             UploadStatus::Completed => self.session.total_size_bytes.0,
-            _ => self.received.iter().map(|(_, size)| size).sum(),
+            _ => self.received.iter().map(|c| c.size).sum(),
         }
     }
 
     pub fn received_indexes(&self) -> Vec<i64> {
         match self.session.status {
             UploadStatus::Completed => (0..self.session.chunk_count).collect(),
-            _ => self.received.iter().map(|(index, _)| *index).collect(),
+            _ => self.received.iter().map(|c| c.index).collect(),
         }
     }
 
@@ -115,7 +118,7 @@ impl SessionState {
         if self.session.status == UploadStatus::Completed {
             return Vec::new();
         }
-        let mut have = self.received.iter().map(|(i, _)| *i).peekable();
+        let mut have = self.received.iter().map(|c| c.index).peekable();
         (0..self.session.chunk_count)
             .filter(|i| {
                 while have.peek().is_some_and(|h| h < i) {
@@ -456,7 +459,8 @@ where
             return Err(wrong_length(index, expected_len, len));
         }
     }
-    let key = chunk_key(session.id, index);
+    let generation = Id::new();
+    let key = chunk_key(session.id, index, generation);
     let mut received: u64 = 0;
     let mut hasher = info.content_digest.as_ref().map(|_| Sha256::new());
     app.storage
@@ -497,7 +501,18 @@ where
             body_error,
         )
         .await?;
-    let status = uploads::record_chunk(&app.db, session.id, index, expected_len).await?;
+    let chunk = Received {
+        index,
+        size: expected_len,
+        generation,
+    };
+    let (status, replaced) = uploads::record_chunk(&app.db, session.id, chunk).await?;
+    if let Some(old) = replaced {
+        app.storage
+            .delete(&chunk_key(session.id, index, old))
+            .await
+            .ok();
+    }
     if !status.is_open() {
         // Finished while this chunk streamed: its bytes belong to no session any more.
         app.storage.delete(&key).await.ok();
@@ -505,6 +520,7 @@ where
         after.status = status;
         return Err(require_open(&state_of(after, Vec::new(), origin)).unwrap_err());
     }
+    Prehash::nudge(app, session.id);
     let (session, _) = visible_session(app, caller, id, Role::Viewer).await?;
     state(app, session, origin).await
 }
@@ -561,18 +577,26 @@ where
         .await
 }
 
+/// The stored objects of a session in order, with their lengths: the chunks named by
+/// `received` (one snapshot of the chunk rows), or the direct upload's object.
+fn part_keys(session: &UploadSession, received: &[Received]) -> Vec<(String, u64)> {
+    match session.method {
+        UploadMethod::Chunked => received
+            .iter()
+            .map(|c| (chunk_key(session.id, c.index, c.generation), c.size as u64))
+            .collect(),
+        UploadMethod::Direct => vec![(direct_key(session.id), session.total_size_bytes.0 as u64)],
+    }
+}
+
 /// The parts of a session in order, as one byte stream.
 fn parts(
     storage: Arc<Storage>,
     session: &UploadSession,
+    received: &[Received],
 ) -> impl Stream<Item = Result<Bytes, AppError>> + Send + Unpin + 'static {
     let keys: Vec<(String, u64)> = match session.method {
-        UploadMethod::Chunked => (0..session.chunk_count)
-            .map(|i| {
-                let len = chunk_length(session, i).unwrap_or(0) as u64;
-                (chunk_key(session.id, i), len)
-            })
-            .collect(),
+        UploadMethod::Chunked => part_keys(session, received),
         UploadMethod::Direct => vec![(direct_key(session.id), session.total_size_bytes.0 as u64)],
     };
     Box::pin(
@@ -592,13 +616,17 @@ fn parts(
 }
 
 /// Hashes the parts without writing them anywhere.
-async fn hash_parts(app: &App, session: &UploadSession) -> Result<String, AppError> {
-    let mut hasher = Sha256::new();
-    let mut stream = parts(app.storage.clone(), session);
+async fn hash_parts(
+    app: &App,
+    session: &UploadSession,
+    received: &[Received],
+) -> Result<String, AppError> {
+    let hasher = BackgroundHasher::start();
+    let mut stream = parts(app.storage.clone(), session, received);
     while let Some(frame) = stream.next().await {
-        hasher.update(&frame?);
+        hasher.update(frame?).await?;
     }
-    Ok(hex_digest(hasher))
+    hasher.finish().await
 }
 
 /// Checks that every part is there with its full length.
@@ -678,7 +706,7 @@ pub async fn complete(
     }
     require_parts(app, &state).await?;
 
-    let digest = match assemble(app, session, expected).await {
+    let digest = match assemble(app, session, &state.received, expected).await {
         Ok(digest) => digest,
         Err(err @ AppError::ChecksumMismatch { .. }) => {
             uploads::close(
@@ -711,52 +739,74 @@ pub async fn complete(
 async fn assemble(
     app: &App,
     session: &UploadSession,
+    received: &[Received],
     expected: Option<String>,
 ) -> Result<String, AppError> {
     // Without an announced digest, one read pass finds it; the writing pass then checks it.
     let expected = match expected {
         Some(digest) => digest,
-        None => hash_parts(app, session).await?,
+        None => {
+            app.prehash.forget(session.id);
+            hash_parts(app, session, received).await?
+        }
     };
     let key = blob_key(&expected);
     let size = session.total_size_bytes.0;
     let stored = blobs::claim(&app.db, &expected, size).await? && app.storage.exists(&key).await?;
     if stored {
         // The bytes are already stored under this digest: only prove these parts match them.
-        let actual = hash_parts(app, session).await?;
+        app.prehash.forget(session.id);
+        let actual = hash_parts(app, session, received).await?;
         return if actual == expected {
             Ok(expected)
         } else {
             Err(AppError::ChecksumMismatch { expected, actual })
         };
     }
-    let mut hasher = Some(Sha256::new());
-    app.storage
-        .write_stream(
-            &key,
-            parts(app.storage.clone(), session),
-            |frame| {
-                match frame {
-                    Some(frame) => {
-                        if let Some(h) = hasher.as_mut() {
-                            h.update(frame);
-                        }
-                    }
-                    None => {
-                        let actual = hex_digest(hasher.take().unwrap_or_default());
-                        if actual != expected {
-                            return Err(AppError::ChecksumMismatch {
-                                expected: expected.clone(),
-                                actual,
-                            });
-                        }
-                    }
+    // Read, hash and write overlap; the object is committed only once the digest matched.
+    // Chunks this replica hashed while they arrived are copied without hashing them again.
+    let (state, covered) = match session.method {
+        UploadMethod::Chunked => app.prehash.take(session.id, received),
+        UploadMethod::Direct => (Sha256::new(), 0),
+    };
+    let mut writer = app.storage.writer(&key).await?;
+    let hasher = BackgroundHasher::resume(state);
+    let written = async {
+        for (part, (key, len)) in part_keys(session, received).into_iter().enumerate() {
+            if len == 0 {
+                continue;
+            }
+            let mut stream = app.storage.read_stream(&key, 0..len).await?;
+            while let Some(frame) = stream.next().await {
+                let frame = frame
+                    .map_err(|e| AppError::internal(format_args!("reading an upload part: {e}")))?;
+                if part >= covered {
+                    hasher.update(frame.clone()).await?;
                 }
-                Ok(())
-            },
-            |e| e,
-        )
-        .await?;
+                writer.write(frame).await.map_err(storage::storage_error)?;
+            }
+        }
+        let actual = hasher.finish().await?;
+        if actual != expected {
+            return Err(AppError::ChecksumMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    match written {
+        Ok(()) => {
+            writer.close().await.map_err(storage::storage_error)?;
+        }
+        Err(err) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(key, error = %abort, "aborting a blob write failed");
+            }
+            return Err(err);
+        }
+    }
     Ok(expected)
 }
 
@@ -872,6 +922,7 @@ async fn commit(
 
 /// Removes a session's stored parts; failures only leave bytes the expiry job removes later.
 async fn discard_parts(app: &App, session: Id) {
+    app.prehash.forget(session);
     if let Err(e) = app.storage.delete_prefix(&upload_prefix(session)).await {
         tracing::warn!(session = %session, error = ?e, "removing upload parts failed");
     }

@@ -82,11 +82,13 @@ CREATE TABLE upload_sessions (
 CREATE INDEX upload_sessions_model ON upload_sessions (model_id, id);
 CREATE INDEX upload_sessions_open ON upload_sessions (expires_at) WHERE status IN ('INITIALIZED', 'UPLOADING');
 
--- Chunks whose bytes are in storage. A re-sent chunk replaces its row.
+-- Chunks whose bytes are in storage. Each PUT stores a new object named by its generation, so
+-- stored chunk bytes never change; a re-sent chunk replaces the row's generation.
 CREATE TABLE upload_chunks (
     session_id TEXT NOT NULL REFERENCES upload_sessions (id) ON DELETE CASCADE,
     chunk_index BIGINT NOT NULL,
     size_bytes BIGINT NOT NULL,
+    generation TEXT NOT NULL,
     received_at TIMESTAMP NOT NULL,
     PRIMARY KEY (session_id, chunk_index)
 );
