@@ -769,6 +769,7 @@ async fn assemble(
         UploadMethod::Chunked => app.prehash.take(session.id, received),
         UploadMethod::Direct => (Sha256::new(), 0),
     };
+    let started = std::time::Instant::now();
     let mut writer = app.storage.writer(&key).await?;
     let hasher = BackgroundHasher::resume(state);
     let written = async {
@@ -799,6 +800,13 @@ async fn assemble(
     match written {
         Ok(()) => {
             writer.close().await.map_err(storage::storage_error)?;
+            tracing::info!(
+                session = %session.id,
+                bytes = session.total_size_bytes.0,
+                chunks_hashed_ahead = covered,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "assembled an upload"
+            );
         }
         Err(err) => {
             if let Err(abort) = writer.abort().await {
