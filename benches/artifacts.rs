@@ -111,7 +111,10 @@ fn start_server(dir: &Path) -> Server {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("MR_DATA_DIR", dir)
         .env("MR_JOBS_INTERVAL_SECS", "0")
-        .env("RUST_LOG", std::env::var("MR_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("MR_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("DATABASE_URL")
         .env_remove("STORAGE_URL")
         .stdout(Stdio::piped())
