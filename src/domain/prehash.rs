@@ -21,6 +21,8 @@ use crate::storage::{BackgroundHasher, chunk_key};
 
 /// Sessions hashed ahead at once per replica; more are left to completion.
 const MAX_SESSIONS: usize = 64;
+/// A session idle this long on this replica (completed or abandoned elsewhere) gives its place up.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 #[derive(Default)]
 pub struct Prehash {
@@ -32,6 +34,7 @@ struct Progress {
     /// Generations of chunks `0..len`, in order, that `state` has hashed.
     hashed: Vec<Id>,
     running: bool,
+    touched: std::time::Instant,
 }
 
 /// Whether `hashed` names the first chunks of `received`, in order.
@@ -53,13 +56,18 @@ impl Prehash {
         {
             let mut sessions = prehash.sessions.lock().expect("prehash lock");
             if !sessions.contains_key(&session) && sessions.len() >= MAX_SESSIONS {
-                return;
+                sessions.retain(|_, p| p.running || p.touched.elapsed() < IDLE);
+                if sessions.len() >= MAX_SESSIONS {
+                    return;
+                }
             }
             let progress = sessions.entry(session).or_insert_with(|| Progress {
                 state: Sha256::default(),
                 hashed: Vec::new(),
                 running: false,
+                touched: std::time::Instant::now(),
             });
+            progress.touched = std::time::Instant::now();
             if progress.running {
                 return;
             }

@@ -438,6 +438,10 @@ backends! {
         let m = model(&app, "m").await;
         let a = app.upload(&app.admin, &m, None, "a.bin", b"a").await;
         let b = app.upload(&app.admin, &m, None, "b.bin", b"b").await;
+        let empty = app.upload(&app.admin, &m, None, "empty.txt", b"").await;
+        assert_eq!(empty["sha256"], sha256_hex(b""), "an empty file is an artifact too");
+        let r = app.download(&app.admin, empty["id"].as_str().unwrap(), &[]).await;
+        assert_eq!((r.status().as_u16(), r.bytes().await.unwrap().len()), (200, 0));
         let update = "mutation($i: UpdateArtifactInput!) { updateArtifact(input: $i) { artifact { id isCurrent versionLabel metadata } } }";
         let data = app.ok(&app.admin, update, json!({ "i": { "id": a["id"], "isCurrent": true, "versionLabel": "fp16", "metadata": { "q": 4 } } })).await;
         assert_eq!(data["updateArtifact"]["artifact"], json!({ "id": a["id"], "isCurrent": true, "versionLabel": "fp16", "metadata": { "q": 4 } }));
