@@ -25,7 +25,12 @@ const BATCH: i64 = 100;
 pub struct Swept {
     pub sessions_expired: usize,
     pub blobs_removed: usize,
+    pub staging_removed: usize,
 }
+
+/// Unfinished writes older than this belong to a process that died: no write runs this long
+/// without touching its file.
+const STAGING_AGE: Duration = Duration::from_secs(6 * 3600);
 
 /// Marks open sessions whose time ran out as EXPIRED and removes their chunks.
 pub async fn expire_sessions(app: &App) -> Result<usize, AppError> {
@@ -98,6 +103,7 @@ pub async fn sweep(app: &App, retention: Duration) -> Result<Swept, AppError> {
     Ok(Swept {
         sessions_expired: expire_sessions(app).await?,
         blobs_removed: collect_blobs(app, retention).await?,
+        staging_removed: app.storage.sweep_staging(STAGING_AGE).await?,
     })
 }
 
@@ -118,6 +124,7 @@ pub fn spawn(app: App) -> Option<tokio::task::JoinHandle<()>> {
                     tracing::info!(
                         sessions_expired = swept.sessions_expired,
                         blobs_removed = swept.blobs_removed,
+                        staging_removed = swept.staging_removed,
                         "background sweep"
                     );
                 }

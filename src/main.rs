@@ -170,8 +170,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::open(config).await?;
             let swept = jobs::sweep(&app, retention).await?;
             println!(
-                "expired {} upload session(s), removed {} blob(s)",
-                swept.sessions_expired, swept.blobs_removed
+                "expired {} upload session(s), removed {} blob(s) and {} unfinished write(s)",
+                swept.sessions_expired, swept.blobs_removed, swept.staging_removed
             );
             Ok(())
         }

@@ -40,6 +40,8 @@ pub struct Storage {
     location: String,
     /// Bytes buffered per write before they go to the service (S3 multipart part size).
     write_chunk: usize,
+    /// On `fs`, where unfinished writes live until they are renamed into place.
+    staging: Option<std::path::PathBuf>,
 }
 
 /// A parsed `STORAGE_URL`: the service, the folder or `bucket/prefix`, and query parameters.
@@ -96,6 +98,7 @@ impl Storage {
                 .map(|(_, v)| v.clone())
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut staging_dir = None;
         let (op, location, write_chunk) = match service {
             Service::Fs => {
                 let root = std::path::absolute(&path)?;
@@ -103,6 +106,7 @@ impl Storage {
                 std::fs::create_dir_all(&staging).map_err(|e| {
                     anyhow::anyhow!("creating storage folder {}: {e}", root.display())
                 })?;
+                staging_dir = Some(staging.clone());
                 let builder = services::Fs::default()
                     .root(&root.to_string_lossy())
                     .atomic_write_dir(&staging.to_string_lossy());
@@ -167,6 +171,7 @@ impl Storage {
             service,
             location,
             write_chunk,
+            staging: staging_dir,
         })
     }
 
@@ -204,6 +209,32 @@ impl Storage {
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(storage_error(e)),
         }
+    }
+
+    /// Removes unfinished writes older than `age` from the fs staging folder: what a process
+    /// killed in the middle of a write leaves (an aborted write removes its own).
+    pub async fn sweep_staging(&self, age: Duration) -> Result<usize, AppError> {
+        let Some(dir) = self.staging.clone() else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            let entries = std::fs::read_dir(&dir).map_err(AppError::internal)?;
+            for entry in entries.flatten() {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|elapsed| elapsed >= age);
+                if old && entry.path().is_file() && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(AppError::internal)?
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), AppError> {

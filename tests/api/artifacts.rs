@@ -259,6 +259,13 @@ backends! {
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(model_registry::jobs::collect_blobs(&app.app, retention).await.unwrap(), 1);
         assert!(app.blob_files().is_empty());
+        // What a killed process leaves in the fs staging folder goes once it is old.
+        let leftover = app.data_dir().join("blobs/.staging/interrupted-write");
+        std::fs::write(&leftover, b"partial").unwrap();
+        assert_eq!(app.app.storage.sweep_staging(Duration::from_secs(3600)).await.unwrap(), 0);
+        assert!(leftover.exists(), "a recent write may still be running");
+        assert_eq!(app.app.storage.sweep_staging(Duration::ZERO).await.unwrap(), 1);
+        assert!(!leftover.exists());
         // The same bytes uploaded again are stored again.
         let a3 = app.upload(&app.admin, &m1, None, "w.bin", &bytes).await;
         let r = app.download(&app.admin, a3["id"].as_str().unwrap(), &[]).await;
