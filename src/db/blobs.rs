@@ -55,12 +55,6 @@ pub async fn collectable(db: &Db, cutoff: Timestamp, limit: i64) -> Result<Vec<S
     })
 }
 
-pub async fn exists(db: &Db, sha256: &str) -> Result<bool, AppError> {
-    with_conn!(db, conn => {
-        Ok(blobs::table.find(sha256).count().get_result::<i64>(conn).await? > 0)
-    })
-}
-
 /// The named secret, created from `generate` by whichever replica asks first.
 pub async fn secret(
     db: &Db,

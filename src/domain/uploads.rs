@@ -5,14 +5,13 @@
 //! content-addressed blob while hashing, and only a matching digest commits the object and the
 //! artifact; a mismatch leaves neither.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::InputObject;
 use bytes::Bytes;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
@@ -32,7 +31,7 @@ use crate::domain::values::{
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
 use crate::storage::{
-    self, BackgroundHasher, Storage, blob_key, chunk_key, direct_key, hex_digest, upload_prefix,
+    self, BackgroundHasher, blob_key, chunk_key, direct_key, hex_digest, upload_prefix,
 };
 
 pub const DEFAULT_CHUNK_SIZE: i64 = 16 * 1024 * 1024;
@@ -89,15 +88,18 @@ pub struct SessionState {
     pub chunk_url_template: Option<String>,
 }
 
+/// EXPIRED as soon as the time ran out, even before the expiry job marked it.
+pub fn status_now(session: &UploadSession) -> UploadStatus {
+    if session.status.is_open() && session.expires_at <= Timestamp::now() {
+        UploadStatus::Expired
+    } else {
+        session.status
+    }
+}
+
 impl SessionState {
-    /// EXPIRED as soon as the time ran out, even before the expiry job marked it.
     pub fn effective_status(&self) -> UploadStatus {
-        let s = &self.session;
-        if s.status.is_open() && s.expires_at <= Timestamp::now() {
-            UploadStatus::Expired
-        } else {
-            s.status
-        }
+        status_now(&self.session)
     }
 
     pub fn received_total(&self) -> i64 {
@@ -370,20 +372,29 @@ pub async fn create(
 }
 
 /// Refuses a session that takes no more bytes, with the status the REST sidecar answers.
-fn require_open(state: &SessionState) -> Result<(), AppError> {
-    match state.effective_status() {
+fn require_open(session: &UploadSession) -> Result<(), AppError> {
+    match status_now(session) {
         UploadStatus::Initialized | UploadStatus::Uploading => Ok(()),
         UploadStatus::Completed => Err(AppError::conflict(
             "this upload session is already completed",
         )),
         UploadStatus::Failed => Err(AppError::conflict(format!(
             "this upload session failed: {}",
-            state.session.failure_reason.as_deref().unwrap_or("aborted")
+            session.failure_reason.as_deref().unwrap_or("aborted")
         ))),
         UploadStatus::Expired => Err(AppError::Gone(
             "this upload session expired; start a new one".into(),
         )),
     }
+}
+
+/// The same refusal for a GraphQL mutation that would end the session: a session that
+/// already ended is a failed precondition there, not a conflict over a resource.
+fn require_open_to_finish(session: &UploadSession) -> Result<(), AppError> {
+    require_open(session).map_err(|e| match e {
+        AppError::Conflict(m) => AppError::precondition(m),
+        other => other,
+    })
 }
 
 /// The `sha-256` member of a `Content-Digest` header (RFC 9530), as lowercase hex.
@@ -440,8 +451,7 @@ where
             "this is a direct upload: PUT the file to its upload URL",
         ));
     }
-    let before = state_of(session.clone(), Vec::new(), origin);
-    require_open(&before)?;
+    require_open(&session)?;
     let index = info.index;
     let expected_len = chunk_length(&session, index)?;
     // The limit of a chunk body is the session's chunk size; under it, the length must match.
@@ -516,12 +526,14 @@ where
     if !status.is_open() {
         // Finished while this chunk streamed: its bytes belong to no session any more.
         app.storage.delete(&key).await.ok();
-        let mut after = session.clone();
+        let mut after = session;
         after.status = status;
-        return Err(require_open(&state_of(after, Vec::new(), origin)).unwrap_err());
+        return Err(require_open(&after).unwrap_err());
     }
-    Prehash::nudge(app, session.id);
-    let (session, _) = visible_session(app, caller, id, Role::Viewer).await?;
+    Prehash::nudge(app, id);
+    let session = uploads::find(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound("upload session"))?;
     state(app, session, origin).await
 }
 
@@ -549,7 +561,7 @@ where
     if session.method != UploadMethod::Direct {
         return Err(AppError::NotFound("upload session"));
     }
-    require_open(&state_of(session.clone(), Vec::new(), ""))?;
+    require_open(&session)?;
     let total = session.total_size_bytes.0 as u64;
     if content_length.is_some_and(|len| len > total) {
         return Err(AppError::PayloadTooLarge(format!(
@@ -589,44 +601,43 @@ fn part_keys(session: &UploadSession, received: &[Received]) -> Vec<(String, u64
     }
 }
 
-/// The parts of a session in order, as one byte stream.
-fn parts(
-    storage: Arc<Storage>,
-    session: &UploadSession,
-    received: &[Received],
-) -> impl Stream<Item = Result<Bytes, AppError>> + Send + Unpin + 'static {
-    let keys: Vec<(String, u64)> = match session.method {
-        UploadMethod::Chunked => part_keys(session, received),
-        UploadMethod::Direct => vec![(direct_key(session.id), session.total_size_bytes.0 as u64)],
-    };
-    Box::pin(
-        futures::stream::iter(keys)
-            .filter(|(_, len)| futures::future::ready(*len > 0))
-            .then(move |(key, len)| {
-                let storage = storage.clone();
-                async move {
-                    let stream = storage.read_stream(&key, 0..len).await?;
-                    Ok::<_, AppError>(stream.map_err(|e| {
-                        AppError::internal(format_args!("reading an upload part: {e}"))
-                    }))
-                }
-            })
-            .try_flatten(),
-    )
-}
-
-/// Hashes the parts without writing them anywhere.
-async fn hash_parts(
+/// Reads the parts in order, hashing them on from `start` (a state that already covers the
+/// first `start.1` parts) and, when given a writer, copying every part into it; answers the
+/// digest.
+async fn read_parts(
     app: &App,
     session: &UploadSession,
     received: &[Received],
+    start: (Sha256, usize),
+    mut writer: Option<&mut opendal::Writer>,
 ) -> Result<String, AppError> {
-    let hasher = BackgroundHasher::start();
-    let mut stream = parts(app.storage.clone(), session, received);
-    while let Some(frame) = stream.next().await {
-        hasher.update(frame?).await?;
+    let (state, covered) = start;
+    let hasher = BackgroundHasher::resume(state);
+    for (part, (key, len)) in part_keys(session, received).into_iter().enumerate() {
+        if len == 0 || (part < covered && writer.is_none()) {
+            continue;
+        }
+        let mut stream = app.storage.read_stream(&key, 0..len).await?;
+        while let Some(frame) = stream.next().await {
+            let frame = frame
+                .map_err(|e| AppError::internal(format_args!("reading an upload part: {e}")))?;
+            if part >= covered {
+                hasher.update(frame.clone()).await?;
+            }
+            if let Some(writer) = writer.as_deref_mut() {
+                writer.write(frame).await.map_err(storage::storage_error)?;
+            }
+        }
     }
     hasher.finish().await
+}
+
+/// The hashing head start this replica has for a session's parts (see `prehash`).
+fn head_start(app: &App, session: &UploadSession, received: &[Received]) -> (Sha256, usize) {
+    match session.method {
+        UploadMethod::Chunked => app.prehash.take(session.id, received),
+        UploadMethod::Direct => (Sha256::new(), 0),
+    }
 }
 
 /// Checks that every part is there with its full length.
@@ -680,10 +691,7 @@ pub async fn complete(
         return Ok(artifact);
     }
     let state = state(app, session, "").await?;
-    require_open(&state).map_err(|e| match e {
-        AppError::Conflict(m) => AppError::precondition(m),
-        other => other,
-    })?;
+    require_open_to_finish(&state.session)?;
     let session = &state.session;
     let given = input
         .sha256
@@ -742,21 +750,30 @@ async fn assemble(
     received: &[Received],
     expected: Option<String>,
 ) -> Result<String, AppError> {
+    // Chunks this replica hashed while they arrived are not hashed again, once.
+    let mut start = Some(head_start(app, session, received));
     // Without an announced digest, one read pass finds it; the writing pass then checks it.
     let expected = match expected {
         Some(digest) => digest,
         None => {
-            app.prehash.forget(session.id);
-            hash_parts(app, session, received).await?
+            read_parts(
+                app,
+                session,
+                received,
+                start.take().unwrap_or_default(),
+                None,
+            )
+            .await?
         }
     };
+    let start = start.unwrap_or_default();
+    let covered = start.1;
     let key = blob_key(&expected);
     let size = session.total_size_bytes.0;
     let stored = blobs::claim(&app.db, &expected, size).await? && app.storage.exists(&key).await?;
     if stored {
         // The bytes are already stored under this digest: only prove these parts match them.
-        app.prehash.forget(session.id);
-        let actual = hash_parts(app, session, received).await?;
+        let actual = read_parts(app, session, received, start, None).await?;
         return if actual == expected {
             Ok(expected)
         } else {
@@ -764,30 +781,10 @@ async fn assemble(
         };
     }
     // Read, hash and write overlap; the object is committed only once the digest matched.
-    // Chunks this replica hashed while they arrived are copied without hashing them again.
-    let (state, covered) = match session.method {
-        UploadMethod::Chunked => app.prehash.take(session.id, received),
-        UploadMethod::Direct => (Sha256::new(), 0),
-    };
     let started = std::time::Instant::now();
     let mut writer = app.storage.writer(&key).await?;
-    let hasher = BackgroundHasher::resume(state);
     let written = async {
-        for (part, (key, len)) in part_keys(session, received).into_iter().enumerate() {
-            if len == 0 {
-                continue;
-            }
-            let mut stream = app.storage.read_stream(&key, 0..len).await?;
-            while let Some(frame) = stream.next().await {
-                let frame = frame
-                    .map_err(|e| AppError::internal(format_args!("reading an upload part: {e}")))?;
-                if part >= covered {
-                    hasher.update(frame.clone()).await?;
-                }
-                writer.write(frame).await.map_err(storage::storage_error)?;
-            }
-        }
-        let actual = hasher.finish().await?;
+        let actual = read_parts(app, session, received, start, Some(&mut writer)).await?;
         if actual != expected {
             return Err(AppError::ChecksumMismatch {
                 expected: expected.clone(),
@@ -922,7 +919,7 @@ async fn commit(
     match finished_artifact(app, &current).await? {
         Some(artifact) => Ok(artifact),
         None => {
-            require_open(&state_of(current, Vec::new(), ""))?;
+            require_open(&current)?;
             Err(AppError::Internal)
         }
     }
@@ -946,11 +943,7 @@ pub async fn abort(app: &App, caller: &Principal, id: Id) -> Result<UploadSessio
     )
     .await?
     {
-        let state = state_of(session, Vec::new(), "");
-        require_open(&state).map_err(|e| match e {
-            AppError::Conflict(m) => AppError::precondition(m),
-            other => other,
-        })?;
+        require_open_to_finish(&session)?;
     }
     discard_parts(app, id).await;
     uploads::find(&app.db, id)

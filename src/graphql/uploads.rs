@@ -156,9 +156,7 @@ pub struct UploadQuery;
 #[Object]
 impl UploadQuery {
     async fn upload_session(&self, ctx: &Context<'_>, id: Id) -> Result<SessionState> {
-        let app = ctx.app();
-        let (session, _) = uploads::visible_session(app, ctx.caller()?, id, Role::Viewer).await?;
-        Ok(uploads::state(app, session, ctx.origin()).await?)
+        session_state(ctx, id).await
     }
 
     /// A model's upload sessions, newest first: how a client finds the one to resume.
@@ -213,6 +211,7 @@ pub struct DirectUploadPayload {
 #[derive(Default)]
 pub struct UploadMutation;
 
+/// A session the caller may read, with its received chunks.
 async fn session_state(ctx: &Context<'_>, id: Id) -> Result<SessionState> {
     let app = ctx.app();
     let (session, _) = uploads::visible_session(app, ctx.caller()?, id, Role::Viewer).await?;
