@@ -66,6 +66,48 @@ pub struct Config {
     )]
     pub jobs_interval_secs: u64,
 
+    /// Largest artifact an upload session accepts, in bytes (default 5 TiB).
+    #[arg(long, env = "MR_MAX_ARTIFACT_BYTES", default_value_t = 5 * 1024 * 1024 * 1024 * 1024, global = true)]
+    pub max_artifact_bytes: u64,
+
+    /// Longest lifetime of a signed URL, in seconds: longer ones are refused when asked for
+    /// and when presented (default 7 days).
+    #[arg(long, env = "MR_MAX_SIGNED_URL_SECS", default_value_t = 7 * 24 * 3600, global = true)]
+    pub max_signed_url_secs: u64,
+
+    /// `/readyz` reports not ready when a local storage folder has less free space, in bytes.
+    #[arg(long, env = "MR_MIN_FREE_BYTES", default_value_t = 100 * 1024 * 1024, global = true)]
+    pub min_free_bytes: u64,
+
+    /// Seconds a client has to send a request's head; also how long an idle keep-alive
+    /// connection is kept waiting for its next request.
+    #[arg(
+        long,
+        env = "MR_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub header_read_timeout_secs: u64,
+
+    /// Longest pause, in seconds, between two parts of a request body (a stalled upload).
+    #[arg(
+        long,
+        env = "MR_BODY_READ_TIMEOUT_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub body_read_timeout_secs: u64,
+
+    /// Longest time, in seconds, a connection may stall on a client that does not read what
+    /// it is sent (and the HTTP/2 keep-alive ping timeout).
+    #[arg(
+        long,
+        env = "MR_IDLE_TIMEOUT_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub idle_timeout_secs: u64,
+
     #[arg(
         long,
         env = "MR_LOG_FORMAT",
@@ -104,6 +146,12 @@ impl Config {
             upload_ttl_secs: 24 * 3600,
             blob_retention_secs: 7 * 24 * 3600,
             jobs_interval_secs: 0,
+            max_artifact_bytes: 5 * 1024 * 1024 * 1024 * 1024,
+            max_signed_url_secs: 7 * 24 * 3600,
+            min_free_bytes: 100 * 1024 * 1024,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 60,
+            idle_timeout_secs: 60,
             log_format: LogFormat::Text,
         }
     }

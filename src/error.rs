@@ -4,7 +4,9 @@
 //! `extensions.code` (and `extensions.field` for bad input); REST handlers answer the same code in
 //! the JSON envelope `{"error": {"code", "message", "field"}}` with the matching HTTP status.
 //! Database and pool failures are logged here with their detail and reach the caller as a bare
-//! `INTERNAL`, so no SQL or connection string leaks.
+//! `INTERNAL`, so no SQL or connection string leaks; a database that cannot be reached is
+//! `UNAVAILABLE` and a full storage service `INSUFFICIENT_STORAGE`, both marked retryable
+//! (`extensions.retryable`, `Retry-After` on REST) so clients can tell "later" from "a bug".
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,8 +35,15 @@ pub enum AppError {
     },
     /// The object existed but its time ran out (an expired upload session): 410 on REST.
     Gone(String),
-    /// The database could not hand out a connection in time: the caller may retry.
+    /// The request body is not in a media type the route reads (415).
+    UnsupportedMediaType(String),
+    /// The client paused its request body longer than the body-read timeout (408).
+    RequestTimeout,
+    /// The database cannot be reached now (pool timeout, refused or dropped connection, a
+    /// server shutting down): the caller should retry later. 503 on REST.
     Unavailable,
+    /// The storage service is out of space: retrying helps once space is freed. 507 on REST.
+    InsufficientStorage,
     Internal,
 }
 
@@ -76,7 +85,11 @@ impl AppError {
             AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             AppError::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             AppError::Gone(_) => "PRECONDITION_FAILED",
-            AppError::Unavailable | AppError::Internal => "INTERNAL",
+            AppError::UnsupportedMediaType(_) => "BAD_USER_INPUT",
+            AppError::RequestTimeout => "REQUEST_TIMEOUT",
+            AppError::Unavailable => "UNAVAILABLE",
+            AppError::InsufficientStorage => "INSUFFICIENT_STORAGE",
+            AppError::Internal => "INTERNAL",
         }
     }
 
@@ -92,7 +105,10 @@ impl AppError {
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::ChecksumMismatch { .. } => StatusCode::BAD_REQUEST,
             AppError::Gone(_) => StatusCode::GONE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,18 +127,34 @@ impl AppError {
             | AppError::PreconditionFailed(m)
             | AppError::QuotaExceeded(m)
             | AppError::PayloadTooLarge(m)
+            | AppError::UnsupportedMediaType(m)
             | AppError::Gone(m) => m.clone(),
+            AppError::RequestTimeout => "the request body stalled; send it again".into(),
             AppError::ChecksumMismatch { expected, actual } => {
                 format!("the bytes received hash to sha256 {actual}, not the expected {expected}")
             }
-            AppError::Unavailable => "the service is temporarily unavailable; retry shortly".into(),
+            AppError::Unavailable => "the database is unavailable right now; retry shortly".into(),
+            AppError::InsufficientStorage => {
+                "the storage service is out of space; retry once space is freed".into()
+            }
             AppError::Internal => "internal error".into(),
         }
+    }
+
+    /// Whether the same request may succeed later without any change: the fault is the
+    /// server's surroundings, not the request. Clients read `extensions.retryable` (GraphQL)
+    /// or `Retry-After` (REST).
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            AppError::Unavailable | AppError::InsufficientStorage | AppError::RequestTimeout
+        )
     }
 
     pub fn field(&self) -> Option<&str> {
         match self {
             AppError::BadUserInput { field, .. } => Some(field),
+            AppError::UnsupportedMediaType(_) => Some("Content-Type"),
             _ => None,
         }
     }
@@ -136,6 +168,9 @@ impl AppError {
             error["expectedSha256"] = expected.as_str().into();
             error["actualSha256"] = actual.as_str().into();
         }
+        if self.retryable() {
+            error["retryable"] = true.into();
+        }
         serde_json::json!({ "error": error })
     }
 }
@@ -148,12 +183,46 @@ pub fn is_unique_violation(err: &DieselError) -> bool {
     )
 }
 
+/// Seconds a client is asked to wait before retrying a retryable error.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 impl From<DieselError> for AppError {
     fn from(err: DieselError) -> Self {
         match err {
             DieselError::NotFound => AppError::NotFound("record"),
+            ref other if connection_lost(other) => {
+                tracing::warn!(error = %other, "database connection lost");
+                AppError::Unavailable
+            }
             other => AppError::internal(format_args!("database: {other}")),
         }
+    }
+}
+
+/// Whether a statement failed because the database went away rather than because of the
+/// statement. diesel-async reports a dropped PostgreSQL connection as `UnableToSendCommand`
+/// or `ClosedConnection`; a server shutting down or starting (SQLSTATE class 57P) and a
+/// SQLite file that stays locked past the busy timeout carry no kind of their own, only
+/// their message.
+fn connection_lost(err: &DieselError) -> bool {
+    match err {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+            _,
+        ) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            [
+                "terminating connection",
+                "the database system is shutting down",
+                "the database system is starting up",
+                "the database system is in recovery mode",
+                "database is locked",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
     }
 }
 
@@ -163,6 +232,11 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
         match err {
             PoolError::Timeout(_) => {
                 tracing::warn!("database pool timed out handing out a connection");
+                AppError::Unavailable
+            }
+            // A new connection could not be made: the database is down or unreachable.
+            PoolError::Backend(e) => {
+                tracing::warn!(error = %e, "cannot connect to the database");
                 AppError::Unavailable
             }
             other => AppError::internal(format_args!("database pool: {other}")),
@@ -183,6 +257,9 @@ impl From<AppError> for async_graphql::Error {
                 ext.set("expectedSha256", expected.as_str());
                 ext.set("actualSha256", actual.as_str());
             }
+            if err.retryable() {
+                ext.set("retryable", true);
+            }
         });
         gql
     }
@@ -200,7 +277,14 @@ impl From<AppError> for anyhow::Error {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(self.envelope())).into_response()
+        let mut response = (self.status(), axum::Json(self.envelope())).into_response();
+        if self.retryable() {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 
@@ -236,7 +320,14 @@ mod tests {
                 400,
             ),
             (AppError::Gone("expired".into()), "PRECONDITION_FAILED", 410),
-            (AppError::Unavailable, "INTERNAL", 503),
+            (
+                AppError::UnsupportedMediaType("json".into()),
+                "BAD_USER_INPUT",
+                415,
+            ),
+            (AppError::RequestTimeout, "REQUEST_TIMEOUT", 408),
+            (AppError::Unavailable, "UNAVAILABLE", 503),
+            (AppError::InsufficientStorage, "INSUFFICIENT_STORAGE", 507),
             (AppError::Internal, "INTERNAL", 500),
         ];
         for (err, code, status) in cases {
@@ -251,6 +342,27 @@ mod tests {
         assert_eq!(body["error"]["code"], "BAD_USER_INPUT");
         assert_eq!(body["error"]["field"], "name");
         assert_eq!(body["error"]["message"], "must not be empty");
+    }
+
+    #[test]
+    fn faults_of_the_surroundings_are_retryable() {
+        let response = AppError::Unavailable.into_response();
+        assert_eq!(response.headers()["retry-after"], "5");
+        assert_eq!(
+            AppError::InsufficientStorage.envelope()["error"]["retryable"],
+            true
+        );
+        assert!(!AppError::Internal.retryable());
+        assert!(
+            AppError::bad_input("x", "y").envelope()["error"]
+                .get("retryable")
+                .is_none()
+        );
+        let dropped = DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new("connection closed".to_owned()),
+        );
+        assert!(matches!(AppError::from(dropped), AppError::Unavailable));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! model-registry: a model registry server. Models, versions and (soon) their artifacts, behind
+//! model-registry: a model registry server. Models, versions and their artifacts, behind
 //! one GraphQL schema and a small REST sidecar, on SQLite or PostgreSQL.
 //!
 //! Read top-down: `graphql` and `http` translate, `domain` decides, `db` remembers.
@@ -13,6 +13,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod logging;
 pub mod storage;
 
 pub use app::App;

@@ -2,14 +2,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use model_registry::auth::Scope;
-use model_registry::config::{Config, LogFormat};
+use model_registry::config::Config;
 use model_registry::db::api_keys::{self, ApiKey, KeySet};
 use model_registry::db::types::Timestamp;
 use model_registry::db::{organizations, projects};
 use model_registry::domain::values::Role;
 use model_registry::domain::{api_keys as key_rules, bootstrap};
-use model_registry::{App, client, db, graphql, jobs, router};
-use tracing_subscriber::EnvFilter;
+use model_registry::{App, client, db, graphql, jobs};
 
 /// A model registry server: models, versions and artifacts behind one GraphQL API.
 #[derive(Parser)]
@@ -129,25 +128,13 @@ impl From<CliRole> for Role {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("model_registry=info,tower_http=warn,info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::PrintSchema) = cli.command {
         print!("{}", graphql::sdl());
         return Ok(());
     }
-    init_logging(cli.config.log_format);
+    model_registry::logging::init(cli.config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -227,11 +214,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     jobs::spawn(app.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    model_registry::http::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -321,7 +308,7 @@ async fn keys(config: Config, action: KeysCommand) -> anyhow::Result<()> {
                 .collect();
             match matches.as_slice() {
                 [one] => {
-                    api_keys::revoke(&db, one.id, Timestamp::now()).await?;
+                    api_keys::revoke(&db, one.id, Timestamp::now(), false).await?;
                     println!("revoked {} ({})", one.id, one.prefix);
                 }
                 [] => anyhow::bail!("no key with id or prefix `{key}`"),

@@ -160,12 +160,18 @@ impl Storage {
             ),
         };
         // Object stores drop connections now and then; OpenDAL marks those errors temporary
-        // and this layer retries them (reads resume where they stopped).
-        let op = op.layer(
-            opendal::layers::RetryLayer::new()
-                .with_max_times(4)
-                .with_jitter(),
-        );
+        // and this layer retries them (reads resume where they stopped). Not on a local file
+        // system: OpenDAL marks almost every io error temporary there, and a full disk would
+        // be retried for twenty seconds per write before the caller hears of it.
+        let op = if service == Service::S3 {
+            op.layer(
+                opendal::layers::RetryLayer::new()
+                    .with_max_times(4)
+                    .with_jitter(),
+            )
+        } else {
+            op
+        };
         Ok(Storage {
             op,
             service,
@@ -197,6 +203,20 @@ impl Storage {
     /// `/readyz`: the service answers.
     pub async fn ping(&self) -> Result<(), AppError> {
         self.op.check().await.map_err(storage_error)
+    }
+
+    /// Bytes still free for this store, where it is a local file system; object stores have
+    /// no such number (`None`).
+    pub async fn free_bytes(&self) -> Result<Option<u64>, AppError> {
+        let Some(staging) = self.staging.clone() else {
+            return Ok(None);
+        };
+        tokio::task::spawn_blocking(move || {
+            let stat = rustix::fs::statvfs(&staging).map_err(AppError::internal)?;
+            Ok(Some(stat.f_bavail.saturating_mul(stat.f_frsize)))
+        })
+        .await
+        .map_err(AppError::internal)?
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool, AppError> {
@@ -337,8 +357,31 @@ impl Storage {
     }
 }
 
+/// A full disk (or quota) is the operator's to fix and the client's to retry later, so it is
+/// named; every other storage failure is logged and INTERNAL.
 pub fn storage_error(err: opendal::Error) -> AppError {
+    if is_out_of_space(&err) {
+        tracing::warn!(error = %err, "storage is out of space");
+        return AppError::InsufficientStorage;
+    }
     AppError::internal(format_args!("storage: {err}"))
+}
+
+/// Whether an io error (ENOSPC, EDQUOT) sits anywhere in the error's chain.
+fn is_out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(current) = next {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        {
+            return true;
+        }
+        next = current.source();
+    }
+    false
 }
 
 /// Where a blob's bytes live: sharded by the first byte so no folder grows without bound.
@@ -361,8 +404,21 @@ pub fn direct_key(session: Id) -> String {
 
 /// Signs and verifies URLs this server answers without an API key. The key is shared by every
 /// replica (stored in the database) so any replica verifies what another signed.
+///
+/// A URL names the API key that minted it (`key=`), so it works only while that key does; the
+/// signature covers one canonical text (method, path, expiry, key id) and is compared in
+/// constant time; an expiry further ahead than the instance's maximum lifetime is refused
+/// even when correctly signed, so neither a leaked signing key nor a generous client can mint
+/// a URL that outlives the policy.
 pub struct Signer {
     key: Vec<u8>,
+}
+
+/// The signed parts of a URL's query, as presented.
+pub struct SignedParams<'a> {
+    pub expires: &'a str,
+    pub key_id: &'a str,
+    pub signature: &'a str,
 }
 
 impl Signer {
@@ -370,32 +426,55 @@ impl Signer {
         Signer { key: key.to_vec() }
     }
 
-    fn mac(&self, method: &str, path: &str, expires: i64) -> Hmac<Sha256> {
+    fn mac(&self, method: &str, path: &str, expires: i64, key_id: Id) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .expect("HMAC takes a key of any length");
-        mac.update(format!("{method}\n{path}\n{expires}").as_bytes());
+        mac.update(format!("mr-url-v1\n{method}\n{path}\n{expires}\n{key_id}").as_bytes());
         mac
     }
 
-    /// The `expires` and `signature` query parameters for `method path`.
-    pub fn sign(&self, method: &str, path: &str, expires: i64) -> String {
-        let tag = self.mac(method, path, expires).finalize().into_bytes();
-        format!("expires={expires}&signature={}", hex::encode(tag))
+    /// The `expires`, `key` and `signature` query parameters for `method path`.
+    pub fn sign(&self, method: &str, path: &str, expires: i64, key_id: Id) -> String {
+        let tag = self
+            .mac(method, path, expires, key_id)
+            .finalize()
+            .into_bytes();
+        format!(
+            "expires={expires}&key={key_id}&signature={}",
+            hex::encode(tag)
+        )
     }
 
-    /// Whether `signature` is ours for `method path` and `expires` is still ahead.
+    /// The minting key's id when `params` are ours for `method path`, still ahead of `now`
+    /// and at most `max_lifetime` seconds ahead. Only the canonical spelling of each part
+    /// (decimal digits, a lowercase hyphenated UUID, 64 lowercase hex digits) is accepted, so
+    /// one URL has exactly one valid form.
     pub fn verify(
         &self,
         method: &str,
         path: &str,
-        expires: i64,
-        signature: &str,
+        params: &SignedParams<'_>,
         now: i64,
-    ) -> bool {
-        let Ok(tag) = hex::decode(signature) else {
-            return false;
-        };
-        now < expires && self.mac(method, path, expires).verify_slice(&tag).is_ok()
+        max_lifetime: i64,
+    ) -> Option<Id> {
+        let expires: i64 = params.expires.parse().ok()?;
+        let key_id: Id = params.key_id.parse().ok()?;
+        if expires.to_string() != params.expires || key_id.to_string() != params.key_id {
+            return None;
+        }
+        let signature = params.signature;
+        let canonical_hex = signature.len() == 64
+            && signature
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !canonical_hex || now >= expires || expires - now > max_lifetime {
+            return None;
+        }
+        let tag = hex::decode(signature).ok()?;
+        self.mac(method, path, expires, key_id)
+            .verify_slice(&tag)
+            .ok()
+            .map(|()| key_id)
     }
 }
 
@@ -487,16 +566,122 @@ mod tests {
     }
 
     #[test]
-    fn signatures_bind_method_path_and_time() {
+    fn signatures_bind_method_path_time_and_key() {
         let signer = Signer::new(b"k");
-        let query = signer.sign("GET", "/v1/artifacts/a/download", 100);
-        let sig = query.split("signature=").nth(1).unwrap();
-        assert!(signer.verify("GET", "/v1/artifacts/a/download", 100, sig, 99));
-        assert!(!signer.verify("GET", "/v1/artifacts/a/download", 100, sig, 100));
-        assert!(!signer.verify("GET", "/v1/artifacts/b/download", 100, sig, 99));
-        assert!(!signer.verify("PUT", "/v1/artifacts/a/download", 100, sig, 99));
-        assert!(!signer.verify("GET", "/v1/artifacts/a/download", 101, sig, 99));
-        assert!(!Signer::new(b"other").verify("GET", "/v1/artifacts/a/download", 100, sig, 99));
+        let key = Id::new();
+        let query = signer.sign("GET", "/v1/artifacts/a/download", 100, key);
+        let sig = query.split("signature=").nth(1).unwrap().to_owned();
+        let (key_text, other_key) = (key.to_string(), Id::new().to_string());
+        let params = |expires: &'static str, key_id: &str, signature: &str| {
+            (expires.to_owned(), key_id.to_owned(), signature.to_owned())
+        };
+        let check = |signer: &Signer,
+                     method: &str,
+                     path: &str,
+                     p: &(String, String, String),
+                     now: i64,
+                     max: i64| {
+            signer.verify(
+                method,
+                path,
+                &SignedParams {
+                    expires: &p.0,
+                    key_id: &p.1,
+                    signature: &p.2,
+                },
+                now,
+                max,
+            )
+        };
+        let good = params("100", &key_text, &sig);
+        let path = "/v1/artifacts/a/download";
+        assert_eq!(check(&signer, "GET", path, &good, 99, 3600), Some(key));
+        assert_eq!(
+            check(&signer, "GET", path, &good, 100, 3600),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            check(&signer, "GET", path, &good, 10, 60),
+            None,
+            "beyond the maximum lifetime"
+        );
+        assert_eq!(
+            check(&signer, "GET", "/v1/artifacts/b/download", &good, 99, 3600),
+            None
+        );
+        assert_eq!(check(&signer, "PUT", path, &good, 99, 3600), None);
+        assert_eq!(
+            check(
+                &signer,
+                "GET",
+                path,
+                &params("101", &key_text, &sig),
+                99,
+                3600
+            ),
+            None
+        );
+        assert_eq!(
+            check(
+                &signer,
+                "GET",
+                path,
+                &params("100", &other_key, &sig),
+                99,
+                3600
+            ),
+            None
+        );
+        assert_eq!(
+            check(&Signer::new(b"other"), "GET", path, &good, 99, 3600),
+            None
+        );
+        // Other spellings of the same values are not accepted.
+        assert_eq!(
+            check(
+                &signer,
+                "GET",
+                path,
+                &params("+100", &key_text, &sig),
+                99,
+                3600
+            ),
+            None
+        );
+        assert_eq!(
+            check(
+                &signer,
+                "GET",
+                path,
+                &params("0100", &key_text, &sig),
+                99,
+                3600
+            ),
+            None
+        );
+        assert_eq!(
+            check(
+                &signer,
+                "GET",
+                path,
+                &params("100", &key_text.to_uppercase(), &sig),
+                99,
+                3600
+            ),
+            None
+        );
+        assert_eq!(
+            check(
+                &signer,
+                "GET",
+                path,
+                &params("100", &key_text, &sig.to_uppercase()),
+                99,
+                3600
+            ),
+            None
+        );
     }
 
     #[test]

@@ -167,6 +167,11 @@ impl Principal {
 }
 
 impl ApiKey {
+    /// Neither revoked nor expired at `now`: the one rule for keys and the URLs they signed.
+    pub fn is_usable(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+    }
+
     pub fn scope_kind(&self) -> ScopeKind {
         match (self.organization_id, self.project_id) {
             (_, Some(_)) => ScopeKind::Project,
@@ -203,7 +208,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Principal, AppError> 
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let now = Timestamp::now();
-    if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t <= now) {
+    if !key.is_usable(now) {
         return Err(AppError::Unauthenticated);
     }
     let stale = key
@@ -214,6 +219,20 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Principal, AppError> 
     }
     let scope = scope_of(db, &key).await?.ok_or(AppError::Unauthenticated)?;
     Ok(Principal { key, scope })
+}
+
+/// The caller behind a signed URL: the key that minted it, while that key is usable. A revoked
+/// or expired key, or one whose project is gone, takes its URLs with it.
+pub async fn signer_of_url(db: &Db, key_id: Id) -> Result<Option<Principal>, AppError> {
+    let Some(key) = api_keys::find(db, key_id).await? else {
+        return Ok(None);
+    };
+    if !key.is_usable(Timestamp::now()) {
+        return Ok(None);
+    }
+    Ok(scope_of(db, &key)
+        .await?
+        .map(|scope| Principal { key, scope }))
 }
 
 /// `viewer`: the calling key as the API shows it.

@@ -54,9 +54,42 @@ pub async fn insert(db: &Db, key: &ApiKey) -> Result<(), AppError> {
     })
 }
 
-pub async fn revoke(db: &Db, id: Id, at: Timestamp) -> Result<ApiKey, AppError> {
+/// Revokes a key; revoking twice keeps the first time. With `keep_instance_admin`, refuses
+/// (PRECONDITION_FAILED) to revoke the last usable instance-wide ADMIN key.
+pub async fn revoke(
+    db: &Db,
+    id: Id,
+    at: Timestamp,
+    keep_instance_admin: bool,
+) -> Result<ApiKey, AppError> {
     with_tx!(db, conn => {
-        // Revoking twice keeps the first revocation time.
+        if keep_instance_admin {
+            let usable_instance_admins = || {
+                api_keys::table
+                    .filter(api_keys::role.eq(Role::Admin))
+                    .filter(api_keys::organization_id.is_null())
+                    .filter(api_keys::project_id.is_null())
+                    .filter(api_keys::revoked_at.is_null())
+                    .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(at)))
+            };
+            // A no-op write locks those rows on PostgreSQL, so two revocations racing for
+            // the last two admin keys run one after the other (SQLite has one writer anyway).
+            let admins = diesel::update(usable_instance_admins())
+                .set(api_keys::name.eq(api_keys::name))
+                .execute(conn)
+                .await?;
+            let target_counts: i64 = usable_instance_admins()
+                .filter(api_keys::id.eq(id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if target_counts == 1 && admins <= 1 {
+                return Err(AppError::precondition(
+                    "this is the last usable instance-admin key: mint another ADMIN key first \
+                     (or use `model-registry keys` on the server)",
+                ));
+            }
+        }
         diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
             .set(api_keys::revoked_at.eq(at))
             .execute(conn)

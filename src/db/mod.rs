@@ -76,11 +76,19 @@ struct QueryCounter(Arc<AtomicU64>);
 impl Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
-            tracing::trace!(target: "model_registry::sql", "{query}");
+            tracing::trace!(target: "model_registry::sql", "{}", statement_text(&query.to_string()));
             self.0.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("mr_db_queries_total").increment(1);
         }
     }
+}
+
+/// The SQL of a statement without its bound values: values include key hashes and the
+/// URL-signing secret, and no log level may show them.
+fn statement_text(debug: &str) -> &str {
+    debug
+        .rsplit_once(" -- binds: ")
+        .map_or(debug, |(sql, _)| sql)
 }
 
 /// Where the SQLite file is, from `sqlite://path` or `sqlite:path`.
@@ -345,6 +353,15 @@ mod tests {
         );
         assert_eq!(backend_of("postgres://u@h/db").unwrap(), Backend::Postgres);
         assert!(backend_of("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn statement_logs_carry_no_values() {
+        assert_eq!(
+            statement_text("INSERT INTO s (k) VALUES (?) -- binds: [\"secret\"]"),
+            "INSERT INTO s (k) VALUES (?)"
+        );
+        assert_eq!(statement_text("SELECT 1"), "SELECT 1");
     }
 
     #[test]

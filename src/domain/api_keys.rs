@@ -108,7 +108,10 @@ pub async fn revoke(db: &Db, caller: &Principal, id: Id) -> Result<ApiKey, AppEr
         AppError::NotFound(_) => AppError::NotFound("API key"),
         other => other,
     })?;
-    api_keys::revoke(db, key.id, Timestamp::now()).await
+    // The last instance-admin key is the API's only way to mint instance-admin keys again:
+    // revoking it over the API would lock every caller out (the shell's `keys` command, run
+    // next to the database, is the recovery path and is not bound by this).
+    api_keys::revoke(db, key.id, Timestamp::now(), true).await
 }
 
 /// Keys the caller administers: an ADMIN's scope; other roles see only their own key.

@@ -24,7 +24,6 @@ use crate::storage::blob_key;
 const FILE_NAME_MAX: usize = 255;
 const CONTENT_TYPE_MAX: usize = 127;
 const ROLE_MAX: usize = 64;
-const MAX_URL_TTL_SECS: i32 = 7 * 24 * 3600;
 
 /// The descriptive fields of an upload, checked once for the chunked and the direct path.
 pub struct ArtifactFields {
@@ -102,23 +101,28 @@ fn content_type_rule(value: Option<&str>) -> Result<String, AppError> {
     Ok(value.to_owned())
 }
 
-/// Any absolute URI (`hf://org/model`, `s3://bucket/key`, `https://…`): it is only recorded.
+/// Where an artifact also lives, for people and tools that fetch it elsewhere. Only schemes
+/// that name remote model stores are taken: frontends render this as a link, so
+/// `javascript:` and `data:` would run or show content in a viewer's browser, and `file:`
+/// would point at the viewer's (or a converter's) own disk.
+pub const EXTERNAL_URI_SCHEMES: [&str; 8] =
+    ["https", "http", "s3", "gs", "az", "abfss", "hf", "oci"];
+
 fn uri_rule(value: Option<String>) -> Result<Option<String>, AppError> {
     let Some(value) = validate::text("externalUri", value, validate::URL_MAX)? else {
         return Ok(None);
     };
     let value = value.trim().to_owned();
-    let scheme_ok = value.split_once(':').is_some_and(|(scheme, rest)| {
-        !rest.is_empty()
-            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    let scheme_ok = value.split_once("://").is_some_and(|(scheme, rest)| {
+        !rest.is_empty() && EXTERNAL_URI_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
     });
-    if !scheme_ok || value.chars().any(char::is_whitespace) {
+    if !scheme_ok || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(AppError::bad_input(
             "externalUri",
-            "must be an absolute URI such as `hf://org/model` or `https://…`",
+            format!(
+                "must be an absolute URI with one of the schemes {} (such as `hf://org/model`)",
+                EXTERNAL_URI_SCHEMES.join(", ")
+            ),
         ));
     }
     Ok(Some(value))
@@ -478,11 +482,13 @@ pub struct SignedUrl {
     pub expires_at: Timestamp,
 }
 
-pub fn url_ttl(seconds: i32) -> Result<Duration, AppError> {
-    if !(1..=MAX_URL_TTL_SECS).contains(&seconds) {
+/// A signed URL's lifetime: at least a second, at most the instance's maximum.
+pub fn url_ttl(seconds: i32, max_secs: u64) -> Result<Duration, AppError> {
+    let max = max_secs.min(i32::MAX as u64) as i32;
+    if !(1..=max).contains(&seconds) {
         return Err(AppError::bad_input(
             "expiresInSeconds",
-            format!("must be between 1 and {MAX_URL_TTL_SECS}"),
+            format!("must be between 1 and {max}"),
         ));
     }
     Ok(Duration::from_secs(seconds as u64))
@@ -495,6 +501,7 @@ pub fn download_path(id: Id) -> String {
 /// The storage service's own presigned URL where it signs one, else this server's HMAC URL.
 pub async fn signed_download_url(
     app: &App,
+    caller: &Principal,
     artifact: &Artifact,
     ttl: Duration,
     origin: &str,
@@ -513,7 +520,9 @@ pub async fn signed_download_url(
         return Ok(SignedUrl { url, expires_at });
     }
     let path = download_path(artifact.id);
-    let query = app.signer.sign("GET", &path, expires.timestamp());
+    let query = app
+        .signer
+        .sign("GET", &path, expires.timestamp(), caller.key.id);
     Ok(SignedUrl {
         url: format!("{origin}{path}?{query}"),
         expires_at,

@@ -36,7 +36,8 @@ use crate::storage::{
 
 pub const DEFAULT_CHUNK_SIZE: i64 = 16 * 1024 * 1024;
 pub const MIN_CHUNK_SIZE: i64 = 64 * 1024;
-pub const MAX_CHUNK_SIZE: i64 = 512 * 1024 * 1024;
+/// 1 GiB: 10,000 chunks of it hold the default 5 TiB limit (S3 allows parts up to 5 GiB).
+pub const MAX_CHUNK_SIZE: i64 = 1024 * 1024 * 1024;
 /// Keeps the received-chunk list of one session small enough to answer in one response.
 pub const MAX_CHUNKS: i64 = 10_000;
 const MIN_TTL_SECS: i64 = 60;
@@ -63,7 +64,7 @@ pub struct CreateUploadSessionInput {
     pub external_uri: Option<String>,
     /// A JSON object; its `format` key, when a string, becomes the artifact's format.
     pub metadata: Option<JsonText>,
-    /// Ask for another chunk size (64 KiB to 512 MiB); default 16 MiB, grown so that a file
+    /// Ask for another chunk size (64 KiB to 1 GiB); default 16 MiB, grown so that a file
     /// needs at most 10,000 chunks.
     pub chunk_size_bytes: Option<BigInt>,
     /// How long the session stays open (60 s to 7 days); default 24 h.
@@ -163,26 +164,18 @@ impl SessionState {
 }
 
 /// The chunk size for a file: the one asked for (within bounds), else the default grown to
-/// keep the chunk count at most [`MAX_CHUNKS`].
-pub fn plan_chunks(total: i64, asked: Option<i64>) -> Result<(i64, i64), AppError> {
-    if total < 0 {
-        return Err(AppError::bad_input(
-            "totalSizeBytes",
-            "must not be negative",
-        ));
-    }
+/// keep the chunk count at most [`MAX_CHUNKS`]. Every step is checked arithmetic: sizes come
+/// from clients, and a wrapped count once let an upload of no bytes claim 8 EiB.
+pub fn plan_chunks(total: i64, asked: Option<i64>, max_total: u64) -> Result<(i64, i64), AppError> {
+    check_total(total, max_total)?;
     let size = match asked {
-        Some(size) if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&size) => {
-            return Err(AppError::bad_input(
-                "chunkSizeBytes",
-                format!("must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"),
-            ));
-        }
-        Some(size) => size,
+        Some(size) => check_chunk_size(size)?,
         None => {
             let needed = ceil_div(total, MAX_CHUNKS);
             let mib = 1024 * 1024;
-            let size = DEFAULT_CHUNK_SIZE.max(ceil_div(needed, mib) * mib);
+            let size = ceil_div(needed, mib)
+                .checked_mul(mib)
+                .map_or(i64::MAX, |rounded| rounded.max(DEFAULT_CHUNK_SIZE));
             if size > MAX_CHUNK_SIZE {
                 return Err(AppError::bad_input(
                     "totalSizeBytes",
@@ -211,9 +204,37 @@ pub fn plan_chunks(total: i64, asked: Option<i64>) -> Result<(i64, i64), AppErro
     Ok((size, count))
 }
 
-/// `a / b` rounded up, for `a >= 0` and `b > 0`.
+/// An announced file size: not negative and within the instance's `--max-artifact-bytes`.
+pub fn check_total(total: i64, max_total: u64) -> Result<(), AppError> {
+    if total < 0 {
+        return Err(AppError::bad_input(
+            "totalSizeBytes",
+            "must not be negative",
+        ));
+    }
+    if total.unsigned_abs() > max_total {
+        return Err(AppError::bad_input(
+            "totalSizeBytes",
+            format!("is larger than this registry's limit of {max_total} bytes per artifact"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_chunk_size(size: i64) -> Result<i64, AppError> {
+    if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&size) {
+        Ok(size)
+    } else {
+        Err(AppError::bad_input(
+            "chunkSizeBytes",
+            format!("must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"),
+        ))
+    }
+}
+
+/// `a / b` rounded up, for `a >= 0` and `b > 0`; cannot overflow.
 fn ceil_div(a: i64, b: i64) -> i64 {
-    (a + b - 1) / b
+    a / b + i64::from(a % b != 0)
 }
 
 /// The exact length chunk `index` must have.
@@ -312,14 +333,17 @@ pub async fn create(
         .map(|d| storage::parse_sha256("sha256", d))
         .transpose()?;
     let total = input.total_size_bytes.0;
+    let max_total = app.config.max_artifact_bytes;
     let (chunk_size, chunk_count) = match method {
-        UploadMethod::Chunked => plan_chunks(total, input.chunk_size_bytes.map(|c| c.0))?,
+        UploadMethod::Chunked => {
+            plan_chunks(total, input.chunk_size_bytes.map(|c| c.0), max_total)?
+        }
         UploadMethod::Direct => {
-            if total < 0 {
-                return Err(AppError::bad_input(
-                    "totalSizeBytes",
-                    "must not be negative",
-                ));
+            check_total(total, max_total)?;
+            // One object, no chunks: a chunk size is meaningless here, but a wrong one is
+            // still the client's mistake to hear about.
+            if let Some(size) = input.chunk_size_bytes {
+                check_chunk_size(size.0)?;
             }
             (total.max(1), 1)
         }
@@ -397,31 +421,40 @@ fn require_open_to_finish(session: &UploadSession) -> Result<(), AppError> {
     })
 }
 
-/// The `sha-256` member of a `Content-Digest` header (RFC 9530), as lowercase hex.
-pub fn parse_content_digest(header: &str) -> Result<Option<String>, AppError> {
+/// The sha-256 a `Content-Digest` header (RFC 9530) announces, as lowercase hex. Every member
+/// must be a well-formed `algorithm=:base64:` pair. Other algorithms may stand beside sha-256
+/// (a client may send several) but not alone: a header the server cannot check would
+/// otherwise pass as checked. Two sha-256 members must agree.
+pub fn parse_content_digest(header: &str) -> Result<String, AppError> {
     use base64::Engine;
+    let bad = |message: String| AppError::bad_input("Content-Digest", message);
+    let mut sha256: Option<Vec<u8>> = None;
     for member in header.split(',') {
-        let Some((algorithm, value)) = member.trim().split_once('=') else {
-            continue;
-        };
-        if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
-            continue;
-        }
+        let (algorithm, value) = member
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| bad(format!("`{}` is not `algorithm=:base64:`", member.trim())))?;
+        let algorithm = algorithm.trim().to_ascii_lowercase();
         let bytes = value
             .trim()
             .strip_prefix(':')
             .and_then(|v| v.strip_suffix(':'))
             .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| {
-                AppError::bad_input(
-                    "Content-Digest",
-                    "expected `sha-256=:<base64 of the 32-byte digest>:`",
-                )
-            })?;
-        return Ok(Some(hex::encode(bytes)));
+            .ok_or_else(|| bad(format!("the {algorithm} value is not `:<base64>:`")))?;
+        if algorithm != "sha-256" {
+            continue;
+        }
+        if bytes.len() != 32 {
+            return Err(bad("a sha-256 digest has 32 bytes".into()));
+        }
+        if sha256.as_ref().is_some_and(|first| *first != bytes) {
+            return Err(bad("two different sha-256 values".into()));
+        }
+        sha256 = Some(bytes);
     }
-    Ok(None)
+    sha256
+        .map(hex::encode)
+        .ok_or_else(|| bad("only sha-256 is checked: send `sha-256=:<base64>:`".into()))
 }
 
 /// Which chunk a request carries and what its headers say about the body.
@@ -547,6 +580,7 @@ fn wrong_length(index: i64, expected: i64, got: u64) -> AppError {
 /// Stores the object of a direct upload sent to this server's signed URL.
 pub async fn put_direct<S, E>(
     app: &App,
+    signer: &Principal,
     id: Id,
     content_length: Option<u64>,
     body: S,
@@ -555,9 +589,7 @@ pub async fn put_direct<S, E>(
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    let session = uploads::find(&app.db, id)
-        .await?
-        .ok_or(AppError::NotFound("upload session"))?;
+    let (session, _) = visible_session(app, signer, id, Role::Editor).await?;
     if session.method != UploadMethod::Direct {
         return Err(AppError::NotFound("upload session"));
     }
@@ -573,16 +605,22 @@ where
         .write_stream(
             &direct_key(session.id),
             body,
-            |frame| {
-                if let Some(frame) = frame {
+            |frame| match frame {
+                Some(frame) => {
                     received += frame.len() as u64;
                     if received > total {
                         return Err(AppError::PayloadTooLarge(format!(
                             "this upload announced {total} bytes"
                         )));
                     }
+                    Ok(())
                 }
-                Ok(())
+                // A short body is not stored: the object is whole or absent.
+                None if received < total => Err(AppError::bad_input(
+                    "body",
+                    format!("this upload announced {total} bytes; the body had {received}"),
+                )),
+                None => Ok(()),
             },
             body_error,
         )
@@ -1024,10 +1062,13 @@ pub async fn direct_upload_url(
             .presign_write(&direct_key(session.id), remaining)
             .await;
     }
+    let key = session
+        .created_by
+        .ok_or_else(|| AppError::internal("an upload session without its creating key"))?;
     let path = format!("/v1/uploads/{}/direct", session.id);
     let query = app
         .signer
-        .sign("PUT", &path, session.expires_at.to_utc().timestamp());
+        .sign("PUT", &path, session.expires_at.to_utc().timestamp(), key);
     Ok(format!("{origin}{path}?{query}"))
 }
 
@@ -1047,39 +1088,86 @@ mod tests {
 
     const MIB: i64 = 1024 * 1024;
 
+    const TIB: u64 = 1024 * 1024 * 1024 * 1024;
+
     #[test]
     fn chunk_plans() {
-        assert_eq!(plan_chunks(100 * MIB, None).unwrap(), (16 * MIB, 7));
-        assert_eq!(plan_chunks(0, None).unwrap(), (16 * MIB, 0));
+        let max = 5 * TIB;
+        assert_eq!(plan_chunks(100 * MIB, None, max).unwrap(), (16 * MIB, 7));
+        assert_eq!(plan_chunks(0, None, max).unwrap(), (16 * MIB, 0));
         // 1 TiB needs bigger chunks than the default to stay within 10,000.
-        let (size, count) = plan_chunks(1024 * 1024 * MIB, None).unwrap();
+        let (size, count) = plan_chunks(1024 * 1024 * MIB, None, max).unwrap();
         assert!(count <= MAX_CHUNKS && size > 16 * MIB, "{size} {count}");
-        assert_eq!(plan_chunks(10 * MIB, Some(MIB)).unwrap(), (MIB, 10));
+        // The default limit itself fits.
+        let (size, count) = plan_chunks(5 * 1024 * 1024 * MIB, None, max).unwrap();
+        assert!(
+            count <= MAX_CHUNKS && size <= MAX_CHUNK_SIZE,
+            "{size} {count}"
+        );
+        assert_eq!(plan_chunks(10 * MIB, Some(MIB), max).unwrap(), (MIB, 10));
         assert_eq!(
-            plan_chunks(10, Some(1)).unwrap_err().field(),
+            plan_chunks(10, Some(1), max).unwrap_err().field(),
             Some("chunkSizeBytes")
         );
-        assert!(plan_chunks(-1, None).is_err());
-        assert!(plan_chunks(20_000 * MIB, Some(MIB)).is_err());
-        assert!(
-            plan_chunks(6 * 1024 * 1024 * MIB, None).is_err(),
-            "over 5 TiB"
-        );
+        assert!(plan_chunks(-1, None, max).is_err());
+        assert!(plan_chunks(20_000 * MIB, Some(MIB), max).is_err());
+        let over = plan_chunks(6 * 1024 * 1024 * MIB, None, max).unwrap_err();
+        assert_eq!(over.field(), Some("totalSizeBytes"), "over 5 TiB");
+        // The case that once wrapped: i64::MAX bytes in 512 MiB chunks.
+        assert!(plan_chunks(i64::MAX, Some(512 * MIB), u64::MAX).is_err());
+        assert!(plan_chunks(i64::MAX, None, u64::MAX).is_err());
+    }
+
+    proptest::proptest! {
+        /// Over the whole `i64` range: a plan is refused, or its chunks cover exactly the file,
+        /// within the limits, without one arithmetic step wrapping.
+        #[test]
+        fn every_plan_covers_the_file_exactly(
+            total in proptest::prelude::any::<i64>(),
+            asked in proptest::option::of(proptest::prelude::any::<i64>()),
+            max in proptest::prelude::any::<u64>(),
+        ) {
+            if let Ok((size, count)) = plan_chunks(total, asked, max) {
+                proptest::prop_assert!(total >= 0 && total as u64 <= max);
+                proptest::prop_assert!((MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&size));
+                proptest::prop_assert!((0..=MAX_CHUNKS).contains(&count));
+                let covered = i128::from(size) * i128::from(count);
+                proptest::prop_assert!(covered >= i128::from(total));
+                proptest::prop_assert!(covered - i128::from(size) < i128::from(total.max(1)));
+            }
+        }
     }
 
     #[test]
     fn content_digest_header() {
         use base64::Engine;
         let digest = Sha256::digest(b"abc");
-        let header = format!(
-            "sha-512=:xx:, sha-256=:{}:",
-            base64::engine::general_purpose::STANDARD.encode(digest)
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        let other = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        assert_eq!(
+            parse_content_digest(&format!("sha-512=:{other}:, sha-256=:{b64}:")).unwrap(),
+            hex::encode(digest)
         );
         assert_eq!(
-            parse_content_digest(&header).unwrap(),
-            Some(hex::encode(digest))
+            parse_content_digest(&format!("sha-256=:{b64}:, SHA-256=:{b64}:")).unwrap(),
+            hex::encode(digest)
         );
-        assert_eq!(parse_content_digest("sha-512=:xx:").unwrap(), None);
-        assert!(parse_content_digest("sha-256=abc").is_err());
+        let refused = [
+            format!("sha-512=:{other}:"),
+            "md5=:rL0Y20zC+Fzt72VPzMSk2A==:".to_owned(),
+            "sha-256=abc".to_owned(),
+            "garbage".to_owned(),
+            String::new(),
+            format!("sha-256=:{b64}:, sha-512=xx"),
+            format!(
+                "sha-256=:{b64}:, sha-256=:{}:",
+                base64::engine::general_purpose::STANDARD.encode([0u8; 32])
+            ),
+            "sha-256=:AAAA:".to_owned(),
+        ];
+        for header in refused {
+            let err = parse_content_digest(&header).unwrap_err();
+            assert_eq!(err.field(), Some("Content-Digest"), "{header}");
+        }
     }
 }

@@ -11,6 +11,16 @@ pub const URL_MAX: usize = 2_048;
 pub const JSON_MAX: usize = 256 * 1024;
 pub const LIST_MAX: usize = 100;
 
+/// The first character no string of the API may hold: control characters other than tab,
+/// line feed and carriage return (so multi-line descriptions stay possible). NUL cannot be
+/// stored by PostgreSQL at all; the others hide text in terminals and logs and break file
+/// names and headers. Refusing them everywhere keeps both databases answering alike.
+pub fn forbidden_control(value: &str) -> Option<char> {
+    value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
 /// A required, trimmed, bounded single-line text.
 pub fn name(field: &str, value: &str) -> Result<String, AppError> {
     let trimmed = value.trim();

@@ -52,14 +52,19 @@ impl Artifact {
         }
     }
 
-    /// A download URL that needs no API key until it expires (1 s to 7 days).
+    /// A download URL that needs no API key until it expires (1 s to the instance's maximum,
+    /// default 7 days). It works only while the key that asked for it is neither revoked nor
+    /// expired (URLs signed by an S3 service itself cannot be recalled: their lifetime is the
+    /// bound there).
     async fn download_url(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 3600)] expires_in_seconds: i32,
     ) -> Result<SignedUrl> {
-        let ttl = rules::url_ttl(expires_in_seconds)?;
-        let signed = rules::signed_download_url(ctx.app(), self, ttl, ctx.origin()).await?;
+        let app = ctx.app();
+        let ttl = rules::url_ttl(expires_in_seconds, app.config.max_signed_url_secs)?;
+        let signed =
+            rules::signed_download_url(app, ctx.caller()?, self, ttl, ctx.origin()).await?;
         Ok(SignedUrl {
             url: signed.url,
             expires_at: signed.expires_at,
@@ -131,11 +136,13 @@ pub(super) async fn version_download_urls(
     version: &ModelVersion,
     expires_in_seconds: i32,
 ) -> Result<Vec<ArtifactDownloadUrl>> {
-    let ttl = rules::url_ttl(expires_in_seconds)?;
+    let app = ctx.app();
+    let ttl = rules::url_ttl(expires_in_seconds, app.config.max_signed_url_secs)?;
+    let caller = ctx.caller()?;
     let rows = artifacts::list(ctx.db(), ArtifactSet::Version(version.id), None).await?;
     let mut out = Vec::with_capacity(rows.len());
     for artifact in rows {
-        let signed = rules::signed_download_url(ctx.app(), &artifact, ttl, ctx.origin()).await?;
+        let signed = rules::signed_download_url(app, caller, &artifact, ttl, ctx.origin()).await?;
         out.push(ArtifactDownloadUrl {
             artifact,
             url: signed.url,

@@ -4,6 +4,7 @@
 mod api_keys;
 mod artifacts;
 mod errors;
+mod guard;
 mod models;
 mod organizations;
 mod pagination;
@@ -18,6 +19,8 @@ use crate::auth::Principal;
 use crate::db::Db;
 use crate::db::loaders::RegistryLoader;
 use crate::error::AppError;
+
+pub use guard::MAX_NESTING;
 
 /// Deep enough for every real query of this schema, shallow enough to refuse recursive abuse.
 pub const MAX_DEPTH: usize = 12;
@@ -57,6 +60,7 @@ pub fn build_schema() -> RegistrySchema {
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .extension(errors::ErrorCodes)
+    .extension(guard::RequestGuard)
     .finish()
 }
 

@@ -3,7 +3,10 @@
 //! JSON envelope of `crate::error`.
 
 mod downloads;
+mod serve;
 mod uploads;
+
+pub use serve::serve;
 
 use std::time::Instant;
 
@@ -18,6 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutBody;
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
@@ -26,6 +30,7 @@ use crate::error::AppError;
 use crate::graphql;
 
 pub fn router(app: App) -> Router {
+    let body_timeout = std::time::Duration::from_secs(app.config.body_read_timeout_secs.max(1));
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/v1/uploads/{id}/chunks/{index}", put(uploads::put_chunk))
@@ -36,7 +41,21 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn(track))
         .fallback(|| async { AppError::NotFound("route") })
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::map_request(
+            move |request: Request| async move {
+                request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)))
+            },
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %redacted_uri(request.uri()),
+                    version = ?request.version(),
+                )
+            }),
+        )
         .layer(CatchPanicLayer::custom(|_| {
             AppError::internal("a request handler panicked").into_response()
         }))
@@ -45,6 +64,31 @@ pub fn router(app: App) -> Router {
 
 async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// A URI fit for a log line: the values of query parameters that grant access (this server's
+/// `signature`, S3's `X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`) are
+/// replaced, so a debug log never holds a working URL.
+pub fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_owned();
+    };
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            let lower = name.to_ascii_lowercase();
+            if ["signature", "credential", "token"]
+                .iter()
+                .any(|secret| lower.contains(secret))
+            {
+                format!("{name}=REDACTED")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    format!("{}?{}", uri.path(), redacted.join("&"))
 }
 
 /// The caller of a request: no header is UNAUTHENTICATED for anything that needs a key;
@@ -89,37 +133,70 @@ pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<crate::db::type
     text.parse().map_err(|_| AppError::NotFound(what))
 }
 
-/// `?expires=…&signature=…` of a URL this server signed.
+/// `?expires=…&key=…&signature=…` of a URL this server signed.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct SignedQuery {
     // Text, not a number: query strings flattened into another struct arrive as strings.
     expires: Option<String>,
+    key: Option<String>,
     signature: Option<String>,
 }
 
 impl SignedQuery {
     pub fn is_present(&self) -> bool {
-        self.expires.is_some() || self.signature.is_some()
+        self.expires.is_some() || self.key.is_some() || self.signature.is_some()
     }
 
-    /// Tampered, foreign and expired signatures all answer 403 alike.
-    pub fn verify(&self, app: &App, method: &str, path: &str) -> Result<(), AppError> {
+    /// The key that signed the URL, while the signature holds and the key is usable.
+    /// Tampered, foreign, expired, over-long and revoked-key URLs all answer 403 alike.
+    pub async fn verify(&self, app: &App, method: &str, path: &str) -> Result<Principal, AppError> {
+        let refused =
+            || AppError::forbidden("the signed URL is invalid or has expired; ask for a new one");
+        let (Some(expires), Some(key_id), Some(signature)) =
+            (&self.expires, &self.key, &self.signature)
+        else {
+            return Err(refused());
+        };
+        let params = crate::storage::SignedParams {
+            expires,
+            key_id,
+            signature,
+        };
+        let max_lifetime = i64::try_from(app.config.max_signed_url_secs).unwrap_or(i64::MAX);
         let now = chrono::Utc::now().timestamp();
-        let expires = self.expires.as_deref().and_then(|e| e.parse::<i64>().ok());
-        match (expires, &self.signature) {
-            (Some(expires), Some(signature))
-                if app.signer.verify(method, path, expires, signature, now) =>
-            {
-                Ok(())
-            }
-            _ => Err(AppError::forbidden(
-                "the signed URL is invalid or has expired; ask for a new one",
-            )),
-        }
+        let key_id = app
+            .signer
+            .verify(method, path, &params, now, max_lifetime)
+            .ok_or_else(refused)?;
+        auth::signer_of_url(&app.db, key_id)
+            .await?
+            .ok_or_else(refused)
     }
 }
 
+/// Whether a request body is declared JSON (`application/json`, any parameters). Forms and
+/// `text/plain` are refused: a browser sends those cross-origin without asking, and they
+/// must never run an operation.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
 async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    if !is_json(&headers) {
+        let mut response = AppError::UnsupportedMediaType(
+            "a GraphQL request is a JSON body: send `Content-Type: application/json`".into(),
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
     let limit = app.config.graphql_body_limit;
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
@@ -154,21 +231,42 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the database and the storage service answer.
+/// Ready when the database and the storage service answer and a local storage folder has
+/// at least `--min-free-bytes` free: a replica that cannot store a chunk should not get one.
 async fn readyz(State(app): State<App>) -> Response {
-    let (database, storage) = tokio::join!(app.db.ping(), app.storage.ping());
+    let (database, storage, free) =
+        tokio::join!(app.db.ping(), app.storage.ping(), app.storage.free_bytes());
+    let free = free.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, "reading free storage space failed");
+        None
+    });
+    let space_ok = free.is_none_or(|bytes| bytes >= app.config.min_free_bytes);
     let word = |r: &Result<(), AppError>| if r.is_ok() { "ok" } else { "unreachable" };
-    if database.is_ok() && storage.is_ok() {
-        return axum::Json(
-            serde_json::json!({ "status": "ready", "database": "ok", "storage": "ok" }),
-        )
-        .into_response();
+    let mut body = serde_json::json!({
+        "status": "ready",
+        "database": word(&database),
+        "storage": if storage.is_err() { "unreachable" } else if space_ok { "ok" } else { "low on space" },
+    });
+    if let Some(bytes) = free {
+        body["storageFreeBytes"] = bytes.into();
     }
-    tracing::warn!(database = ?database.as_ref().err(), storage = ?storage.as_ref().err(), "readiness check failed");
-    let mut body = AppError::Unavailable.envelope();
-    body["database"] = word(&database).into();
-    body["storage"] = word(&storage).into();
-    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    if database.is_ok() && storage.is_ok() && space_ok {
+        return axum::Json(body).into_response();
+    }
+    tracing::warn!(database = ?database.as_ref().err(), storage = ?storage.as_ref().err(), free_bytes = ?free, "readiness check failed");
+    let mut envelope = if database.is_err() {
+        AppError::Unavailable.envelope()
+    } else if storage.is_err() {
+        AppError::Internal.envelope()
+    } else {
+        AppError::InsufficientStorage.envelope()
+    };
+    for field in ["database", "storage", "storageFreeBytes"] {
+        if let Some(value) = body.get(field) {
+            envelope[field] = value.clone();
+        }
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(envelope)).into_response()
 }
 
 async fn metrics(State(app): State<App>) -> Response {

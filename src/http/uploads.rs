@@ -22,8 +22,31 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
         .transpose()
 }
 
+/// Every `Content-Digest` line, as one list: a second line may not slip a value past.
+fn content_digest(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let mut lines = Vec::new();
+    for value in headers.get_all("content-digest") {
+        lines.push(
+            value
+                .to_str()
+                .map_err(|_| AppError::bad_input("Content-Digest", "the header is not ASCII"))?,
+        );
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    uploads::parse_content_digest(&lines.join(", ")).map(Some)
+}
+
 fn body_error(err: axum::Error) -> AppError {
-    AppError::bad_input("body", format!("the request body could not be read: {err}"))
+    let cause = err.into_inner();
+    if cause.is::<tower_http::timeout::TimeoutError>() {
+        return AppError::RequestTimeout;
+    }
+    AppError::bad_input(
+        "body",
+        format!("the request body could not be read: {cause}"),
+    )
 }
 
 pub async fn put_chunk(
@@ -41,10 +64,7 @@ pub async fn put_chunk(
         let info = ChunkRequest {
             index,
             content_length: content_length(&headers)?,
-            content_digest: match headers.get("content-digest") {
-                Some(v) => uploads::parse_content_digest(v.to_str().unwrap_or(""))?,
-                None => None,
-            },
+            content_digest: content_digest(&headers)?,
         };
         let state = uploads::put_chunk(
             &app,
@@ -72,9 +92,12 @@ pub async fn put_direct(
 ) -> Response {
     let result = async {
         let session = parse_id(&id, "upload session")?;
-        signed.verify(&app, "PUT", &format!("/v1/uploads/{id}/direct"))?;
+        let signer = signed
+            .verify(&app, "PUT", &format!("/v1/uploads/{id}/direct"))
+            .await?;
         uploads::put_direct(
             &app,
+            &signer,
             session,
             content_length(&headers)?,
             body.into_data_stream(),

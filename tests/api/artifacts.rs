@@ -340,7 +340,8 @@ backends! {
         // Expired: signed by this server, but for a moment already past.
         let path = format!("/v1/artifacts/{aid}/download");
         let past = chrono::Utc::now().timestamp() - 1;
-        let expired = format!("{}?{}", base, app.app.signer.sign("GET", &path, past));
+        let key = query.split('&').find_map(|p| p.strip_prefix("key=")).unwrap().parse().unwrap();
+        let expired = format!("{}?{}", base, app.app.signer.sign("GET", &path, past, key));
         assert_eq!(app.client.get(&expired).send().await.unwrap().status(), 403);
 
         let v = app.create_version(&app.admin, &m, "v1").await;

@@ -78,7 +78,7 @@ backends! {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
 
-        let response = app.client.post(format!("{}/graphql", app.base)).body("{not json").send().await.unwrap();
+        let response = app.client.post(format!("{}/graphql", app.base)).header("content-type", "application/json").body("{not json").send().await.unwrap();
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "BAD_USER_INPUT");

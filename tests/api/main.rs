@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod artifacts;
 mod cli;
+mod hostile;
 mod keys;
 mod limits;
 mod models;

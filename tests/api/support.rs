@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use model_registry::domain::bootstrap;
-use model_registry::{App, Config, router};
+use model_registry::{App, Config};
 use serde_json::{Value, json};
 
 /// The chunk size tests upload with: the smallest the server takes.
@@ -164,6 +164,21 @@ impl TestApp {
         TestApp::start(config, dir, Some(database)).await
     }
 
+    /// A registry on SQLite or PostgreSQL with its configuration adjusted by `tweak`.
+    pub async fn configured(postgres: bool, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::embedded(dir.path());
+        let database = if postgres {
+            let database = TestDatabase::create().await;
+            config.database_url = Some(database.url.clone());
+            Some(database)
+        } else {
+            None
+        };
+        tweak(&mut config);
+        TestApp::start(config, dir, database).await
+    }
+
     /// A registry whose bytes live on the S3-compatible server of `TEST_S3_URL`, under a
     /// prefix of its own.
     pub async fn s3(postgres: bool) -> TestApp {
@@ -208,9 +223,11 @@ impl TestApp {
             .await
             .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let service = router(app.clone());
+        let served = app.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, service).await.unwrap();
+            model_registry::http::serve(listener, served, std::future::pending())
+                .await
+                .unwrap();
         });
         TestApp {
             app,

@@ -1,0 +1,293 @@
+//! Checks every GraphQL request passes before the engine touches it.
+//!
+//! - **Nesting.** The parser and the validator recurse once per `[`, `{` or `(`: a 3 KB query
+//!   of nested list literals overflowed the stack and aborted the process. The query text is
+//!   measured by a flat scan before it is parsed, and the variables (already bounded by the
+//!   JSON reader) before they are used; deeper than [`MAX_NESTING`] is BAD_USER_INPUT.
+//! - **Control characters.** Every string an operation receives, from a literal or a variable,
+//!   follows one rule (`domain::validate::forbidden_control`), so both databases see the same
+//!   input: PostgreSQL cannot store NUL in text at all, and SQLite would store it.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{Directive, ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::{Pos, Positioned, ServerError, ServerResult, Variables};
+use async_graphql_value::{ConstValue, Value};
+
+use crate::domain::validate;
+
+/// Deepest nesting of brackets, braces and parentheses a request may use. The standard
+/// introspection query of every client needs fewer than 20; 48 leaves room for any real
+/// query and keeps recursion far from the stack's end.
+pub const MAX_NESTING: usize = 48;
+
+pub struct RequestGuard;
+
+impl ExtensionFactory for RequestGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestGuard)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for RequestGuard {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        check_query_nesting(query)?;
+        for (name, value) in variables.iter() {
+            if const_depth(value) > MAX_NESTING {
+                return Err(refusal(
+                    None,
+                    name.as_str(),
+                    format!("variable `{name}` is nested more than {MAX_NESTING} levels deep"),
+                ));
+            }
+        }
+        let document = next.run(ctx, query, variables).await?;
+        check_strings(&document, variables)?;
+        Ok(document)
+    }
+}
+
+fn refusal(pos: Option<Pos>, field: &str, message: String) -> ServerError {
+    let mut error = ServerError::new(message, pos);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", "BAD_USER_INPUT");
+    extensions.set("field", field);
+    error.extensions = Some(extensions);
+    error
+}
+
+/// The deepest nesting of `[`, `{` and `(` outside strings and comments, stopping early once
+/// past the limit. A flat scan: it cannot itself run out of stack.
+fn check_query_nesting(query: &str) -> ServerResult<()> {
+    let bytes = query.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    let (mut line, mut line_start) = (1usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    } else if bytes[i] == b'\n' {
+                        line += 1;
+                        line_start = i + 1;
+                    }
+                    i += 1;
+                }
+                i += 3;
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'[' | b'{' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let pos = Pos {
+                        line,
+                        column: query[line_start..i].chars().count() + 1,
+                    };
+                    return Err(refusal(
+                        Some(pos),
+                        "query",
+                        format!("the query is nested more than {MAX_NESTING} levels deep"),
+                    ));
+                }
+            }
+            b']' | b'}' | b')' => depth = depth.saturating_sub(1),
+            b'\n' => {
+                line += 1;
+                line_start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Nesting of a variable's value, measured without recursion.
+fn const_depth(value: &ConstValue) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((value, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        if depth > MAX_NESTING {
+            break;
+        }
+        match value {
+            ConstValue::List(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            ConstValue::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Every argument of every field and directive, with variables replaced by their values.
+fn check_strings(document: &ExecutableDocument, variables: &Variables) -> ServerResult<()> {
+    for (_, operation) in document.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            if let Some(default) = &definition.node.default_value
+                && variables.get(&definition.node.name.node).is_none()
+            {
+                check_const(
+                    &default.node,
+                    definition.node.name.node.as_str(),
+                    default.pos,
+                )?;
+            }
+        }
+        check_directives(&operation.node.directives, variables)?;
+        check_selections(&operation.node.selection_set, variables)?;
+    }
+    for fragment in document.fragments.values() {
+        check_directives(&fragment.node.directives, variables)?;
+        check_selections(&fragment.node.selection_set, variables)?;
+    }
+    Ok(())
+}
+
+fn check_selections(set: &Positioned<SelectionSet>, variables: &Variables) -> ServerResult<()> {
+    for item in &set.node.items {
+        match &item.node {
+            Selection::Field(field) => check_field(field, variables)?,
+            Selection::FragmentSpread(spread) => {
+                check_directives(&spread.node.directives, variables)?;
+            }
+            Selection::InlineFragment(fragment) => {
+                check_directives(&fragment.node.directives, variables)?;
+                check_selections(&fragment.node.selection_set, variables)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_field(field: &Positioned<Field>, variables: &Variables) -> ServerResult<()> {
+    for (name, value) in &field.node.arguments {
+        check_value(&value.node, name.node.as_str(), value.pos, variables)?;
+    }
+    check_directives(&field.node.directives, variables)?;
+    check_selections(&field.node.selection_set, variables)
+}
+
+fn check_directives(
+    directives: &[Positioned<Directive>],
+    variables: &Variables,
+) -> ServerResult<()> {
+    for directive in directives {
+        for (name, value) in &directive.node.arguments {
+            check_value(&value.node, name.node.as_str(), value.pos, variables)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_value(value: &Value, path: &str, pos: Pos, variables: &Variables) -> ServerResult<()> {
+    match value {
+        Value::Variable(name) => match variables.get(name) {
+            Some(bound) => check_const(bound, path, pos),
+            None => Ok(()),
+        },
+        Value::String(text) => check_text(text, path, pos),
+        Value::List(items) => items
+            .iter()
+            .try_for_each(|item| check_value(item, path, pos, variables)),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            let path = format!("{path}.{key}");
+            check_text(key.as_str(), &path, pos)?;
+            check_value(item, &path, pos, variables)
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_const(value: &ConstValue, path: &str, pos: Pos) -> ServerResult<()> {
+    match value {
+        ConstValue::String(text) => check_text(text, path, pos),
+        ConstValue::List(items) => items
+            .iter()
+            .try_for_each(|item| check_const(item, path, pos)),
+        ConstValue::Object(map) => map.iter().try_for_each(|(key, item)| {
+            let path = format!("{path}.{key}");
+            check_text(key.as_str(), &path, pos)?;
+            check_const(item, &path, pos)
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_text(text: &str, path: &str, pos: Pos) -> ServerResult<()> {
+    match validate::forbidden_control(text) {
+        Some(c) => Err(refusal(
+            Some(pos),
+            path,
+            format!(
+                "contains the control character U+{:04X}; only tab, line feed and carriage return are allowed",
+                u32::from(c)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        format!("{{ a(x: {}1{}) }}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings_and_comments() {
+        // The selection braces and the argument parentheses count too.
+        assert!(check_query_nesting(&nested(MAX_NESTING - 2)).is_ok());
+        assert!(check_query_nesting(&nested(MAX_NESTING - 1)).is_err());
+        assert!(check_query_nesting(&nested(100_000)).is_err());
+        let quoted = format!("{{ a(x: \"{}\") }}", "[".repeat(1000));
+        assert!(check_query_nesting(&quoted).is_ok());
+        let block = format!("{{ a(x: \"\"\"{}\"\"\") }}", "{".repeat(1000));
+        assert!(check_query_nesting(&block).is_ok());
+        let comment = format!("# {}\n{{ a }}", "(".repeat(1000));
+        assert!(check_query_nesting(&comment).is_ok());
+        let escaped = format!("{{ a(x: \"\\\"{}\") }}", "[".repeat(1000));
+        assert!(check_query_nesting(&escaped).is_ok());
+    }
+
+    #[test]
+    fn variable_depth_is_measured_without_recursion() {
+        let mut value = ConstValue::Number(1.into());
+        for _ in 0..10_000 {
+            value = ConstValue::List(vec![value]);
+        }
+        assert!(const_depth(&value) > MAX_NESTING);
+        // Deep values are dropped by hand: the default drop would recurse.
+        let mut current = value;
+        while let ConstValue::List(mut items) = current {
+            current = items.pop().unwrap_or(ConstValue::Null);
+        }
+    }
+}
