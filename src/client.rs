@@ -33,27 +33,72 @@ impl Client {
         })
     }
 
-    /// Runs one GraphQL operation; an error answer becomes `CODE: message`.
+    /// Runs one GraphQL operation; an error answer becomes `CODE: message`. Answers the server
+    /// marks retryable (database unavailable, storage full: nothing was done) and refused
+    /// connections are tried again with backoff before they count as failures.
     pub async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let response = self
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (result, retry) = self.gql_once(query, &variables).await;
+            if !retry || attempt >= RETRIES {
+                return result;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
+    /// One try: the answer, and whether trying again may help.
+    async fn gql_once(&self, query: &str, variables: &Value) -> (anyhow::Result<Value>, bool) {
+        let sent = self
             .http
             .post(format!("{}/graphql", self.server))
             .bearer_auth(&self.key)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
-            .await
-            .with_context(|| format!("reaching {}", self.server))?;
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                // Only a request that never reached the server is safe to send again blindly.
+                let retry = e.is_connect();
+                return (
+                    Err(anyhow!(e).context(format!("reaching {}", self.server))),
+                    retry,
+                );
+            }
+        };
         let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .with_context(|| format!("the server answered {status} without JSON"))?;
-        if let Some(error) = body["errors"].get(0) {
-            let code = error["extensions"]["code"].as_str().unwrap_or("ERROR");
-            bail!("{code}: {}", error["message"].as_str().unwrap_or("failed"));
+        let body: Value = match response.json().await {
+            Ok(body) => body,
+            Err(e) => {
+                let error =
+                    anyhow!(e).context(format!("the server answered {status} without JSON"));
+                return (Err(error), retryable(status, &Value::Null));
+            }
+        };
+        if let Some(error) = body["errors"].get(0).or_else(|| body.get("error")) {
+            let code = error["extensions"]["code"]
+                .as_str()
+                .or_else(|| error["code"].as_str())
+                .unwrap_or("ERROR");
+            let message = error["message"].as_str().unwrap_or("failed");
+            return (Err(anyhow!("{code}: {message}")), retryable(status, &body));
         }
-        Ok(body["data"].clone())
+        (Ok(body["data"].clone()), false)
     }
+}
+
+/// Whether an answer says "later": the server's `retryable` mark (GraphQL extensions or the
+/// REST envelope), or a status that means the same (408, 429, 502–504, 507).
+pub fn retryable(status: reqwest::StatusCode, body: &Value) -> bool {
+    let marked =
+        body["errors"][0]["extensions"]["retryable"] == true || body["error"]["retryable"] == true;
+    marked || matches!(status.as_u16(), 408 | 429 | 502 | 503 | 504 | 507)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 2u64.pow(attempt.min(6)))
 }
 
 fn bar(len: u64, label: &str) -> ProgressBar {
@@ -291,8 +336,7 @@ async fn send_chunks(
                             if attempt >= RETRIES || !e.1 {
                                 return Err(anyhow!("chunk {index}: {}", e.0));
                             }
-                            tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt)))
-                                .await;
+                            tokio::time::sleep(backoff(attempt)).await;
                         }
                     }
                 }
@@ -348,10 +392,8 @@ async fn put_chunk(
             let status = r.status();
             let body: Value = r.json().await.unwrap_or(Value::Null);
             let message = body["error"]["message"].as_str().unwrap_or("").to_owned();
-            Err((
-                sent,
-                (format!("{status} {message}"), status.is_server_error()),
-            ))
+            let retry = retryable(status, &body) || status.is_server_error();
+            Err((sent, (format!("{status} {message}"), retry)))
         }
         Err(e) => Err((sent, (e.to_string(), true))),
     }
@@ -476,4 +518,34 @@ async fn download(client: &Client, artifact: &Value, dir: &Path) -> anyhow::Resu
     tokio::fs::rename(&partial, &target).await?;
     println!("{name}  {size} bytes  sha256:{actual}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn later_is_told_apart_from_wrong() {
+        let none = Value::Null;
+        for status in [408, 429, 503, 507] {
+            assert!(
+                retryable(StatusCode::from_u16(status).unwrap(), &none),
+                "{status}"
+            );
+        }
+        for status in [400, 401, 403, 404, 409, 412, 413] {
+            assert!(
+                !retryable(StatusCode::from_u16(status).unwrap(), &none),
+                "{status}"
+            );
+        }
+        let unavailable =
+            json!({ "errors": [{ "extensions": { "code": "UNAVAILABLE", "retryable": true } }] });
+        assert!(retryable(StatusCode::OK, &unavailable));
+        let bad = json!({ "errors": [{ "extensions": { "code": "BAD_USER_INPUT" } }] });
+        assert!(!retryable(StatusCode::OK, &bad));
+        let full = json!({ "error": { "code": "INSUFFICIENT_STORAGE", "retryable": true } });
+        assert!(retryable(StatusCode::INSUFFICIENT_STORAGE, &full));
+    }
 }

@@ -277,6 +277,30 @@ mod tests {
         assert!(check_query_nesting(&escaped).is_ok());
     }
 
+    proptest::proptest! {
+        /// Any text, however broken (unclosed strings, stray escapes, multi-byte characters),
+        /// is scanned without a panic; without strings and comments, the verdict is the
+        /// plain bracket depth's.
+        #[test]
+        fn the_scan_never_panics_and_counts_brackets(text in r##"[\[\]{}()"#\\\na\x{e9}]{0,400}"##) {
+            let verdict = check_query_nesting(&text).is_ok();
+            if !text.contains('"') && !text.contains('#') {
+                let (mut depth, mut deepest) = (0usize, 0usize);
+                for c in text.chars() {
+                    match c {
+                        '[' | '{' | '(' => {
+                            depth += 1;
+                            deepest = deepest.max(depth);
+                        }
+                        ']' | '}' | ')' => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+                proptest::prop_assert_eq!(verdict, deepest <= MAX_NESTING);
+            }
+        }
+    }
+
     #[test]
     fn variable_depth_is_measured_without_recursion() {
         let mut value = ConstValue::Number(1.into());
