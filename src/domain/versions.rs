@@ -310,9 +310,35 @@ async fn set_lifecycle(
     })
 }
 
+/// Deletes a DRAFT version. Published and deprecated versions are immutable: a client that
+/// pinned one must keep getting the same bytes, so they can only be deprecated.
 pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
     let (version, model) = visible_version(db, caller, id, Role::Editor).await?;
+    let frozen = || {
+        AppError::precondition(format!(
+            "version {} is {}: published versions are immutable; deprecate it instead",
+            version.version, version.lifecycle
+        ))
+    };
+    if version.lifecycle != VersionLifecycle::Draft {
+        return Err(frozen());
+    }
     with_tx!(db, conn => {
+        // Published since it was read: the statement below would remove it.
+        let still_draft = diesel::update(
+            versions::table
+                .find(version.id)
+                .filter(versions::lifecycle.eq(VersionLifecycle::Draft)),
+        )
+        .set(versions::updated_at.eq(Timestamp::now()))
+        .execute(conn)
+        .await?;
+        if still_draft == 0 {
+            return Err(AppError::precondition(format!(
+                "version {} was published meanwhile: published versions are immutable",
+                version.version
+            )));
+        }
         if model.current_version_id == Some(version.id) {
             diesel::update(models::table.find(model.id))
                 .set(models::current_version_id.eq(None::<Id>))

@@ -187,4 +187,22 @@ backends! {
         let after = app.ok(&app.admin, MODEL, json!({ "id": model })).await;
         assert_eq!(after["model"]["latestPublishedVersion"]["version"], "v1");
     }
+
+    async fn published_and_deprecated_versions_cannot_be_deleted(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        let v1 = app.create_version(&app.admin, &model, "v1").await;
+        let v2 = app.create_version(&app.admin, &model, "v2").await;
+        app.mark_published(&v1).await;
+        app.mark_published(&v2).await;
+        app.ok(&app.admin, DEPRECATE, json!({ "input": { "id": v2 } })).await;
+        for (version, state) in [(&v1, "PUBLISHED"), (&v2, "DEPRECATED")] {
+            let error = app.fails(&app.admin, DELETE, json!({ "input": { "id": version } }), "PRECONDITION_FAILED").await;
+            assert!(error["message"].as_str().unwrap().contains(state), "{error}");
+            let read = app.ok(&app.admin, "query($id: ID!) { modelVersion(id: $id) { lifecycle } }", json!({ "id": version })).await;
+            assert_eq!(read["modelVersion"]["lifecycle"], state, "the version is still there");
+        }
+        let v3 = app.create_version(&app.admin, &model, "v3").await;
+        app.ok(&app.admin, DELETE, json!({ "input": { "id": v3 } })).await;
+    }
 }
