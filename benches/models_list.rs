@@ -214,9 +214,7 @@ async fn run(args: Args) {
                             description: None,
                             release_date: None,
                             training_run_id: None,
-                            metrics: Some(model_registry::db::types::JsonText(
-                                json!({ "auc": 0.9 }),
-                            )),
+                            metrics: Some(model_registry::values::JsonText(json!({ "auc": 0.9 }))),
                         },
                     )
                     .await

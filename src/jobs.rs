@@ -11,12 +11,12 @@ use diesel_async::RunQueryDsl;
 
 use crate::app::App;
 use crate::db::schema::{artifacts, blobs as blobs_table};
-use crate::db::types::Timestamp;
 use crate::db::{blobs, uploads, with_tx};
 use crate::domain::uploads as upload_rules;
-use crate::domain::values::ArtifactStatus;
 use crate::error::AppError;
 use crate::storage::blob_key;
+use crate::values::ArtifactStatus;
+use crate::values::Timestamp;
 
 const BATCH: i64 = 100;
 

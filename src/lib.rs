@@ -15,6 +15,7 @@ pub mod http;
 pub mod jobs;
 pub mod logging;
 pub mod storage;
+pub mod values;
 
 pub use app::App;
 pub use config::Config;

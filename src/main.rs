@@ -4,10 +4,10 @@ use clap::{Parser, Subcommand};
 use model_registry::auth::Scope;
 use model_registry::config::Config;
 use model_registry::db::api_keys::{self, ApiKey, KeySet};
-use model_registry::db::types::Timestamp;
 use model_registry::db::{organizations, projects};
-use model_registry::domain::values::Role;
 use model_registry::domain::{api_keys as key_rules, bootstrap};
+use model_registry::values::Role;
+use model_registry::values::Timestamp;
 use model_registry::{App, client, db, graphql, jobs};
 
 /// A model registry server: models, versions and artifacts behind one GraphQL API.

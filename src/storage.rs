@@ -12,8 +12,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use opendal::{Operator, services};
 use sha2::{Digest, Sha256};
 
-use crate::db::types::Id;
 use crate::error::AppError;
+use crate::values::Id;
 
 /// The service behind the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use async_graphql::{Enum, SimpleObject};
 use crate::db::Db;
 use crate::db::api_keys::{self, ApiKey};
 use crate::db::projects::{self, ProjectSet};
-use crate::db::types::{Id, Timestamp};
-use crate::domain::values::Role;
 use crate::error::AppError;
+use crate::values::Role;
+use crate::values::{Id, Timestamp};
 
 /// What a key covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,10 +3,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::api_keys;
-use crate::db::types::{Id, Timestamp};
 use crate::db::{Db, with_conn, with_tx};
-use crate::domain::values::Role;
 use crate::error::AppError;
+use crate::values::Role;
+use crate::values::{Id, Timestamp};
 
 /// A stored key. The secret itself is never stored: only its SHA-256 and a visible prefix.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]

@@ -7,10 +7,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::{artifact_packages, artifacts};
-use crate::db::types::{BigInt, Id, JsonText, Timestamp};
 use crate::db::{Db, with_conn};
-use crate::domain::values::{ArtifactKind, ArtifactStatus};
 use crate::error::AppError;
+use crate::values::{ArtifactKind, ArtifactStatus};
+use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 /// One stored file of a model, verified by its SHA-256.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]

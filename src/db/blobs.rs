@@ -4,10 +4,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::{artifacts, blobs, server_secrets};
-use crate::db::types::Timestamp;
 use crate::db::{Db, with_conn, with_tx};
-use crate::domain::values::ArtifactStatus;
 use crate::error::AppError;
+use crate::values::ArtifactStatus;
+use crate::values::Timestamp;
 
 /// Claims a blob before its bytes are written or reused: the row exists and its `touched_at`
 /// is now, so the collector leaves it alone for the retention window. Answers whether a row

@@ -11,9 +11,9 @@ use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{self, Model};
 use crate::db::organizations::{self, Organization};
 use crate::db::projects::{self, Project};
-use crate::db::types::Id;
-use crate::domain::values::VersionLifecycle;
 use crate::error::AppError;
+use crate::values::Id;
+use crate::values::VersionLifecycle;
 
 pub struct RegistryLoader {
     db: Db,

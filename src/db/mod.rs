@@ -14,7 +14,6 @@ pub mod organizations;
 pub mod page;
 pub mod projects;
 pub mod schema;
-pub mod types;
 pub mod uploads;
 
 use std::sync::Arc;

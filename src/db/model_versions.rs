@@ -6,10 +6,10 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::schema::model_versions;
-use crate::db::types::{Id, JsonText, Timestamp};
 use crate::db::{Db, with_conn};
-use crate::domain::values::VersionLifecycle;
 use crate::error::AppError;
+use crate::values::VersionLifecycle;
+use crate::values::{Id, JsonText, Timestamp};
 
 /// A numbered, labelled version of a model.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]

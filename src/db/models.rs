@@ -5,10 +5,10 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest, like_pattern};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{models, projects};
-use crate::db::types::{Id, JsonText, Timestamp};
 use crate::db::{Db, with_conn};
-use crate::domain::values::{ModelFamily, ModelStatus, ProductType};
 use crate::error::AppError;
+use crate::values::{Id, JsonText, Timestamp};
+use crate::values::{ModelFamily, ModelStatus, ProductType};
 
 diesel::define_sql_function! {
     /// Lower-cases ASCII on SQLite and the full alphabet on PostgreSQL.

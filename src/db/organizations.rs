@@ -3,9 +3,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::organizations;
-use crate::db::types::{Id, Timestamp};
 use crate::db::{Db, with_conn, with_tx};
 use crate::error::AppError;
+use crate::values::{Id, Timestamp};
 
 /// A tenant: owns projects and organization-scoped keys.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]

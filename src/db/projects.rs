@@ -3,9 +3,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::projects;
-use crate::db::types::{Id, Timestamp};
 use crate::db::{Db, with_conn, with_tx};
 use crate::error::AppError;
+use crate::values::{Id, Timestamp};
 
 /// A space inside an organization: every model belongs to one.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]

@@ -6,10 +6,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::{upload_chunks, upload_sessions};
-use crate::db::types::{BigInt, Id, JsonText, Timestamp};
 use crate::db::{Db, with_conn, with_tx};
-use crate::domain::values::{ArtifactKind, UploadMethod, UploadStatus};
 use crate::error::AppError;
+use crate::values::{ArtifactKind, UploadMethod, UploadStatus};
+use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = upload_sessions)]

@@ -5,10 +5,10 @@ use async_graphql::InputObject;
 use crate::auth::{Principal, Scope, keys, scope_of};
 use crate::db::Db;
 use crate::db::api_keys::{self, ApiKey, KeySet};
-use crate::db::types::{Id, Timestamp};
-use crate::domain::values::Role;
 use crate::domain::{organizations, validate};
 use crate::error::AppError;
+use crate::values::Role;
+use crate::values::{Id, Timestamp};
 
 #[derive(Debug, InputObject)]
 pub struct CreateApiKeyInput {

@@ -12,14 +12,14 @@ use crate::db::artifacts::{self, Artifact, PackageRow};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::schema::{artifact_packages, artifacts as artifacts_table};
-use crate::db::types::{Id, JsonText, Timestamp};
 use crate::db::with_tx;
 use crate::domain::models::visible_model;
 use crate::domain::validate;
-use crate::domain::values::{ArtifactStatus, Role, VersionLifecycle};
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
 use crate::storage::blob_key;
+use crate::values::{ArtifactStatus, Role, VersionLifecycle};
+use crate::values::{Id, JsonText, Timestamp};
 
 const FILE_NAME_MAX: usize = 255;
 const CONTENT_TYPE_MAX: usize = 127;
@@ -287,17 +287,13 @@ macro_rules! retire_artifacts {
     ($conn:expr, $filter:expr, $now:expr) => {{
         use diesel::{ExpressionMethods, QueryDsl};
         let digests: Vec<String> = diesel_async::RunQueryDsl::get_results(
-            diesel::update(
-                $crate::db::schema::artifacts::table.filter($filter).filter(
-                    $crate::db::schema::artifacts::status
-                        .eq($crate::domain::values::ArtifactStatus::Available),
-                ),
-            )
+            diesel::update($crate::db::schema::artifacts::table.filter($filter).filter(
+                $crate::db::schema::artifacts::status.eq($crate::values::ArtifactStatus::Available),
+            ))
             .set((
-                $crate::db::schema::artifacts::status
-                    .eq($crate::domain::values::ArtifactStatus::Deleted),
+                $crate::db::schema::artifacts::status.eq($crate::values::ArtifactStatus::Deleted),
                 $crate::db::schema::artifacts::is_current.eq(false),
-                $crate::db::schema::artifacts::package_id.eq(None::<$crate::db::types::Id>),
+                $crate::db::schema::artifacts::package_id.eq(None::<$crate::values::Id>),
                 $crate::db::schema::artifacts::package_role.eq(None::<String>),
                 $crate::db::schema::artifacts::updated_at.eq($now),
             ))

@@ -9,10 +9,10 @@ use crate::db::api_keys::ApiKey;
 use crate::db::organizations::Organization;
 use crate::db::projects::Project;
 use crate::db::schema::{api_keys, organizations, projects};
-use crate::db::types::{Id, Timestamp};
 use crate::db::{Db, with_tx};
-use crate::domain::values::Role;
 use crate::error::{AppError, is_unique_violation};
+use crate::values::Role;
+use crate::values::{Id, Timestamp};
 
 pub const DEFAULT_SLUG: &str = "default";
 

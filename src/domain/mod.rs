@@ -9,5 +9,4 @@ pub mod organizations;
 pub mod prehash;
 pub mod uploads;
 pub mod validate;
-pub mod values;
 pub mod versions;

@@ -10,12 +10,12 @@ use crate::auth::{Principal, ProjectRef};
 use crate::db::models::{self, FilterValues, Model, ModelChanges, ModelFilter, ModelOrder};
 use crate::db::page::{Page, PageRequest};
 use crate::db::schema::{model_versions, models as models_table, projects};
-use crate::db::types::{Id, JsonText, Timestamp};
 use crate::db::{Db, with_tx};
 use crate::domain::organizations::{project_by_slug, visible_project};
 use crate::domain::validate::{self, DESCRIPTION_MAX, LONG_TEXT_MAX, SHORT_TEXT_MAX};
-use crate::domain::values::{ModelFamily, ModelStatus, ProductType, Role};
 use crate::error::{AppError, is_unique_violation};
+use crate::values::{Id, JsonText, Timestamp};
+use crate::values::{ModelFamily, ModelStatus, ProductType, Role};
 
 pub const DEFAULT_ENVIRONMENT: &str = "development";
 pub const DEFAULT_DEPLOYMENT_STATUS: &str = "development";

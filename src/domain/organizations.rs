@@ -6,9 +6,9 @@ use crate::auth::{Principal, ProjectRef};
 use crate::db::Db;
 use crate::db::organizations::{self, Organization};
 use crate::db::projects::{self, Project, ProjectSet};
-use crate::db::types::{Id, Timestamp};
 use crate::domain::validate;
 use crate::error::AppError;
+use crate::values::{Id, Timestamp};
 
 #[derive(Debug, InputObject)]
 pub struct CreateOrganizationInput {

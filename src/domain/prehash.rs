@@ -15,9 +15,9 @@ use futures::StreamExt;
 use sha2::Sha256;
 
 use crate::app::App;
-use crate::db::types::Id;
 use crate::db::uploads::{self, Received};
 use crate::storage::{BackgroundHasher, chunk_key};
+use crate::values::Id;
 
 /// Sessions hashed ahead at once per replica; more are left to completion.
 const MAX_SESSIONS: usize = 64;

@@ -19,20 +19,20 @@ use crate::auth::Principal;
 use crate::db::artifacts::Artifact;
 use crate::db::models::Model;
 use crate::db::schema::{artifacts, models, upload_chunks, upload_sessions};
-use crate::db::types::{BigInt, Id, JsonText, Timestamp};
 use crate::db::uploads::{self, Received, UploadSession};
 use crate::db::{blobs, with_tx};
 use crate::domain::artifacts::{self as artifact_rules, ArtifactFields};
 use crate::domain::models::visible_model;
 use crate::domain::prehash::Prehash;
-use crate::domain::values::{
-    ArtifactKind, ArtifactStatus, ModelStatus, Role, UploadMethod, UploadStatus, VersionLifecycle,
-};
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
 use crate::storage::{
     self, BackgroundHasher, blob_key, chunk_key, direct_key, hex_digest, upload_prefix,
 };
+use crate::values::{
+    ArtifactKind, ArtifactStatus, ModelStatus, Role, UploadMethod, UploadStatus, VersionLifecycle,
+};
+use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 pub const DEFAULT_CHUNK_SIZE: i64 = 16 * 1024 * 1024;
 pub const MIN_CHUNK_SIZE: i64 = 64 * 1024;

@@ -1,7 +1,7 @@
 //! Input rules shared by every area: each failure names the field it is about.
 
-use crate::db::types::JsonText;
 use crate::error::AppError;
+use crate::values::JsonText;
 
 pub const NAME_MAX: usize = 200;
 pub const SHORT_TEXT_MAX: usize = 200;

@@ -10,13 +10,13 @@ use crate::db::models::Model;
 use crate::db::page::{Page, PageRequest};
 use crate::db::projects;
 use crate::db::schema::{model_versions as versions, models, project_monthly_usage as usage};
-use crate::db::types::{Id, JsonText, Timestamp};
 use crate::db::{Db, with_tx};
 use crate::domain::models::visible_model;
 use crate::domain::organizations::month_of;
 use crate::domain::validate::{self, DESCRIPTION_MAX};
-use crate::domain::values::{Role, VersionLifecycle};
 use crate::error::{AppError, is_unique_violation};
+use crate::values::{Id, JsonText, Timestamp};
+use crate::values::{Role, VersionLifecycle};
 
 const LABEL_MAX: usize = 128;
 

@@ -8,8 +8,8 @@ use crate::db::loaders::{OrganizationKey, ProjectKey};
 use crate::db::organizations::Organization;
 use crate::db::page::Cursor;
 use crate::db::projects::Project;
-use crate::db::types::Id;
 use crate::domain::api_keys::{self, CreateApiKeyInput};
+use crate::values::Id;
 
 #[ComplexObject]
 impl ApiKey {

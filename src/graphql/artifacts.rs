@@ -7,10 +7,10 @@ use crate::db::loaders::{ModelKey, VersionKey};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::page::Cursor;
-use crate::db::types::{Id, Timestamp};
 use crate::domain::artifacts::{self as rules, CreateArtifactPackageInput, UpdateArtifactInput};
-use crate::domain::values::{ArtifactKind, Role};
 use crate::error::AppError;
+use crate::values::{ArtifactKind, Role};
+use crate::values::{Id, Timestamp};
 
 /// A URL that works without an API key until `expiresAt`.
 #[derive(SimpleObject)]

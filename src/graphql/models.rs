@@ -17,11 +17,11 @@ use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
 use crate::db::organizations::Organization;
 use crate::db::page::{Page, PageRequest};
 use crate::db::projects::Project;
-use crate::db::types::Id;
 use crate::domain::models::{self, CreateModelInput, Tag, UpdateModelInput};
-use crate::domain::values::ArtifactKind;
 use crate::domain::{organizations, versions};
 use crate::error::AppError;
+use crate::values::ArtifactKind;
+use crate::values::Id;
 
 #[ComplexObject]
 impl Model {
@@ -309,13 +309,7 @@ impl ModelQuery {
     }
 
     async fn model(&self, ctx: &Context<'_>, id: Id) -> Result<Model> {
-        Ok(models::visible_model(
-            ctx.db(),
-            ctx.caller()?,
-            id,
-            crate::domain::values::Role::Viewer,
-        )
-        .await?)
+        Ok(models::visible_model(ctx.db(), ctx.caller()?, id, crate::values::Role::Viewer).await?)
     }
 
     /// Resolve by name: exact, case-sensitive `name` inside the project with slug `project`.
@@ -335,7 +329,7 @@ impl ModelQuery {
 
     /// Any object by id, if this key can see it.
     async fn node(&self, ctx: &Context<'_>, id: Id) -> Result<Node> {
-        use crate::domain::values::Role;
+        use crate::values::Role;
         let (db, caller) = (ctx.db(), ctx.caller()?);
         match models::visible_model(db, caller, id, Role::Viewer).await {
             Ok(model) => return Ok(Node::Model(model)),

@@ -6,11 +6,11 @@ use crate::db::loaders::OrganizationKey;
 use crate::db::organizations::Organization;
 use crate::db::page::Cursor;
 use crate::db::projects::Project;
-use crate::db::types::Id;
 use crate::domain::organizations::{
     self, CreateOrganizationInput, CreateProjectInput, UpdateProjectQuotasInput,
 };
 use crate::error::AppError;
+use crate::values::Id;
 
 fn org_cursor(o: &Organization) -> Cursor {
     Cursor {

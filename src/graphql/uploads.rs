@@ -7,12 +7,12 @@ use crate::db::loaders::{ModelKey, VersionKey};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::page::Cursor;
-use crate::db::types::{BigInt, Id, JsonText, Timestamp};
 use crate::domain::uploads::{
     self, CompleteUploadSessionInput, CreateUploadSessionInput, SessionState, UploadSessionFilter,
 };
-use crate::domain::values::{ArtifactKind, Role, UploadMethod, UploadStatus};
 use crate::error::AppError;
+use crate::values::{ArtifactKind, Role, UploadMethod, UploadStatus};
+use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 /// A resumable upload: what was announced, what arrived, what is missing.
 #[Object(name = "UploadSession")]

@@ -7,11 +7,11 @@ use crate::db::artifacts::{Artifact, ArtifactSet, PackageRow};
 use crate::db::loaders::ModelKey;
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
-use crate::db::types::Id;
-use crate::domain::values::ArtifactKind;
-use crate::domain::values::Role;
 use crate::domain::versions::{self, CreateModelVersionInput, UpdateModelVersionInput};
 use crate::error::AppError;
+use crate::values::ArtifactKind;
+use crate::values::Id;
+use crate::values::Role;
 
 #[ComplexObject]
 impl ModelVersion {

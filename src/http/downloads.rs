@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::{SignedQuery, caller, parse_id};
 use crate::app::App;
 use crate::domain::artifacts::{content_disposition, download_path, visible_artifact};
-use crate::domain::values::Role;
 use crate::error::AppError;
 use crate::storage::blob_key;
+use crate::values::Role;
 
 #[derive(Debug, Deserialize)]
 pub struct DownloadQuery {

@@ -129,7 +129,7 @@ pub(crate) fn origin(app: &App, headers: &HeaderMap) -> String {
 }
 
 /// Ids in paths: a malformed one names nothing, so it is NOT_FOUND like an unknown one.
-pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<crate::db::types::Id, AppError> {
+pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<crate::values::Id, AppError> {
     text.parse().map_err(|_| AppError::NotFound(what))
 }
 

@@ -354,7 +354,7 @@ backends! {
 
         let data = app.ok(&editor, url_query, json!({ "id": aid, "s": 600 })).await;
         let url = data["artifact"]["downloadUrl"]["url"].as_str().unwrap().to_owned();
-        let key_id: model_registry::db::types::Id = url.split("key=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
+        let key_id: model_registry::values::Id = url.split("key=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
         assert_eq!(app.client.get(&url).send().await.unwrap().status(), 200);
 
         // Correctly signed, but further ahead than the maximum lifetime: refused.

@@ -433,8 +433,8 @@ impl TestApp {
         use diesel_async::RunQueryDsl;
         use model_registry::db::Pool;
         use model_registry::db::schema::model_versions;
-        use model_registry::db::types::{Id, Timestamp};
-        use model_registry::domain::values::VersionLifecycle;
+        use model_registry::values::VersionLifecycle;
+        use model_registry::values::{Id, Timestamp};
         let id: Id = version.parse().unwrap();
         let update = diesel::update(model_versions::table.find(id)).set((
             model_versions::lifecycle.eq(VersionLifecycle::Published),

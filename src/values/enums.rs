@@ -1,7 +1,7 @@
 //! The registry's closed vocabularies. Stored as their GraphQL names, so a row reads the same in
 //! the database, the API and the logs.
 
-use crate::db::types::text_enum;
+use super::scalars::text_enum;
 
 text_enum! {
     /// What an API key may do inside its scope; each role includes the ones before it.

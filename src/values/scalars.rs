@@ -286,11 +286,11 @@ macro_rules! text_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = $crate::db::types::UnknownValue;
+            type Err = $crate::values::UnknownValue;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err($crate::db::types::UnknownValue(other.to_owned())),
+                    other => Err($crate::values::UnknownValue(other.to_owned())),
                 }
             }
         }
