@@ -89,12 +89,13 @@ impl Client {
     }
 }
 
-/// Whether an answer says "later": the server's `retryable` mark (GraphQL extensions or the
-/// REST envelope), or a status that means the same (408, 429, 502–504, 507).
+/// Whether an answer says "later, nothing was done": the server's `retryable` mark (GraphQL
+/// extensions or the REST envelope), or a status that means the same (408, 429, 503, 507).
+/// Not 502 or 504: a proxy says those after the server may have run the request.
 pub fn retryable(status: reqwest::StatusCode, body: &Value) -> bool {
     let marked =
         body["errors"][0]["extensions"]["retryable"] == true || body["error"]["retryable"] == true;
-    marked || matches!(status.as_u16(), 408 | 429 | 502 | 503 | 504 | 507)
+    marked || matches!(status.as_u16(), 408 | 429 | 503 | 507)
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -534,7 +535,7 @@ mod tests {
                 "{status}"
             );
         }
-        for status in [400, 401, 403, 404, 409, 412, 413] {
+        for status in [400, 401, 403, 404, 409, 412, 413, 502, 504] {
             assert!(
                 !retryable(StatusCode::from_u16(status).unwrap(), &none),
                 "{status}"

@@ -99,7 +99,7 @@ pub struct Config {
     pub body_read_timeout_secs: u64,
 
     /// Longest time, in seconds, a connection may stall on a client that does not read what
-    /// it is sent (and the HTTP/2 keep-alive ping timeout).
+    /// it is sent.
     #[arg(
         long,
         env = "MR_IDLE_TIMEOUT_SECS",

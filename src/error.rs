@@ -133,7 +133,9 @@ impl AppError {
             AppError::ChecksumMismatch { expected, actual } => {
                 format!("the bytes received hash to sha256 {actual}, not the expected {expected}")
             }
-            AppError::Unavailable => "the database is unavailable right now; retry shortly".into(),
+            AppError::Unavailable => {
+                "the database or the storage service is unavailable right now; retry shortly".into()
+            }
             AppError::InsufficientStorage => {
                 "the storage service is out of space; retry once space is freed".into()
             }
@@ -194,8 +196,26 @@ impl From<DieselError> for AppError {
                 tracing::warn!(error = %other, "database connection lost");
                 AppError::Unavailable
             }
+            ref other if disk_full(other) => {
+                tracing::warn!(error = %other, "the database's disk is full");
+                AppError::InsufficientStorage
+            }
             other => AppError::internal(format_args!("database: {other}")),
         }
+    }
+}
+
+/// Whether the database could not write for want of space: SQLite's SQLITE_FULL, PostgreSQL's
+/// "could not extend file … No space left on device" (SQLSTATE 53100, which diesel-async
+/// reports only by its message).
+fn disk_full(err: &DieselError) -> bool {
+    match err {
+        DieselError::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("database or disk is full")
+                || message.contains("No space left on device")
+        }
+        _ => false,
     }
 }
 

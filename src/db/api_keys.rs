@@ -54,14 +54,21 @@ pub async fn insert(db: &Db, key: &ApiKey) -> Result<(), AppError> {
     })
 }
 
-/// Revokes a key; revoking twice keeps the first time. With `keep_instance_admin`, refuses
-/// (PRECONDITION_FAILED) to revoke the last usable instance-wide ADMIN key.
+/// What a revocation did.
+pub enum Revocation {
+    Revoked(ApiKey),
+    /// Refused: the key is the last usable instance-wide ADMIN key.
+    LastInstanceAdmin,
+}
+
+/// Revokes a key; revoking twice keeps the first time. With `keep_instance_admin`, the last
+/// usable instance-wide ADMIN key is left alone (counted and revoked in one transaction).
 pub async fn revoke(
     db: &Db,
     id: Id,
     at: Timestamp,
     keep_instance_admin: bool,
-) -> Result<ApiKey, AppError> {
+) -> Result<Revocation, AppError> {
     with_tx!(db, conn => {
         if keep_instance_admin {
             let usable_instance_admins = || {
@@ -84,17 +91,16 @@ pub async fn revoke(
                 .get_result(conn)
                 .await?;
             if target_counts == 1 && admins <= 1 {
-                return Err(AppError::precondition(
-                    "this is the last usable instance-admin key: mint another ADMIN key first \
-                     (or use `model-registry keys` on the server)",
-                ));
+                return Ok(Revocation::LastInstanceAdmin);
             }
         }
         diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
             .set(api_keys::revoked_at.eq(at))
             .execute(conn)
             .await?;
-        Ok(api_keys::table.find(id).select(ApiKey::as_select()).first(conn).await?)
+        Ok(Revocation::Revoked(
+            api_keys::table.find(id).select(ApiKey::as_select()).first(conn).await?,
+        ))
     })
 }
 

@@ -82,11 +82,12 @@ impl Instrumentation for QueryCounter {
     }
 }
 
-/// The SQL of a statement without its bound values: values include key hashes and the
+/// The SQL of a statement without its bound values (cut at the first separator: a value could
+/// contain the same text). Values include key hashes and the
 /// URL-signing secret, and no log level may show them.
 fn statement_text(debug: &str) -> &str {
     debug
-        .rsplit_once(" -- binds: ")
+        .split_once(" -- binds: ")
         .map_or(debug, |(sql, _)| sql)
 }
 

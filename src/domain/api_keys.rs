@@ -4,7 +4,7 @@ use async_graphql::InputObject;
 
 use crate::auth::{Principal, Scope, keys, scope_of};
 use crate::db::Db;
-use crate::db::api_keys::{self, ApiKey, KeySet};
+use crate::db::api_keys::{self, ApiKey, KeySet, Revocation};
 use crate::domain::{organizations, validate};
 use crate::error::AppError;
 use crate::values::Role;
@@ -111,7 +111,13 @@ pub async fn revoke(db: &Db, caller: &Principal, id: Id) -> Result<ApiKey, AppEr
     // The last instance-admin key is the API's only way to mint instance-admin keys again:
     // revoking it over the API would lock every caller out (the shell's `keys` command, run
     // next to the database, is the recovery path and is not bound by this).
-    api_keys::revoke(db, key.id, Timestamp::now(), true).await
+    match api_keys::revoke(db, key.id, Timestamp::now(), true).await? {
+        Revocation::Revoked(key) => Ok(key),
+        Revocation::LastInstanceAdmin => Err(AppError::precondition(
+            "this is the last usable instance-admin key: mint another ADMIN key first \
+             (or use `model-registry keys` on the server)",
+        )),
+    }
 }
 
 /// Keys the caller administers: an ADMIN's scope; other roles see only their own key.

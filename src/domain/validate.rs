@@ -54,6 +54,12 @@ pub fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<Str
         Some(v) if v.trim().is_empty() => Ok(None),
         Some(v) => {
             bounded(field, &v, max)?;
+            if let Some(c) = forbidden_control(&v) {
+                return Err(AppError::bad_input(
+                    field,
+                    format!("contains the control character U+{:04X}", u32::from(c)),
+                ));
+            }
             Ok(Some(v))
         }
         None => Ok(None),

@@ -3,7 +3,8 @@
 //! - **Nesting.** The parser and the validator recurse once per `[`, `{` or `(`: a 3 KB query
 //!   of nested list literals overflowed the stack and aborted the process. The query text is
 //!   measured by a flat scan before it is parsed, and the variables (already bounded by the
-//!   JSON reader) before they are used; deeper than [`MAX_NESTING`] is BAD_USER_INPUT.
+//!   JSON reader) before they are used; deeper than [`MAX_NESTING`] is BAD_USER_INPUT. Chains
+//!   of fragments are bounded by their count ([`MAX_FRAGMENTS`]) for the same reason.
 //! - **Control characters.** Every string an operation receives, from a literal or a variable,
 //!   follows one rule (`domain::validate::forbidden_control`), so both databases see the same
 //!   input: PostgreSQL cannot store NUL in text at all, and SQLite would store it.
@@ -16,11 +17,15 @@ use async_graphql::{Pos, Positioned, ServerError, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value};
 
 use crate::domain::validate;
+use crate::error::AppError;
 
 /// Deepest nesting of brackets, braces and parentheses a request may use. The standard
 /// introspection query of every client needs fewer than 20; 48 leaves room for any real
 /// query and keeps recursion far from the stack's end.
 pub const MAX_NESTING: usize = 48;
+
+/// Most fragments one query may define: generated clients use dozens.
+pub const MAX_FRAGMENTS: usize = 256;
 
 pub struct RequestGuard;
 
@@ -50,18 +55,26 @@ impl Extension for RequestGuard {
             }
         }
         let document = next.run(ctx, query, variables).await?;
+        // The engine's fragment-cycle check recurses once per spread in a chain of fragments,
+        // used or not: a flat query of 35,000 chained fragments would be as deep as nesting.
+        if document.fragments.len() > MAX_FRAGMENTS {
+            return Err(refusal(
+                None,
+                "query",
+                format!("a query may define at most {MAX_FRAGMENTS} fragments"),
+            ));
+        }
         check_strings(&document, variables)?;
         Ok(document)
     }
 }
 
+/// BAD_USER_INPUT naming `field`, through the one mapping of `crate::error`.
 fn refusal(pos: Option<Pos>, field: &str, message: String) -> ServerError {
-    let mut error = ServerError::new(message, pos);
-    let mut extensions = async_graphql::ErrorExtensionValues::default();
-    extensions.set("code", "BAD_USER_INPUT");
-    extensions.set("field", field);
-    error.extensions = Some(extensions);
-    error
+    let error = async_graphql::Error::from(AppError::bad_input(field, message));
+    let mut refused = ServerError::new(error.message, pos);
+    refused.extensions = error.extensions;
+    refused
 }
 
 /// The deepest nesting of `[`, `{` and `(` outside strings and comments, stopping early once
@@ -72,18 +85,22 @@ fn check_query_nesting(query: &str) -> ServerResult<()> {
     let (mut line, mut line_start) = (1usize, 0usize);
     while i < bytes.len() {
         match bytes[i] {
+            // A comment runs to the end of the line, which the grammar ends at LF or CR.
             b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
                 }
                 continue;
             }
+            // A block string's only escape is `\"""`; a lone backslash is text.
             b'"' if bytes[i..].starts_with(b"\"\"\"") => {
                 i += 3;
                 while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    } else if bytes[i] == b'\n' {
+                    if bytes[i..].starts_with(b"\\\"\"\"") {
+                        i += 4;
+                        continue;
+                    }
+                    if bytes[i] == b'\n' {
                         line += 1;
                         line_start = i + 1;
                     }
@@ -92,13 +109,15 @@ fn check_query_nesting(query: &str) -> ServerResult<()> {
                 i += 3;
                 continue;
             }
+            // A string ends at its closing quote, or (malformed) at the end of the line.
             b'"' => {
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
+                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n' | b'\r') {
+                    let escapes = bytes[i] == b'\\'
+                        && bytes
+                            .get(i + 1)
+                            .is_some_and(|b| !matches!(b, b'\n' | b'\r'));
+                    i += if escapes { 2 } else { 1 };
                 }
             }
             b'[' | b'{' | b'(' => {
@@ -275,14 +294,51 @@ mod tests {
         assert!(check_query_nesting(&comment).is_ok());
         let escaped = format!("{{ a(x: \"\\\"{}\") }}", "[".repeat(1000));
         assert!(check_query_nesting(&escaped).is_ok());
+        // Once-missed shapes: a comment ended by CR, a backslash before a block string's end.
+        let deep = format!("(x: {}1{})", "[".repeat(1000), "]".repeat(1000));
+        assert!(check_query_nesting(&format!("{{ a #\r{deep} }}")).is_err());
+        assert!(
+            check_query_nesting(&format!("{{ a(y: \"\"\"\\\\\"\"\" \"\"\", x: {deep}) }}"))
+                .is_err()
+        );
+        assert!(check_query_nesting(&format!("{{ a(y: \"\\\n{deep}")).is_err());
+    }
+
+    /// `{ a(y: <literal>, x: [[…1…]]) }`: a string literal before a literal nested past the
+    /// limit.
+    fn after_literal(literal: &str) -> String {
+        let deep = MAX_NESTING + 5;
+        format!(
+            "{{ a(y: {literal}, x: {}1{}) }}",
+            "[".repeat(deep),
+            "]".repeat(deep)
+        )
     }
 
     proptest::proptest! {
+        /// Whatever a string or a comment holds, the nesting after it is counted: whenever the
+        /// parser accepts such a query, the scan has refused it first.
+        #[test]
+        fn strings_and_comments_hide_no_nesting(text in r##"[a"\\\[{(#\r\n]{0,24}"##) {
+            let block = format!("\"\"\"{}\"\"\"", text.replace("\"\"\"", "\\\"\"\""));
+            let plain = format!(
+                "\"{}\"",
+                text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('\r', "\\r")
+            );
+            let comment_lf = format!("{{ a #{}\n(x: {}1{}) }}", text.replace(['\n', '\r'], " "), "[".repeat(60), "]".repeat(60));
+            let comment_cr = comment_lf.replacen('\n', "\r", 1);
+            for query in [after_literal(&block), after_literal(&plain), comment_lf, comment_cr] {
+                if async_graphql::parser::parse_query(&query).is_ok() {
+                    proptest::prop_assert!(check_query_nesting(&query).is_err(), "{}", query);
+                }
+            }
+        }
+
         /// Any text, however broken (unclosed strings, stray escapes, multi-byte characters),
         /// is scanned without a panic; without strings and comments, the verdict is the
         /// plain bracket depth's.
         #[test]
-        fn the_scan_never_panics_and_counts_brackets(text in r##"[\[\]{}()"#\\\na\x{e9}]{0,400}"##) {
+        fn the_scan_never_panics_and_counts_brackets(text in r##"[\[\]{}()"#\\\r\na\x{e9}]{0,400}"##) {
             let verdict = check_query_nesting(&text).is_ok();
             if !text.contains('"') && !text.contains('#') {
                 let (mut depth, mut deepest) = (0usize, 0usize);

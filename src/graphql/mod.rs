@@ -20,7 +20,7 @@ use crate::db::Db;
 use crate::db::loaders::RegistryLoader;
 use crate::error::AppError;
 
-pub use guard::MAX_NESTING;
+pub use guard::{MAX_FRAGMENTS, MAX_NESTING};
 
 /// Deep enough for every real query of this schema, shallow enough to refuse recursive abuse.
 pub const MAX_DEPTH: usize = 12;

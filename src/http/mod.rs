@@ -77,7 +77,8 @@ pub fn redacted_uri(uri: &axum::http::Uri) -> String {
         .split('&')
         .map(|pair| {
             let name = pair.split('=').next().unwrap_or("");
-            let lower = name.to_ascii_lowercase();
+            // Compared as the server reads it: `sig%6Eature` is `signature`.
+            let lower = percent_decoded(name).to_ascii_lowercase();
             if ["signature", "credential", "token"]
                 .iter()
                 .any(|secret| lower.contains(secret))
@@ -89,6 +90,34 @@ pub fn redacted_uri(uri: &axum::http::Uri) -> String {
         })
         .collect();
     format!("{}?{}", uri.path(), redacted.join("&"))
+}
+
+/// `%XX` escapes (and `+`) of a query parameter name, decoded leniently.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The caller of a request: no header is UNAUTHENTICATED for anything that needs a key;
@@ -174,6 +203,18 @@ impl SignedQuery {
     }
 }
 
+/// Whether reading a request body failed because it paused past the body-read timeout.
+pub(crate) fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(current) = next {
+        if current.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        next = current.source();
+    }
+    false
+}
+
 /// Whether a request body is declared JSON (`application/json`, any parameters). Forms and
 /// `text/plain` are refused: a browser sends those cross-origin without asking, and they
 /// must never run an operation.
@@ -200,13 +241,15 @@ async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) ->
     let limit = app.config.graphql_body_limit;
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => {
+        Err(e) => {
+            let error = if is_body_timeout(&e) {
+                AppError::RequestTimeout
+            } else {
+                AppError::PayloadTooLarge(format!("a GraphQL request may be at most {limit} bytes"))
+            };
             // The rest of the body is left unread, so this connection cannot carry another
             // request: say so, or a client may reuse it and see a reset.
-            let mut response = AppError::PayloadTooLarge(format!(
-                "a GraphQL request may be at most {limit} bytes"
-            ))
-            .into_response();
+            let mut response = error.into_response();
             response.headers_mut().insert(
                 header::CONNECTION,
                 header::HeaderValue::from_static("close"),
@@ -254,10 +297,8 @@ async fn readyz(State(app): State<App>) -> Response {
         return axum::Json(body).into_response();
     }
     tracing::warn!(database = ?database.as_ref().err(), storage = ?storage.as_ref().err(), free_bytes = ?free, "readiness check failed");
-    let mut envelope = if database.is_err() {
+    let mut envelope = if database.is_err() || storage.is_err() {
         AppError::Unavailable.envelope()
-    } else if storage.is_err() {
-        AppError::Internal.envelope()
     } else {
         AppError::InsufficientStorage.envelope()
     };

@@ -1,13 +1,15 @@
-//! The accept loop: HTTP/1 and HTTP/2 on one port, with the timeouts that keep slow or stalled
-//! clients from holding connections open forever.
+//! The accept loop, with the timeouts that keep slow or stalled clients from holding
+//! connections open forever.
 //!
-//! `axum::serve` has no timeouts, so connections are served with hyper directly:
-//! - the request head must arrive within `header_read_timeout_secs` (HTTP/1; hyper starts this
-//!   clock whenever a connection waits for a request, so an idle keep-alive connection is
-//!   closed after the same time);
+//! `axum::serve` has no timeouts, so connections are served with hyper directly, HTTP/1 only
+//! (as before: TLS and HTTP/2 end at the proxy in front). HTTP/2's own keep-alive answers pings
+//! for a peer that never sends a request, and hyper's version sniffing waits for first bytes
+//! without a clock; HTTP/1 alone has a clock from the first byte on:
+//! - the request head must arrive within `header_read_timeout_secs`; hyper starts this clock
+//!   whenever a connection waits for a request, so a connection that sends nothing, or an idle
+//!   keep-alive connection, is closed after the same time;
 //! - a request body may pause at most `body_read_timeout_secs` between two frames (408);
-//! - a write to a client that stopped reading may wait at most `idle_timeout_secs`, and an
-//!   HTTP/2 peer that stops answering pings is dropped after the same time.
+//! - a write to a client that stopped reading may wait at most `idle_timeout_secs`.
 
 use std::future::Future;
 use std::io;
@@ -15,8 +17,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,16 +35,10 @@ pub async fn serve(
 ) -> io::Result<()> {
     let config = app.config.clone();
     let idle = Duration::from_secs(config.idle_timeout_secs.max(1));
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs.max(1)));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(idle / 2))
-        .keep_alive_timeout(idle);
     let service = TowerToHyperService::new(super::router(app));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -61,8 +57,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(WriteStallLimit::new(stream, idle));
-        let connection = builder.serve_connection(io, service.clone()).into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(io, service.clone()));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -22,6 +22,42 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
         .transpose()
 }
 
+/// The sha-256 a `Content-Digest` header (RFC 9530) announces, as lowercase hex. Every member
+/// must be a well-formed `algorithm=:base64:` pair. Other algorithms may stand beside sha-256
+/// (a client may send several) but not alone: a header the server cannot check would
+/// otherwise pass as checked. Two sha-256 members must agree.
+pub fn parse_content_digest(header: &str) -> Result<String, AppError> {
+    use base64::Engine;
+    let bad = |message: String| AppError::bad_input("Content-Digest", message);
+    let mut sha256: Option<Vec<u8>> = None;
+    for member in header.split(',') {
+        let (algorithm, value) = member
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| bad(format!("`{}` is not `algorithm=:base64:`", member.trim())))?;
+        let algorithm = algorithm.trim().to_ascii_lowercase();
+        let bytes = value
+            .trim()
+            .strip_prefix(':')
+            .and_then(|v| v.strip_suffix(':'))
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .ok_or_else(|| bad(format!("the {algorithm} value is not `:<base64>:`")))?;
+        if algorithm != "sha-256" {
+            continue;
+        }
+        if bytes.len() != 32 {
+            return Err(bad("a sha-256 digest has 32 bytes".into()));
+        }
+        if sha256.as_ref().is_some_and(|first| *first != bytes) {
+            return Err(bad("two different sha-256 values".into()));
+        }
+        sha256 = Some(bytes);
+    }
+    sha256
+        .map(hex::encode)
+        .ok_or_else(|| bad("only sha-256 is checked: send `sha-256=:<base64>:`".into()))
+}
+
 /// Every `Content-Digest` line, as one list: a second line may not slip a value past.
 fn content_digest(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     let mut lines = Vec::new();
@@ -35,18 +71,14 @@ fn content_digest(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     if lines.is_empty() {
         return Ok(None);
     }
-    uploads::parse_content_digest(&lines.join(", ")).map(Some)
+    parse_content_digest(&lines.join(", ")).map(Some)
 }
 
 fn body_error(err: axum::Error) -> AppError {
-    let cause = err.into_inner();
-    if cause.is::<tower_http::timeout::TimeoutError>() {
+    if super::is_body_timeout(&err) {
         return AppError::RequestTimeout;
     }
-    AppError::bad_input(
-        "body",
-        format!("the request body could not be read: {cause}"),
-    )
+    AppError::bad_input("body", format!("the request body could not be read: {err}"))
 }
 
 pub async fn put_chunk(
@@ -100,6 +132,7 @@ pub async fn put_direct(
             &signer,
             session,
             content_length(&headers)?,
+            content_digest(&headers)?,
             body.into_data_stream(),
             body_error,
         )
@@ -124,6 +157,45 @@ fn finish(result: Result<impl IntoResponse, AppError>) -> Response {
                 );
             }
             response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn content_digest_header() {
+        use base64::Engine;
+        let digest = Sha256::digest(b"abc");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        let other = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        assert_eq!(
+            parse_content_digest(&format!("sha-512=:{other}:, sha-256=:{b64}:")).unwrap(),
+            hex::encode(digest)
+        );
+        assert_eq!(
+            parse_content_digest(&format!("sha-256=:{b64}:, SHA-256=:{b64}:")).unwrap(),
+            hex::encode(digest)
+        );
+        let refused = [
+            format!("sha-512=:{other}:"),
+            "md5=:rL0Y20zC+Fzt72VPzMSk2A==:".to_owned(),
+            "sha-256=abc".to_owned(),
+            "garbage".to_owned(),
+            String::new(),
+            format!("sha-256=:{b64}:, sha-512=xx"),
+            format!(
+                "sha-256=:{b64}:, sha-256=:{}:",
+                base64::engine::general_purpose::STANDARD.encode([0u8; 32])
+            ),
+            "sha-256=:AAAA:".to_owned(),
+        ];
+        for header in refused {
+            let err = parse_content_digest(&header).unwrap_err();
+            assert_eq!(err.field(), Some("Content-Digest"), "{header}");
         }
     }
 }

@@ -73,12 +73,62 @@ async fn nesting_cannot_abort_the_process(postgres: bool) {
         nested_list(100_000),
         nested_object(2_000),
         format!("{}{}", "{ a ".repeat(3_000), "}".repeat(3_000)),
+        // Shapes a scan can miscount: a comment ended by CR, a block string's backslash.
+        format!(
+            "{{ __typename #\r(x: {}1{}) }}",
+            "[".repeat(1_700),
+            "]".repeat(1_700)
+        ),
+        format!(
+            "{{ __typename(y: \"\"\"\\\\\"\"\" \"\"\", x: {}1{}) }}",
+            "[".repeat(1_700),
+            "]".repeat(1_700)
+        ),
     ] {
         let response = post_raw(&base, json!({ "query": query }).to_string()).await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
         assert!(is_nesting_refusal(&body), "{body}");
     }
+
+    // A chain of fragments, even unused ones, is as deep as nesting for the engine's cycle
+    // check.
+    let chain: String = (0..20_000)
+        .map(|i| format!("fragment f{i} on QueryRoot {{ ...f{} }} ", i + 1))
+        .collect();
+    let body: Value = post_raw(
+        &base,
+        json!({ "query": format!("{{ __typename }} {chain}") }).to_string(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fragments"),
+        "{body}"
+    );
+    let max_fragments = model_registry::graphql::MAX_FRAGMENTS;
+    let chain: String = (0..max_fragments)
+        .map(|i| format!("fragment f{i} on QueryRoot {{ __typename ...f{} }} ", i + 1))
+        .collect();
+    let response = post_raw(
+        &base,
+        json!({ "query": format!("{{ __typename }} {chain}") }).to_string(),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the longest allowed chain is answered"
+    );
 
     // Variables: past the JSON reader's own bound (400), and under it but past ours.
     let mut deep = json!(1);
@@ -319,6 +369,16 @@ backends! {
         assert_eq!(short.status(), 400);
         assert_eq!(short.json::<Value>().await.unwrap()["error"]["field"], "body");
         app.fails(&app.admin, "mutation($id: ID!) { confirmDirectUpload(input: { id: $id }) { artifact { id } } }", json!({ "id": session }), "PRECONDITION_FAILED").await;
+        // A Content-Digest on the direct PUT is checked too, and a mismatch stores nothing.
+        use base64::Engine;
+        let wrong = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        let r = app.client.put(&url).header("content-digest", format!("sha-256=:{wrong}:")).body(vec![1u8; 10]).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "CHECKSUM_MISMATCH");
+        app.fails(&app.admin, "mutation($id: ID!) { confirmDirectUpload(input: { id: $id }) { artifact { id } } }", json!({ "id": session }), "PRECONDITION_FAILED").await;
+        let right = base64::engine::general_purpose::STANDARD.encode(hex::decode(sha256_hex(&[1u8; 10])).unwrap());
+        let r = app.client.put(&url).header("content-digest", format!("sha-256=:{right}:")).body(vec![1u8; 10]).send().await.unwrap();
+        assert_eq!(r.status(), 200);
     }
 
     async fn control_characters_are_refused_on_every_backend(app) {
@@ -600,6 +660,13 @@ async fn stalled_clients(postgres: bool) {
         )
     };
 
+    // A connection that sends nothing at all.
+    let (_, took) = until_closed(connect());
+    assert!(
+        took < Duration::from_secs(5),
+        "a silent connection held for {took:?}"
+    );
+
     // Headers that never finish.
     let mut stream = connect();
     stream
@@ -621,6 +688,18 @@ async fn stalled_clients(postgres: bool) {
     assert!(
         took < Duration::from_secs(5),
         "an idle connection held for {took:?}"
+    );
+
+    // A GraphQL body that stops half way: 408, not 413.
+    let mut stream = connect();
+    stream
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\":")
+        .unwrap();
+    let (answered, took) = until_closed(stream);
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+    assert!(
+        took < Duration::from_secs(5),
+        "a stalled GraphQL body held for {took:?}"
     );
 
     // A chunk body that stops half way.
