@@ -1,4 +1,5 @@
-//! The one shared state every handler receives.
+//! The one shared state every handler and domain operation receives: the database, the
+//! storage, the configuration. Nothing of GraphQL or HTTP: those layers sit above it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -6,19 +7,16 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
 use crate::db::{Db, blobs};
-use crate::domain::prehash::Prehash;
-use crate::graphql::{RegistrySchema, build_schema};
-use crate::storage::{Signer, Storage, random_key};
+use crate::storage::{HashAhead, Signer, Storage, random_key};
 
 #[derive(Clone)]
 pub struct App {
     pub db: Db,
     pub config: Arc<Config>,
-    pub schema: RegistrySchema,
     pub metrics: PrometheusHandle,
     pub storage: Arc<Storage>,
     pub signer: Arc<Signer>,
-    pub prehash: Arc<Prehash>,
+    pub hash_ahead: Arc<HashAhead>,
 }
 
 impl App {
@@ -33,9 +31,8 @@ impl App {
             db,
             storage: Arc::new(storage),
             signer: Arc::new(Signer::new(key.as_bytes())),
-            prehash: Arc::default(),
+            hash_ahead: Arc::default(),
             config: Arc::new(config),
-            schema: build_schema(),
             metrics: metrics_handle(),
         })
     }

@@ -23,7 +23,7 @@ use crate::db::uploads::{self, Received, UploadSession};
 use crate::db::{blobs, with_tx};
 use crate::domain::artifacts::{self as artifact_rules, ArtifactFields};
 use crate::domain::models::visible_model;
-use crate::domain::prehash::Prehash;
+use crate::domain::prehash;
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
 use crate::storage::{
@@ -527,7 +527,7 @@ where
         after.status = status;
         return Err(require_open(&after).unwrap_err());
     }
-    Prehash::nudge(app, id);
+    prehash::nudge(app, id);
     let session = uploads::find(&app.db, id)
         .await?
         .ok_or(AppError::NotFound("upload session"))?;
@@ -650,7 +650,7 @@ async fn read_parts(
 /// The hashing head start this replica has for a session's parts (see `prehash`).
 fn head_start(app: &App, session: &UploadSession, received: &[Received]) -> (Sha256, usize) {
     match session.method {
-        UploadMethod::Chunked => app.prehash.take(session.id, received),
+        UploadMethod::Chunked => app.hash_ahead.take(session.id, &prehash::parts(received)),
         UploadMethod::Direct => (Sha256::new(), 0),
     }
 }
@@ -942,7 +942,7 @@ async fn commit(
 
 /// Removes a session's stored parts; failures only leave bytes the expiry job removes later.
 async fn discard_parts(app: &App, session: Id) {
-    app.prehash.forget(session);
+    app.hash_ahead.forget(session);
     if let Err(e) = app.storage.delete_prefix(&upload_prefix(session)).await {
         tracing::warn!(session = %session, error = ?e, "removing upload parts failed");
     }

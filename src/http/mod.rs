@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLResponse;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, put};
+use axum::{Extension, Router};
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutBody;
@@ -27,7 +27,7 @@ use tower_http::trace::TraceLayer;
 use crate::app::App;
 use crate::auth::{self, Principal};
 use crate::error::AppError;
-use crate::graphql;
+use crate::graphql::{self, RegistrySchema};
 
 pub fn router(app: App) -> Router {
     let body_timeout = std::time::Duration::from_secs(app.config.body_read_timeout_secs.max(1));
@@ -46,6 +46,8 @@ pub fn router(app: App) -> Router {
                 request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)))
             },
         ))
+        // Built once per router: the schema is immutable and shared by every request.
+        .layer(Extension(graphql::build_schema()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 tracing::debug_span!(
@@ -226,7 +228,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+async fn graphql_post(
+    State(app): State<App>,
+    Extension(schema): Extension<RegistrySchema>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if !is_json(&headers) {
         let mut response = AppError::UnsupportedMediaType(
             "a GraphQL request is a JSON body: send `Content-Type: application/json`".into(),
@@ -267,7 +274,7 @@ async fn graphql_post(State(app): State<App>, headers: HeaderMap, body: Body) ->
     let caller = caller(&app, &headers).await;
     let origin = origin(&app, &headers);
     let request = graphql::request_data(request, app.clone(), caller, origin);
-    GraphQLResponse::from(app.schema.execute(request).await).into_response()
+    GraphQLResponse::from(schema.execute(request).await).into_response()
 }
 
 async fn healthz() -> impl IntoResponse {

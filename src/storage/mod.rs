@@ -1,19 +1,27 @@
 //! Where artifact bytes live: one OpenDAL operator built from `STORAGE_URL`, the typed keys
-//! objects are stored under, and URL signing.
+//! objects are stored under (`keys`), URL signing (`signer`), streaming digests (`digest`) and
+//! the hash-ahead bookkeeping of uploads (`hash_ahead`).
 //!
 //! Keys are built only from ids and hex digests, never from names a user sent, so nothing a
 //! caller types reaches a path.
+
+mod digest;
+mod hash_ahead;
+mod keys;
+mod signer;
+
+pub use digest::{BackgroundHasher, hex_digest, parse_sha256};
+pub use hash_ahead::HashAhead;
+pub use keys::{blob_key, chunk_key, direct_key, upload_prefix};
+pub use signer::{SignedParams, Signer, random_key};
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use hmac::{Hmac, KeyInit, Mac};
 use opendal::{Operator, services};
-use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
-use crate::values::Id;
 
 /// The service behind the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,173 +392,6 @@ fn is_out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Where a blob's bytes live: sharded by the first byte so no folder grows without bound.
-pub fn blob_key(sha256: &str) -> String {
-    format!("blobs/sha256/{}/{}", &sha256[..2], sha256)
-}
-
-pub fn upload_prefix(session: Id) -> String {
-    format!("uploads/{session}/")
-}
-
-/// One stored generation of a chunk: immutable, so what was hashed is what gets assembled.
-pub fn chunk_key(session: Id, index: i64, generation: Id) -> String {
-    format!("uploads/{session}/chunks/{index:06}-{generation}")
-}
-
-pub fn direct_key(session: Id) -> String {
-    format!("uploads/{session}/direct")
-}
-
-/// Signs and verifies URLs this server answers without an API key. The key is shared by every
-/// replica (stored in the database) so any replica verifies what another signed.
-///
-/// A URL names the API key that minted it (`key=`), so it works only while that key does; the
-/// signature covers one canonical text (method, path, expiry, key id) and is compared in
-/// constant time; an expiry further ahead than the instance's maximum lifetime is refused
-/// even when correctly signed, so neither a leaked signing key nor a generous client can mint
-/// a URL that outlives the policy.
-pub struct Signer {
-    key: Vec<u8>,
-}
-
-/// How far one replica's clock may run ahead of another's: a URL minted at the maximum
-/// lifetime stays valid on a replica whose clock is behind.
-const CLOCK_SKEW_SECS: i64 = 60;
-
-/// The signed parts of a URL's query, as presented.
-pub struct SignedParams<'a> {
-    pub expires: &'a str,
-    pub key_id: &'a str,
-    pub signature: &'a str,
-}
-
-impl Signer {
-    pub fn new(key: &[u8]) -> Signer {
-        Signer { key: key.to_vec() }
-    }
-
-    fn mac(&self, method: &str, path: &str, expires: i64, key_id: Id) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC takes a key of any length");
-        mac.update(format!("mr-url-v1\n{method}\n{path}\n{expires}\n{key_id}").as_bytes());
-        mac
-    }
-
-    /// The `expires`, `key` and `signature` query parameters for `method path`.
-    pub fn sign(&self, method: &str, path: &str, expires: i64, key_id: Id) -> String {
-        let tag = self
-            .mac(method, path, expires, key_id)
-            .finalize()
-            .into_bytes();
-        format!(
-            "expires={expires}&key={key_id}&signature={}",
-            hex::encode(tag)
-        )
-    }
-
-    /// The minting key's id when `params` are ours for `method path`, still ahead of `now`
-    /// and at most `max_lifetime` seconds ahead. Only the canonical spelling of each part
-    /// (decimal digits, a lowercase hyphenated UUID, 64 lowercase hex digits) is accepted, so
-    /// one URL has exactly one valid form.
-    pub fn verify(
-        &self,
-        method: &str,
-        path: &str,
-        params: &SignedParams<'_>,
-        now: i64,
-        max_lifetime: i64,
-    ) -> Option<Id> {
-        let expires: i64 = params.expires.parse().ok()?;
-        let key_id: Id = params.key_id.parse().ok()?;
-        if expires.to_string() != params.expires || key_id.to_string() != params.key_id {
-            return None;
-        }
-        let signature = params.signature;
-        let canonical_hex = signature.len() == 64
-            && signature
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !canonical_hex || now >= expires || expires - now > max_lifetime + CLOCK_SKEW_SECS {
-            return None;
-        }
-        let tag = hex::decode(signature).ok()?;
-        self.mac(method, path, expires, key_id)
-            .verify_slice(&tag)
-            .ok()
-            .map(|()| key_id)
-    }
-}
-
-/// A new random signing key, hex.
-pub fn random_key() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS provides randomness");
-    hex::encode(bytes)
-}
-
-/// SHA-256 on a thread of its own, fed through a short queue: hashing (the slowest step on a
-/// machine without SHA instructions) overlaps with reading and writing instead of adding to them.
-pub struct BackgroundHasher {
-    frames: tokio::sync::mpsc::Sender<Bytes>,
-    state: tokio::task::JoinHandle<Sha256>,
-}
-
-impl BackgroundHasher {
-    pub fn start() -> BackgroundHasher {
-        BackgroundHasher::resume(Sha256::new())
-    }
-
-    /// Continues from a state that already hashed a prefix of the bytes.
-    pub fn resume(mut hasher: Sha256) -> BackgroundHasher {
-        // Four frames of up to 4 MiB in flight bound the memory this adds.
-        let (frames, mut queue) = tokio::sync::mpsc::channel::<Bytes>(4);
-        let state = tokio::task::spawn_blocking(move || {
-            while let Some(frame) = queue.blocking_recv() {
-                hasher.update(&frame);
-            }
-            hasher
-        });
-        BackgroundHasher { frames, state }
-    }
-
-    pub async fn update(&self, frame: Bytes) -> Result<(), AppError> {
-        self.frames
-            .send(frame)
-            .await
-            .map_err(|_| AppError::internal("the hashing thread stopped"))
-    }
-
-    pub async fn finish(self) -> Result<String, AppError> {
-        self.finish_state().await.map(hex_digest)
-    }
-
-    /// The state after every frame sent, to continue later.
-    pub async fn finish_state(self) -> Result<Sha256, AppError> {
-        drop(self.frames);
-        self.state.await.map_err(AppError::internal)
-    }
-}
-
-/// Lowercase hex SHA-256.
-pub fn hex_digest(hasher: Sha256) -> String {
-    hex::encode(hasher.finalize())
-}
-
-/// A digest as clients send it: 64 hex characters, any case.
-pub fn parse_sha256(field: &str, value: &str) -> Result<String, AppError> {
-    let value = value.trim().to_ascii_lowercase();
-    let value = value.strip_prefix("sha256:").unwrap_or(&value).to_owned();
-    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(value)
-    } else {
-        Err(AppError::bad_input(
-            field,
-            "a SHA-256 is 64 hexadecimal characters",
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,132 +408,5 @@ mod tests {
         assert_eq!(parse_url("memory://").unwrap().service, Service::Memory);
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("s3://").is_err());
-    }
-
-    #[test]
-    fn signatures_bind_method_path_time_and_key() {
-        let signer = Signer::new(b"k");
-        let key = Id::new();
-        let query = signer.sign("GET", "/v1/artifacts/a/download", 100, key);
-        let sig = query.split("signature=").nth(1).unwrap().to_owned();
-        let (key_text, other_key) = (key.to_string(), Id::new().to_string());
-        let params = |expires: &'static str, key_id: &str, signature: &str| {
-            (expires.to_owned(), key_id.to_owned(), signature.to_owned())
-        };
-        let check = |signer: &Signer,
-                     method: &str,
-                     path: &str,
-                     p: &(String, String, String),
-                     now: i64,
-                     max: i64| {
-            signer.verify(
-                method,
-                path,
-                &SignedParams {
-                    expires: &p.0,
-                    key_id: &p.1,
-                    signature: &p.2,
-                },
-                now,
-                max,
-            )
-        };
-        let good = params("100", &key_text, &sig);
-        let path = "/v1/artifacts/a/download";
-        assert_eq!(check(&signer, "GET", path, &good, 99, 3600), Some(key));
-        assert_eq!(
-            check(&signer, "GET", path, &good, 100, 3600),
-            None,
-            "expired"
-        );
-        assert_eq!(
-            check(&signer, "GET", path, &good, 10, 20),
-            None,
-            "beyond the maximum lifetime"
-        );
-        assert_eq!(
-            check(&signer, "GET", "/v1/artifacts/b/download", &good, 99, 3600),
-            None
-        );
-        assert_eq!(check(&signer, "PUT", path, &good, 99, 3600), None);
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("101", &key_text, &sig),
-                99,
-                3600
-            ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("100", &other_key, &sig),
-                99,
-                3600
-            ),
-            None
-        );
-        assert_eq!(
-            check(&Signer::new(b"other"), "GET", path, &good, 99, 3600),
-            None
-        );
-        // Other spellings of the same values are not accepted.
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("+100", &key_text, &sig),
-                99,
-                3600
-            ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("0100", &key_text, &sig),
-                99,
-                3600
-            ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("100", &key_text.to_uppercase(), &sig),
-                99,
-                3600
-            ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("100", &key_text, &sig.to_uppercase()),
-                99,
-                3600
-            ),
-            None
-        );
-    }
-
-    #[test]
-    fn digests_are_normalized() {
-        let d = "AB".repeat(32);
-        assert_eq!(parse_sha256("sha256", &d).unwrap(), "ab".repeat(32));
-        assert!(parse_sha256("sha256", "abc").is_err());
-        assert!(parse_sha256("sha256", &"zz".repeat(32)).is_err());
     }
 }
