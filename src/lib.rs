@@ -5,7 +5,7 @@
 
 pub mod app;
 pub mod auth;
-pub mod client;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -30,6 +30,23 @@ pub enum ScopeKind {
     Project,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Revoked => "revoked",
+            KeyState::Expired => "expired",
+        }
+    }
+}
+
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -167,9 +184,19 @@ impl Principal {
 }
 
 impl ApiKey {
-    /// Neither revoked nor expired at `now`: the one rule for keys and the URLs they signed.
+    /// Where the key stands at `now`: the one rule for keys and the URLs they signed.
+    pub fn state(&self, now: Timestamp) -> KeyState {
+        if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+
     pub fn is_usable(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+        self.state(now) == KeyState::Active
     }
 
     pub fn scope_kind(&self) -> ScopeKind {

@@ -5,6 +5,7 @@ use async_graphql::InputObject;
 use crate::auth::{Principal, Scope, keys, scope_of};
 use crate::db::Db;
 use crate::db::api_keys::{self, ApiKey, KeySet, Revocation};
+use crate::db::{organizations as organizations_db, projects as projects_db};
 use crate::domain::{organizations, validate};
 use crate::error::AppError;
 use crate::values::Role;
@@ -131,4 +132,86 @@ pub async fn list(db: &Db, caller: &Principal) -> Result<Vec<ApiKey>, AppError> 
         Scope::Project { project, .. } => KeySet::Project(project),
     };
     api_keys::list(db, set).await
+}
+
+/// A scope as an operator names it on the shell: by slug.
+pub enum ShellScope<'a> {
+    Instance,
+    Organization(&'a str),
+    Project(&'a str),
+}
+
+/// `model-registry keys create`: the operator's shell, next to the database, needs no key.
+pub async fn mint_from_shell(
+    db: &Db,
+    name: &str,
+    role: Role,
+    scope: ShellScope<'_>,
+    expires_in_days: Option<i64>,
+) -> Result<CreatedApiKey, AppError> {
+    let scope = match scope {
+        ShellScope::Instance => Scope::Instance,
+        ShellScope::Organization(slug) => Scope::Organization(
+            organizations_db::find_by_slug(db, slug)
+                .await?
+                .ok_or_else(|| {
+                    AppError::bad_input(
+                        "organization",
+                        format!("no organization with slug `{slug}`"),
+                    )
+                })?
+                .id,
+        ),
+        ShellScope::Project(slug) => {
+            let project = projects_db::find_by_slug(db, slug).await?.ok_or_else(|| {
+                AppError::bad_input("project", format!("no project with slug `{slug}`"))
+            })?;
+            Scope::Project {
+                organization: project.organization_id,
+                project: project.id,
+            }
+        }
+    };
+    let expires_at = match expires_in_days {
+        Some(days) if !(1..=36_500).contains(&days) => {
+            return Err(AppError::bad_input(
+                "expires-in-days",
+                "must be between 1 and 36500",
+            ));
+        }
+        Some(days) => Some(Timestamp::from(
+            chrono::Utc::now() + chrono::Duration::days(days),
+        )),
+        None => None,
+    };
+    mint(db, name, role, scope, expires_at).await
+}
+
+/// `model-registry keys list`: every key of the instance.
+pub async fn list_all(db: &Db) -> Result<Vec<ApiKey>, AppError> {
+    api_keys::list(db, KeySet::All).await
+}
+
+/// `model-registry keys revoke`: by id or visible prefix; the shell may revoke any key, the
+/// last instance-admin key included (it is the recovery path).
+pub async fn revoke_from_shell(db: &Db, id_or_prefix: &str) -> Result<ApiKey, AppError> {
+    let all = api_keys::list(db, KeySet::All).await?;
+    let matches: Vec<&ApiKey> = all
+        .iter()
+        .filter(|k| k.id.to_string() == id_or_prefix || k.prefix == id_or_prefix)
+        .collect();
+    let key = match matches.as_slice() {
+        [one] => one.id,
+        [] => return Err(AppError::NotFound("API key")),
+        _ => {
+            return Err(AppError::bad_input(
+                "key",
+                format!("`{id_or_prefix}` matches several keys: give the id"),
+            ));
+        }
+    };
+    match api_keys::revoke(db, key, Timestamp::now(), false).await? {
+        Revocation::Revoked(key) => Ok(key),
+        Revocation::LastInstanceAdmin => Err(AppError::internal("refused a shell revocation")),
+    }
 }

@@ -1,0 +1,57 @@
+//! `keys create|list|revoke`: for operators who lost theirs, next to the database.
+
+use crate::config::Config;
+use crate::db;
+use crate::domain::api_keys::{self, ShellScope};
+use crate::values::Timestamp;
+
+use super::KeysCommand;
+
+pub async fn run(config: Config, action: KeysCommand) -> anyhow::Result<()> {
+    let db = db::Db::connect(&config.database_url(), 2).await?;
+    match action {
+        KeysCommand::Create {
+            name,
+            role,
+            organization,
+            project,
+            expires_in_days,
+        } => {
+            let scope = match (&organization, &project) {
+                (Some(slug), _) => ShellScope::Organization(slug),
+                (None, Some(slug)) => ShellScope::Project(slug),
+                (None, None) => ShellScope::Instance,
+            };
+            let created =
+                api_keys::mint_from_shell(&db, &name, role.into(), scope, expires_in_days).await?;
+            println!("API key: {}", created.secret);
+            println!(
+                "id {} · prefix {} · role {}",
+                created.api_key.id, created.api_key.prefix, created.api_key.role
+            );
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  NAME",
+                "ID", "PREFIX", "ROLE", "SCOPE", "STATE"
+            );
+            let now = Timestamp::now();
+            for key in api_keys::list_all(&db).await? {
+                println!(
+                    "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  {}",
+                    key.id,
+                    key.prefix,
+                    key.role,
+                    format!("{:?}", key.scope_kind()).to_uppercase(),
+                    key.state(now).as_str(),
+                    key.name
+                );
+            }
+        }
+        KeysCommand::Revoke { key } => {
+            let revoked = api_keys::revoke_from_shell(&db, &key).await?;
+            println!("revoked {} ({})", revoked.id, revoked.prefix);
+        }
+    }
+    Ok(())
+}
