@@ -242,7 +242,8 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Principal, AppError> 
         .last_used_at
         .is_none_or(|t| (now.0 - t.0).num_seconds() >= LAST_USED_RESOLUTION_SECS);
     if stale {
-        api_keys::touch(db, key.id, now).await?;
+        db.transaction(async |tx| api_keys::touch(tx, key.id, now).await)
+            .await?;
     }
     let scope = scope_of(db, &key).await?.ok_or(AppError::Unauthenticated)?;
     Ok(Principal { key, scope })

@@ -3,7 +3,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::api_keys;
-use crate::db::{Db, with_conn, with_tx};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::Role;
 use crate::values::{Id, Timestamp};
@@ -47,8 +47,8 @@ pub async fn find(db: &Db, id: Id) -> Result<Option<ApiKey>, AppError> {
     })
 }
 
-pub async fn insert(db: &Db, key: &ApiKey) -> Result<(), AppError> {
-    with_tx!(db, conn => {
+pub async fn insert(tx: &mut Tx<'_>, key: &ApiKey) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
         diesel::insert_into(api_keys::table).values(key).execute(conn).await?;
         Ok(())
     })
@@ -64,12 +64,12 @@ pub enum Revocation {
 /// Revokes a key; revoking twice keeps the first time. With `keep_instance_admin`, the last
 /// usable instance-wide ADMIN key is left alone (counted and revoked in one transaction).
 pub async fn revoke(
-    db: &Db,
+    tx: &mut Tx<'_>,
     id: Id,
     at: Timestamp,
     keep_instance_admin: bool,
 ) -> Result<Revocation, AppError> {
-    with_tx!(db, conn => {
+    on_tx!(tx, conn => {
         if keep_instance_admin {
             let usable_instance_admins = || {
                 api_keys::table
@@ -104,8 +104,8 @@ pub async fn revoke(
     })
 }
 
-pub async fn touch(db: &Db, id: Id, at: Timestamp) -> Result<(), AppError> {
-    with_tx!(db, conn => {
+pub async fn touch(tx: &mut Tx<'_>, id: Id, at: Timestamp) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
         diesel::update(api_keys::table.find(id))
             .set(api_keys::last_used_at.eq(at))
             .execute(conn)

@@ -302,6 +302,80 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// An open transaction, on whichever backend the database is. Every write takes one, so a
+/// domain operation can make changes in several areas (`artifacts::retire`, `uploads::close`,
+/// `models::set_status`) and have them committed together or not at all; see
+/// [`Db::transaction`]. Functions in `db/` run their statements on it through [`on_tx!`].
+pub enum Tx<'c> {
+    Sqlite(&'c mut SqliteAsync),
+    Postgres(&'c mut AsyncPgConnection),
+}
+
+impl Db {
+    /// Runs `work` in one transaction: committed when it returns `Ok`, rolled back on `Err`.
+    /// On SQLite the process-wide writer lock is held throughout (see [`Db`]).
+    pub async fn transaction<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Tx<'_>) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let _writer = self.write_guard().await;
+        match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await?;
+                let conn: &mut SqliteAsync = &mut pooled;
+                run_in_transaction(conn, async |conn| work(&mut Tx::Sqlite(conn)).await).await
+            }
+            Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let conn: &mut AsyncPgConnection = &mut pooled;
+                run_in_transaction(conn, async |conn| work(&mut Tx::Postgres(conn)).await).await
+            }
+        }
+    }
+}
+
+/// BEGIN, the work, then COMMIT or ROLLBACK: diesel-async's own `transaction` wants a `Send`
+/// bound on a higher-ranked future that a generic caller cannot name.
+async fn run_in_transaction<C, T>(
+    conn: &mut C,
+    work: impl AsyncFnOnce(&mut C) -> Result<T, AppError>,
+) -> Result<T, AppError>
+where
+    C: AsyncConnection,
+{
+    use diesel_async::TransactionManager;
+    C::TransactionManager::begin_transaction(conn).await?;
+    match work(conn).await {
+        Ok(value) => {
+            C::TransactionManager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) = C::TransactionManager::rollback_transaction(conn).await {
+                tracing::warn!(error = %rollback, "rolling back a transaction failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the connection of the transaction `$tx`, once per backend.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(tx_conn) => {
+                let $conn: &mut $crate::db::SqliteAsync = &mut **tx_conn;
+                $body
+            }
+            $crate::db::Tx::Postgres(tx_conn) => {
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut **tx_conn;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db` uses.
 macro_rules! with_conn {
     ($db:expr, $conn:ident => $body:expr) => {

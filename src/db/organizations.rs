@@ -3,7 +3,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::organizations;
-use crate::db::{Db, with_conn, with_tx};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
@@ -47,8 +47,13 @@ pub async fn list(db: &Db, only: Option<Id>) -> Result<Vec<Organization>, AppErr
     })
 }
 
-pub async fn insert(db: &Db, org: &Organization) -> Result<(), AppError> {
-    with_tx!(db, conn => {
+/// Organizations of the instance, counted inside a transaction (bootstrap decides on it).
+pub async fn count(tx: &mut Tx<'_>) -> Result<i64, AppError> {
+    on_tx!(tx, conn => Ok(organizations::table.count().get_result(conn).await?))
+}
+
+pub async fn insert(tx: &mut Tx<'_>, org: &Organization) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
         diesel::insert_into(organizations::table).values(org).execute(conn).await.map_err(|e| {
             if crate::error::is_unique_violation(&e) {
                 AppError::conflict(format!("an organization with slug `{}` already exists", org.slug))

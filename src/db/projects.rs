@@ -3,7 +3,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::projects;
-use crate::db::{Db, with_conn, with_tx};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
@@ -73,8 +73,8 @@ pub async fn list(db: &Db, set: ProjectSet) -> Result<Vec<Project>, AppError> {
     })
 }
 
-pub async fn insert(db: &Db, project: &Project) -> Result<(), AppError> {
-    with_tx!(db, conn => {
+pub async fn insert(tx: &mut Tx<'_>, project: &Project) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
         diesel::insert_into(projects::table).values(project).execute(conn).await.map_err(|e| {
             if crate::error::is_unique_violation(&e) {
                 AppError::conflict(format!("a project with slug `{}` already exists", project.slug))
@@ -87,12 +87,12 @@ pub async fn insert(db: &Db, project: &Project) -> Result<(), AppError> {
 }
 
 pub async fn set_quotas(
-    db: &Db,
+    tx: &mut Tx<'_>,
     id: Id,
     max_models: Option<i64>,
     max_versions_per_month: Option<i64>,
 ) -> Result<Project, AppError> {
-    with_tx!(db, conn => {
+    on_tx!(tx, conn => {
         Ok(diesel::update(projects::table.find(id))
             .set((
                 projects::max_models.eq(max_models),

@@ -57,7 +57,8 @@ pub async fn mint(
         revoked_at: None,
         last_used_at: None,
     };
-    api_keys::insert(db, &key).await?;
+    db.transaction(async |tx| api_keys::insert(tx, &key).await)
+        .await?;
     Ok(CreatedApiKey {
         api_key: key,
         secret: secret.secret,
@@ -112,7 +113,10 @@ pub async fn revoke(db: &Db, caller: &Principal, id: Id) -> Result<ApiKey, AppEr
     // The last instance-admin key is the API's only way to mint instance-admin keys again:
     // revoking it over the API would lock every caller out (the shell's `keys` command, run
     // next to the database, is the recovery path and is not bound by this).
-    match api_keys::revoke(db, key.id, Timestamp::now(), true).await? {
+    let revocation = db
+        .transaction(async |tx| api_keys::revoke(tx, key.id, Timestamp::now(), true).await)
+        .await?;
+    match revocation {
         Revocation::Revoked(key) => Ok(key),
         Revocation::LastInstanceAdmin => Err(AppError::precondition(
             "this is the last usable instance-admin key: mint another ADMIN key first \
@@ -210,7 +214,10 @@ pub async fn revoke_from_shell(db: &Db, id_or_prefix: &str) -> Result<ApiKey, Ap
             ));
         }
     };
-    match api_keys::revoke(db, key, Timestamp::now(), false).await? {
+    let revocation = db
+        .transaction(async |tx| api_keys::revoke(tx, key, Timestamp::now(), false).await)
+        .await?;
+    match revocation {
         Revocation::Revoked(key) => Ok(key),
         Revocation::LastInstanceAdmin => Err(AppError::internal("refused a shell revocation")),
     }

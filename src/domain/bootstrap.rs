@@ -1,16 +1,12 @@
 //! First start of an empty instance: a default organization and project, and one
 //! instance-admin key whose secret is shown once.
 
-use diesel::QueryDsl;
-use diesel_async::RunQueryDsl;
-
 use crate::auth::keys;
-use crate::db::api_keys::ApiKey;
-use crate::db::organizations::Organization;
-use crate::db::projects::Project;
-use crate::db::schema::{api_keys, organizations, projects};
-use crate::db::{Db, with_tx};
-use crate::error::{AppError, is_unique_violation};
+use crate::db::Db;
+use crate::db::api_keys::{self, ApiKey};
+use crate::db::organizations::{self, Organization};
+use crate::db::projects::{self, Project};
+use crate::error::AppError;
 use crate::values::Role;
 use crate::values::{Id, Timestamp};
 
@@ -53,18 +49,20 @@ pub async fn initialize(db: &Db) -> Result<Option<String>, AppError> {
         revoked_at: None,
         last_used_at: None,
     };
-    let created = with_tx!(db, conn => {
-        let existing: i64 = organizations::table.count().get_result(conn).await?;
-        if existing > 0 {
-            return Ok(false);
-        }
-        match diesel::insert_into(organizations::table).values(&org).execute(conn).await {
-            Err(e) if is_unique_violation(&e) => return Ok(false),
-            other => other?,
-        };
-        diesel::insert_into(projects::table).values(&project).execute(conn).await?;
-        diesel::insert_into(api_keys::table).values(&key).execute(conn).await?;
-        Ok(true)
-    })?;
+    let created = db
+        .transaction(async |tx| {
+            if organizations::count(tx).await? > 0 {
+                return Ok(false);
+            }
+            match organizations::insert(tx, &org).await {
+                // A replica starting at the same moment won.
+                Err(AppError::Conflict(_)) => return Ok(false),
+                other => other?,
+            }
+            projects::insert(tx, &project).await?;
+            api_keys::insert(tx, &key).await?;
+            Ok(true)
+        })
+        .await?;
     Ok(created.then_some(secret.secret))
 }

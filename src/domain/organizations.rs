@@ -48,7 +48,8 @@ pub async fn create_organization(
         created_at: now,
         updated_at: now,
     };
-    organizations::insert(db, &org).await?;
+    db.transaction(async |tx| organizations::insert(tx, &org).await)
+        .await?;
     Ok(org)
 }
 
@@ -107,7 +108,8 @@ pub async fn create_project(
         created_at: now,
         updated_at: now,
     };
-    projects::insert(db, &project).await?;
+    db.transaction(async |tx| projects::insert(tx, &project).await)
+        .await?;
     Ok(project)
 }
 
@@ -172,7 +174,8 @@ pub async fn update_quotas(
         input.max_versions_per_month,
         project.max_versions_per_month,
     )?;
-    projects::set_quotas(db, project.id, max_models, max_versions).await
+    db.transaction(async |tx| projects::set_quotas(tx, project.id, max_models, max_versions).await)
+        .await
 }
 
 /// `YYYY-MM` of a moment, UTC: the key of the monthly version counter.
