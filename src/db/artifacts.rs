@@ -6,8 +6,8 @@ use async_graphql::SimpleObject;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db::schema::{artifact_packages, artifacts};
-use crate::db::{Db, with_conn};
+use crate::db::schema::{artifact_packages, artifacts, blobs};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{ArtifactKind, ArtifactStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
@@ -70,6 +70,7 @@ pub enum ArtifactSet {
     Model(Id),
     Version(Id),
     Package(Id),
+    One(Id),
 }
 
 pub async fn find(db: &Db, id: Id) -> Result<Option<Artifact>, AppError> {
@@ -99,6 +100,7 @@ pub async fn list(
             ArtifactSet::Model(id) => query.filter(artifacts::model_id.eq(id)),
             ArtifactSet::Version(id) => query.filter(artifacts::version_id.eq(id)),
             ArtifactSet::Package(id) => query.filter(artifacts::package_id.eq(id)),
+            ArtifactSet::One(id) => query.filter(artifacts::id.eq(id)),
         };
         if let Some(kind) = kind {
             query = query.filter(artifacts::kind.eq(kind));
@@ -157,5 +159,146 @@ pub async fn find_package(db: &Db, id: Id) -> Result<Option<PackageRow>, AppErro
             .first(conn)
             .await
             .optional()?)
+    })
+}
+
+/// Marks the available artifacts of a set DELETED (out of packages, not current) and touches
+/// their blobs, so the collector keeps the bytes for a full retention window from now.
+pub async fn retire(tx: &mut Tx<'_>, set: ArtifactSet, now: Timestamp) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        let mut targets = artifacts::table
+            .filter(artifacts::status.eq(ArtifactStatus::Available))
+            .select(artifacts::id)
+            .into_boxed();
+        targets = match set {
+            ArtifactSet::Model(id) => targets.filter(artifacts::model_id.eq(id)),
+            ArtifactSet::Version(id) => targets.filter(artifacts::version_id.eq(id)),
+            ArtifactSet::Package(id) => targets.filter(artifacts::package_id.eq(id)),
+            ArtifactSet::One(id) => targets.filter(artifacts::id.eq(id)),
+        };
+        let ids: Vec<Id> = targets.load(conn).await?;
+        let digests: Vec<String> = diesel::update(
+            artifacts::table
+                .filter(artifacts::id.eq_any(&ids))
+                .filter(artifacts::status.eq(ArtifactStatus::Available)),
+        )
+        .set((
+            artifacts::status.eq(ArtifactStatus::Deleted),
+            artifacts::is_current.eq(false),
+            artifacts::package_id.eq(None::<Id>),
+            artifacts::package_role.eq(None::<String>),
+            artifacts::updated_at.eq(now),
+        ))
+        .returning(artifacts::sha256)
+        .get_results(conn)
+        .await?;
+        diesel::update(blobs::table.filter(blobs::sha256.eq_any(&digests)))
+            .set(blobs::touched_at.eq(now))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Field changes of an artifact; `None` leaves a field as it is.
+pub struct ArtifactChanges {
+    pub is_current: Option<bool>,
+    pub version_label: Option<Option<String>>,
+    pub metadata: Option<Option<JsonText>>,
+    pub updated_at: Timestamp,
+}
+
+/// Applies `changes`; making an artifact current clears the model's other current one.
+pub async fn update(
+    tx: &mut Tx<'_>,
+    artifact: &Artifact,
+    changes: &ArtifactChanges,
+) -> Result<Artifact, AppError> {
+    on_tx!(tx, conn => {
+        let this = artifacts::table.find(artifact.id);
+        if changes.is_current == Some(true) {
+            diesel::update(
+                artifacts::table
+                    .filter(artifacts::model_id.eq(artifact.model_id))
+                    .filter(artifacts::is_current.eq(true))
+                    .filter(artifacts::id.ne(artifact.id)),
+            )
+            .set(artifacts::is_current.eq(false))
+            .execute(conn)
+            .await?;
+        }
+        if let Some(current) = changes.is_current {
+            diesel::update(this).set(artifacts::is_current.eq(current)).execute(conn).await?;
+        }
+        if let Some(label) = &changes.version_label {
+            diesel::update(this).set(artifacts::version_label.eq(label)).execute(conn).await?;
+        }
+        if let Some(metadata) = &changes.metadata {
+            diesel::update(this).set(artifacts::metadata.eq(metadata)).execute(conn).await?;
+        }
+        Ok(diesel::update(this)
+            .set(artifacts::updated_at.eq(changes.updated_at))
+            .returning(Artifact::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// Dissolves `package` when `artifact` is its primary file: its sidecars are released and the
+/// package row goes.
+pub async fn dissolve_package_of_primary(
+    tx: &mut Tx<'_>,
+    package: Id,
+    artifact: Id,
+) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        let primary: Option<Id> = artifact_packages::table
+            .find(package)
+            .select(artifact_packages::primary_artifact_id)
+            .first(conn)
+            .await
+            .optional()?;
+        if primary == Some(artifact) {
+            diesel::update(artifacts::table.filter(artifacts::package_id.eq(package)))
+                .set((
+                    artifacts::package_id.eq(None::<Id>),
+                    artifacts::package_role.eq(None::<String>),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::delete(artifact_packages::table.find(package))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+pub async fn insert_package(tx: &mut Tx<'_>, package: &PackageRow) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        diesel::insert_into(artifact_packages::table).values(package).execute(conn).await?;
+        Ok(())
+    })
+}
+
+/// Puts an available artifact that belongs to no package into `package` with `role`;
+/// `false` when it is taken (or gone) meanwhile.
+pub async fn join_package(
+    tx: &mut Tx<'_>,
+    artifact: Id,
+    package: Id,
+    role: &str,
+) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        let joined = diesel::update(
+            artifacts::table
+                .find(artifact)
+                .filter(artifacts::package_id.is_null())
+                .filter(artifacts::status.eq(ArtifactStatus::Available)),
+        )
+        .set((artifacts::package_id.eq(package), artifacts::package_role.eq(role)))
+        .execute(conn)
+        .await?;
+        Ok(joined == 1)
     })
 }

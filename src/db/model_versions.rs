@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::schema::model_versions;
-use crate::db::{Db, with_conn};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::VersionLifecycle;
 use crate::values::{Id, JsonText, Timestamp};
@@ -195,5 +195,107 @@ pub async fn count_per_model(db: &Db, model_ids: &[Id]) -> Result<HashMap<Id, i6
             .load(conn)
             .await?;
         Ok(rows.into_iter().collect())
+    })
+}
+
+/// Removes every version of a model (the model is being deleted).
+pub async fn delete_all_of_model(tx: &mut Tx<'_>, model_id: Id) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        diesel::delete(model_versions::table.filter(model_versions::model_id.eq(model_id)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Whether another version of the model (other than `except`) has this label.
+pub async fn label_taken(
+    tx: &mut Tx<'_>,
+    model_id: Id,
+    label: &str,
+    except: Option<Id>,
+) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        let mut query = model_versions::table
+            .filter(model_versions::model_id.eq(model_id))
+            .filter(model_versions::version.eq(label))
+            .into_boxed();
+        if let Some(except) = except {
+            query = query.filter(model_versions::id.ne(except));
+        }
+        let taken: i64 = query.count().get_result(conn).await?;
+        Ok(taken > 0)
+    })
+}
+
+/// Inserts a version; `false` when a unique index refused it (a concurrent create won).
+pub async fn insert(tx: &mut Tx<'_>, version: &ModelVersion) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        match diesel::insert_into(model_versions::table).values(version).execute(conn).await {
+            Err(e) if crate::error::is_unique_violation(&e) => Ok(false),
+            other => other.map(|_| true).map_err(AppError::from),
+        }
+    })
+}
+
+pub async fn update(
+    tx: &mut Tx<'_>,
+    id: Id,
+    changes: &VersionChanges,
+) -> Result<ModelVersion, AppError> {
+    on_tx!(tx, conn => {
+        Ok(diesel::update(model_versions::table.find(id))
+            .set(changes)
+            .returning(ModelVersion::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// What a lifecycle move writes.
+pub struct LifecycleChange {
+    pub from: VersionLifecycle,
+    pub to: VersionLifecycle,
+    pub published_at: Option<Timestamp>,
+    pub deprecated_at: Option<Timestamp>,
+    pub at: Timestamp,
+}
+
+/// Moves the lifecycle if it is still `from` (compare-and-set); `None` when it was not.
+pub async fn set_lifecycle(
+    tx: &mut Tx<'_>,
+    id: Id,
+    change: &LifecycleChange,
+) -> Result<Option<ModelVersion>, AppError> {
+    on_tx!(tx, conn => {
+        Ok(diesel::update(
+            model_versions::table
+                .find(id)
+                .filter(model_versions::lifecycle.eq(change.from)),
+        )
+        .set((
+            model_versions::lifecycle.eq(change.to),
+            model_versions::published_at.eq(change.published_at),
+            model_versions::deprecated_at.eq(change.deprecated_at),
+            model_versions::updated_at.eq(change.at),
+        ))
+        .returning(ModelVersion::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+    })
+}
+
+/// Deletes the version if it is still a DRAFT; answers whether it was.
+pub async fn delete_draft(tx: &mut Tx<'_>, id: Id) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        let deleted = diesel::delete(
+            model_versions::table
+                .find(id)
+                .filter(model_versions::lifecycle.eq(VersionLifecycle::Draft)),
+        )
+        .execute(conn)
+        .await?;
+        Ok(deleted == 1)
     })
 }

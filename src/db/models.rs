@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest, like_pattern};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{models, projects};
-use crate::db::{Db, with_conn};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, JsonText, Timestamp};
 use crate::values::{ModelFamily, ModelStatus, ProductType};
@@ -399,5 +399,150 @@ pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<Model>, AppError> {
             .select(Model::as_select())
             .load(conn)
             .await?)
+    })
+}
+
+/// Live (not deleted) models of a project, counted inside a transaction.
+pub async fn count_live(tx: &mut Tx<'_>, project_id: Id) -> Result<i64, AppError> {
+    on_tx!(tx, conn => {
+        Ok(models::table
+            .filter(models::project_id.eq(project_id))
+            .filter(models::deleted_at.is_null())
+            .count()
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// The name and slug of a live model of the project, other than `except`, that already uses
+/// `name` or `slug`.
+pub async fn clash(
+    tx: &mut Tx<'_>,
+    project_id: Id,
+    name: Option<&str>,
+    slug: Option<&str>,
+    except: Option<Id>,
+) -> Result<Option<(String, String)>, AppError> {
+    if name.is_none() && slug.is_none() {
+        return Ok(None);
+    }
+    on_tx!(tx, conn => {
+        let mut query = models::table
+            .filter(models::project_id.eq(project_id))
+            .filter(models::deleted_at.is_null())
+            .select((models::name, models::slug))
+            .into_boxed();
+        if let Some(except) = except {
+            query = query.filter(models::id.ne(except));
+        }
+        query = match (name, slug) {
+            (Some(name), Some(slug)) => query.filter(models::name.eq(name).or(models::slug.eq(slug))),
+            (Some(name), None) => query.filter(models::name.eq(name)),
+            (None, Some(slug)) => query.filter(models::slug.eq(slug)),
+            (None, None) => query,
+        };
+        Ok(query.first(conn).await.optional()?)
+    })
+}
+
+/// Inserts a model; `false` when a unique index refused it (a concurrent create won).
+pub async fn insert(tx: &mut Tx<'_>, model: &Model) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        match diesel::insert_into(models::table).values(model).execute(conn).await {
+            Err(e) if crate::error::is_unique_violation(&e) => Ok(false),
+            other => other.map(|_| true).map_err(AppError::from),
+        }
+    })
+}
+
+/// Applies `changes`; `None` when a unique index refused the new name or slug.
+pub async fn update(
+    tx: &mut Tx<'_>,
+    id: Id,
+    changes: &ModelChanges,
+) -> Result<Option<Model>, AppError> {
+    on_tx!(tx, conn => {
+        match diesel::update(models::table.find(id))
+            .set(changes)
+            .returning(Model::as_returning())
+            .get_result(conn)
+            .await
+        {
+            Err(e) if crate::error::is_unique_violation(&e) => Ok(None),
+            other => other.map(Some).map_err(AppError::from),
+        }
+    })
+}
+
+pub async fn set_current_version(
+    tx: &mut Tx<'_>,
+    id: Id,
+    version: Option<Id>,
+    now: Timestamp,
+) -> Result<Model, AppError> {
+    on_tx!(tx, conn => {
+        Ok(diesel::update(models::table.find(id))
+            .set((models::current_version_id.eq(version), models::updated_at.eq(now)))
+            .returning(Model::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+pub async fn touch(tx: &mut Tx<'_>, id: Id, now: Timestamp) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        diesel::update(models::table.find(id))
+            .set(models::updated_at.eq(now))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Moves the model to `to` if its status is still `from` (a compare-and-set, so concurrent
+/// changes cannot both apply); answers whether it moved. `deleted_at` follows DELETED.
+pub async fn set_status(
+    tx: &mut Tx<'_>,
+    id: Id,
+    from: ModelStatus,
+    to: ModelStatus,
+    now: Timestamp,
+) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        let deleted_at = (to == ModelStatus::Deleted).then_some(now);
+        let changed = diesel::update(models::table.find(id).filter(models::status.eq(from)))
+            .set((
+                models::status.eq(to),
+                models::deleted_at.eq(deleted_at),
+                models::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(changed == 1)
+    })
+}
+
+/// A model read inside a transaction, whatever its status.
+pub async fn get(tx: &mut Tx<'_>, id: Id) -> Result<Model, AppError> {
+    on_tx!(tx, conn => Ok(models::table.find(id).select(Model::as_select()).first(conn).await?))
+}
+
+/// Hands out the model's next version number (never reused, even after deletes) and answers
+/// it with the model's current version.
+pub async fn take_version_number(
+    tx: &mut Tx<'_>,
+    id: Id,
+    now: Timestamp,
+) -> Result<(i64, Option<Id>), AppError> {
+    on_tx!(tx, conn => {
+        let (next, current): (i64, Option<Id>) = diesel::update(models::table.find(id))
+            .set((
+                models::next_version_number.eq(models::next_version_number + 1_i64),
+                models::updated_at.eq(now),
+            ))
+            .returning((models::next_version_number, models::current_version_id))
+            .get_result(conn)
+            .await?;
+        Ok((next - 1, current))
     })
 }

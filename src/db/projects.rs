@@ -104,3 +104,41 @@ pub async fn set_quotas(
             .await?)
     })
 }
+
+/// Locks the project's row until the transaction ends (a no-op write: PostgreSQL takes a row
+/// lock, SQLite has one writer anyway), so checks against the project's quotas and the writes
+/// they allow happen one transaction at a time.
+pub async fn lock(tx: &mut Tx<'_>, id: Id) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        diesel::update(projects::table.find(id))
+            .set(projects::updated_at.eq(projects::updated_at))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Counts one more version created in the project this month; answers the new count. The
+/// count is taken before the quota check and rolled back with it, so concurrent creates
+/// cannot both take the last slot.
+pub async fn count_version_created(
+    tx: &mut Tx<'_>,
+    project_id: Id,
+    month: &str,
+) -> Result<i64, AppError> {
+    use crate::db::schema::project_monthly_usage as usage;
+    on_tx!(tx, conn => {
+        Ok(diesel::insert_into(usage::table)
+            .values((
+                usage::project_id.eq(project_id),
+                usage::month.eq(month),
+                usage::versions_created.eq(1_i64),
+            ))
+            .on_conflict((usage::project_id, usage::month))
+            .do_update()
+            .set(usage::versions_created.eq(usage::versions_created + 1_i64))
+            .returning(usage::versions_created)
+            .get_result(conn)
+            .await?)
+    })
+}

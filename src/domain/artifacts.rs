@@ -3,16 +3,12 @@
 use std::time::Duration;
 
 use async_graphql::{InputObject, MaybeUndefined};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
 use crate::app::App;
 use crate::auth::Principal;
-use crate::db::artifacts::{self, Artifact, PackageRow};
+use crate::db::artifacts::{self, Artifact, ArtifactChanges, ArtifactSet, PackageRow};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
-use crate::db::schema::{artifact_packages, artifacts as artifacts_table};
-use crate::db::with_tx;
 use crate::domain::models::visible_model;
 use crate::domain::validate;
 use crate::domain::versions::visible_version;
@@ -242,77 +238,16 @@ pub async fn update(
     {
         require_mutable(&version)?;
     }
-    let now = Timestamp::now();
-    with_tx!(app.db, conn => {
-        if input.is_current == Some(true) {
-            diesel::update(
-                artifacts_table::table
-                    .filter(artifacts_table::model_id.eq(artifact.model_id))
-                    .filter(artifacts_table::is_current.eq(true))
-                    .filter(artifacts_table::id.ne(artifact.id)),
-            )
-            .set(artifacts_table::is_current.eq(false))
-            .execute(conn)
-            .await?;
-        }
-        if let Some(current) = input.is_current {
-            diesel::update(artifacts_table::table.find(artifact.id))
-                .set(artifacts_table::is_current.eq(current))
-                .execute(conn)
-                .await?;
-        }
-        if let Some(label) = &label {
-            diesel::update(artifacts_table::table.find(artifact.id))
-                .set(artifacts_table::version_label.eq(label))
-                .execute(conn)
-                .await?;
-        }
-        if let Some(metadata) = &metadata {
-            diesel::update(artifacts_table::table.find(artifact.id))
-                .set(artifacts_table::metadata.eq(metadata))
-                .execute(conn)
-                .await?;
-        }
-        Ok(diesel::update(artifacts_table::table.find(artifact.id))
-            .set(artifacts_table::updated_at.eq(now))
-            .returning(Artifact::as_returning())
-            .get_result(conn)
-            .await?)
-    })
+    let changes = ArtifactChanges {
+        is_current: input.is_current,
+        version_label: label,
+        metadata,
+        updated_at: Timestamp::now(),
+    };
+    app.db
+        .transaction(async |tx| artifacts::update(tx, &artifact, &changes).await)
+        .await
 }
-
-/// Marks the available artifacts matching `$filter` DELETED inside a transaction and restarts
-/// their blobs' retention clock. Used wherever artifacts go away with what owns them.
-macro_rules! retire_artifacts {
-    ($conn:expr, $filter:expr, $now:expr) => {{
-        use diesel::{ExpressionMethods, QueryDsl};
-        let digests: Vec<String> = diesel_async::RunQueryDsl::get_results(
-            diesel::update($crate::db::schema::artifacts::table.filter($filter).filter(
-                $crate::db::schema::artifacts::status.eq($crate::values::ArtifactStatus::Available),
-            ))
-            .set((
-                $crate::db::schema::artifacts::status.eq($crate::values::ArtifactStatus::Deleted),
-                $crate::db::schema::artifacts::is_current.eq(false),
-                $crate::db::schema::artifacts::package_id.eq(None::<$crate::values::Id>),
-                $crate::db::schema::artifacts::package_role.eq(None::<String>),
-                $crate::db::schema::artifacts::updated_at.eq($now),
-            ))
-            .returning($crate::db::schema::artifacts::sha256),
-            $conn,
-        )
-        .await?;
-        diesel_async::RunQueryDsl::execute(
-            diesel::update(
-                $crate::db::schema::blobs::table
-                    .filter($crate::db::schema::blobs::sha256.eq_any(&digests)),
-            )
-            .set($crate::db::schema::blobs::touched_at.eq($now)),
-            $conn,
-        )
-        .await?;
-    }};
-}
-pub(crate) use retire_artifacts;
 
 /// DELETED and gone from lists. The bytes stay while any other artifact names them, and for
 /// the retention window after the last one goes.
@@ -322,26 +257,15 @@ pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, A
         require_mutable(&version)?;
     }
     let now = Timestamp::now();
-    with_tx!(app.db, conn => {
-        if let Some(package) = artifact.package_id {
-            let primary: Option<Id> = artifact_packages::table
-                .find(package)
-                .select(artifact_packages::primary_artifact_id)
-                .first(conn)
-                .await
-                .optional()?;
+    app.db
+        .transaction(async |tx| {
             // A package without its primary file is no longer a unit: release its sidecars.
-            if primary == Some(artifact.id) {
-                diesel::update(artifacts_table::table.filter(artifacts_table::package_id.eq(package)))
-                    .set((artifacts_table::package_id.eq(None::<Id>), artifacts_table::package_role.eq(None::<String>)))
-                    .execute(conn)
-                    .await?;
-                diesel::delete(artifact_packages::table.find(package)).execute(conn).await?;
+            if let Some(package) = artifact.package_id {
+                artifacts::dissolve_package_of_primary(tx, package, artifact.id).await?;
             }
-        }
-        retire_artifacts!(conn, artifacts_table::id.eq(artifact.id), now);
-        Ok(())
-    })?;
+            artifacts::retire(tx, ArtifactSet::One(artifact.id), now).await
+        })
+        .await?;
     artifacts::find(&app.db, id)
         .await?
         .ok_or(AppError::NotFound("artifact"))
@@ -350,11 +274,9 @@ pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, A
 /// Whether a version has an available artifact: every stored artifact's SHA-256 was computed
 /// by this server from its bytes, so available means verified.
 pub async fn has_verified_artifact(db: &crate::db::Db, version_id: Id) -> Result<bool, AppError> {
-    Ok(
-        !artifacts::list(db, artifacts::ArtifactSet::Version(version_id), None)
-            .await?
-            .is_empty(),
-    )
+    Ok(!artifacts::list(db, ArtifactSet::Version(version_id), None)
+        .await?
+        .is_empty())
 }
 
 #[derive(Debug, InputObject)]
@@ -450,25 +372,20 @@ pub async fn create_package(
         primary_artifact_id: input.primary.artifact_id,
         created_at: Timestamp::now(),
     };
-    with_tx!(app.db, conn => {
-        diesel::insert_into(artifact_packages::table).values(&package).execute(conn).await?;
-        for (_, id, role) in &members {
-            // Only a member still free joins; a concurrent package taking it first wins.
-            let joined = diesel::update(
-                artifacts_table::table
-                    .find(*id)
-                    .filter(artifacts_table::package_id.is_null())
-                    .filter(artifacts_table::status.eq(ArtifactStatus::Available)),
-            )
-            .set((artifacts_table::package_id.eq(package.id), artifacts_table::package_role.eq(role)))
-            .execute(conn)
-            .await?;
-            if joined == 0 {
-                return Err(AppError::conflict(format!("artifact {id} already belongs to a package")));
+    app.db
+        .transaction(async |tx| {
+            artifacts::insert_package(tx, &package).await?;
+            for (_, id, role) in &members {
+                // Only a member still free joins; a concurrent package taking it first wins.
+                if !artifacts::join_package(tx, *id, package.id, role).await? {
+                    return Err(AppError::conflict(format!(
+                        "artifact {id} already belongs to a package"
+                    )));
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })
+        .await?;
     Ok(package)
 }
 

@@ -3,17 +3,15 @@
 use std::collections::BTreeMap;
 
 use async_graphql::{InputObject, MaybeUndefined, SimpleObject};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
 use crate::auth::{Principal, ProjectRef};
+use crate::db::artifacts::{self, ArtifactSet};
 use crate::db::models::{self, FilterValues, Model, ModelChanges, ModelFilter, ModelOrder};
 use crate::db::page::{Page, PageRequest};
-use crate::db::schema::{model_versions, models as models_table, projects};
-use crate::db::{Db, with_tx};
+use crate::db::{Db, Tx, model_versions, projects};
 use crate::domain::organizations::{project_by_slug, visible_project};
 use crate::domain::validate::{self, DESCRIPTION_MAX, LONG_TEXT_MAX, SHORT_TEXT_MAX};
-use crate::error::{AppError, is_unique_violation};
+use crate::error::AppError;
 use crate::values::{Id, JsonText, Timestamp};
 use crate::values::{ModelFamily, ModelStatus, ProductType, Role};
 
@@ -287,40 +285,39 @@ pub async fn create(
         deleted_at: None,
     };
     let max_models = project.max_models;
-    with_tx!(db, conn => {
-        // Touching the project row locks it on PostgreSQL, so concurrent creates in one
-        // project are counted against the quota one after another.
-        diesel::update(projects::table.find(model.project_id))
-            .set(projects::updated_at.eq(projects::updated_at))
-            .execute(conn)
-            .await?;
-        let live = models_table::table
-            .filter(models_table::project_id.eq(model.project_id))
-            .filter(models_table::deleted_at.is_null());
-        if let Some(max) = max_models {
-            let count: i64 = live.count().get_result(conn).await?;
-            if count >= max {
-                return Err(AppError::QuotaExceeded(format!(
-                    "project `{}` allows at most {max} models", project.slug
-                )));
-            }
+    db.transaction(async |tx| {
+        // Checked against a locked project row: concurrent creates in one project are counted
+        // against the quota one after another.
+        projects::lock(tx, model.project_id).await?;
+        if let Some(max) = max_models
+            && models::count_live(tx, model.project_id).await? >= max
+        {
+            return Err(AppError::QuotaExceeded(format!(
+                "project `{}` allows at most {max} models",
+                project.slug
+            )));
         }
-        let clash: Option<(String, String)> = live
-            .filter(models_table::name.eq(&model.name).or(models_table::slug.eq(&model.slug)))
-            .select((models_table::name, models_table::slug))
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some((name, _)) = &clash {
-            return Err(if *name == model.name { name_taken(name) } else { slug_taken(&model.slug) });
+        let clash = models::clash(
+            tx,
+            model.project_id,
+            Some(&model.name),
+            Some(&model.slug),
+            None,
+        )
+        .await?;
+        if let Some((name, _)) = clash {
+            return Err(if name == model.name {
+                name_taken(&name)
+            } else {
+                slug_taken(&model.slug)
+            });
         }
-        diesel::insert_into(models_table::table)
-            .values(&model)
-            .execute(conn)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { name_taken(&model.name) } else { e.into() })?;
+        if !models::insert(tx, &model).await? {
+            return Err(name_taken(&model.name));
+        }
         Ok(())
-    })?;
+    })
+    .await?;
     Ok(model)
 }
 
@@ -402,67 +399,82 @@ pub async fn update(
         archived: input.archived,
         updated_at: Some(Timestamp::now()),
     };
-    with_tx!(db, conn => {
-        let others = models_table::table
-            .filter(models_table::project_id.eq(model.project_id))
-            .filter(models_table::deleted_at.is_null())
-            .filter(models_table::id.ne(model.id));
-        if let Some(name) = &changes.name {
-            let taken: i64 = others.filter(models_table::name.eq(name)).count().get_result(conn).await?;
-            if taken > 0 {
-                return Err(name_taken(name));
-            }
+    db.transaction(async |tx| {
+        let clash = models::clash(
+            tx,
+            model.project_id,
+            changes.name.as_deref(),
+            changes.slug.as_deref(),
+            Some(model.id),
+        )
+        .await?;
+        if let Some((name, _)) = clash {
+            return Err(match &changes.name {
+                Some(wanted) if *wanted == name => name_taken(&name),
+                _ => slug_taken(changes.slug.as_deref().unwrap_or_default()),
+            });
         }
-        if let Some(slug) = &changes.slug {
-            let taken: i64 = others.filter(models_table::slug.eq(slug)).count().get_result(conn).await?;
-            if taken > 0 {
-                return Err(slug_taken(slug));
-            }
-        }
-        diesel::update(models_table::table.find(model.id))
-            .set(&changes)
-            .returning(Model::as_returning())
-            .get_result(conn)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    AppError::conflict("name or slug already taken")
-                } else {
-                    e.into()
-                }
-            })
+        models::update(tx, model.id, &changes)
+            .await?
+            .ok_or_else(|| AppError::conflict("name or slug already taken"))
     })
+    .await
 }
 
 /// Marks the model DELETED and removes its versions in one transaction; its name is free again.
 pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppError> {
     let model = visible_model(db, caller, id, Role::Editor).await?;
     let now = Timestamp::now();
-    with_tx!(db, conn => {
-        diesel::update(models_table::table.find(model.id))
-            .set(models_table::current_version_id.eq(None::<Id>))
-            .execute(conn)
-            .await?;
-        crate::domain::artifacts::retire_artifacts!(
-            conn,
-            crate::db::schema::artifacts::model_id.eq(model.id),
-            now
-        );
+    db.transaction(async |tx| {
+        models::set_current_version(tx, model.id, None, now).await?;
+        artifacts::retire(tx, ArtifactSet::Model(model.id), now).await?;
         // Open upload sessions stay until they expire: the expiry job removes their chunks,
         // and nobody can reach them through a deleted model meanwhile.
-        diesel::delete(model_versions::table.filter(model_versions::model_id.eq(model.id)))
-            .execute(conn)
-            .await?;
-        Ok(diesel::update(models_table::table.find(model.id))
-            .set((
-                models_table::status.eq(ModelStatus::Deleted),
-                models_table::deleted_at.eq(now),
-                models_table::updated_at.eq(now),
-            ))
-            .returning(Model::as_returning())
-            .get_result(conn)
-            .await?)
+        model_versions::delete_all_of_model(tx, model.id).await?;
+        let current = models::get(tx, model.id).await?;
+        if !set_status(tx, &current, ModelStatus::Deleted, now).await? {
+            return Err(AppError::conflict(
+                "the model changed while it was being deleted; try again",
+            ));
+        }
+        models::get(tx, model.id).await
     })
+    .await
+}
+
+/// The one place a model's status changes. PENDING → READY once a verified artifact exists;
+/// READY ⇄ ACTIVE as endpoints start and stop serving it; PENDING or READY → FAILED when
+/// processing fails and back to READY when it is redone; anything but DELETED → DELETED.
+pub fn status_transition(from: ModelStatus, to: ModelStatus) -> Result<(), AppError> {
+    use ModelStatus::*;
+    let allowed = matches!(
+        (from, to),
+        (Pending, Ready)
+            | (Ready, Active)
+            | (Active, Ready)
+            | (Pending | Ready, Failed)
+            | (Failed, Ready)
+            | (Pending | Ready | Active | Failed, Deleted)
+    );
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::precondition(format!(
+            "a {from} model cannot become {to}"
+        )))
+    }
+}
+
+/// Moves `model` to `to` inside `tx`, if the state machine allows it and the status is still
+/// what `model` says (a concurrent change wins, and this answers `false`).
+pub async fn set_status(
+    tx: &mut Tx<'_>,
+    model: &Model,
+    to: ModelStatus,
+    now: Timestamp,
+) -> Result<bool, AppError> {
+    status_transition(model.status, to)?;
+    models::set_status(tx, model.id, model.status, to, now).await
 }
 
 pub async fn list(
@@ -497,4 +509,33 @@ pub async fn filter_values(
 ) -> Result<FilterValues, AppError> {
     let project = visible_project(db, caller, project_id).await?;
     models::filter_values(db, project.id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_status_moves_only_along_its_machine() {
+        use ModelStatus::*;
+        for (from, to) in [
+            (Pending, Ready),
+            (Ready, Active),
+            (Active, Ready),
+            (Ready, Deleted),
+            (Failed, Ready),
+        ] {
+            assert!(status_transition(from, to).is_ok(), "{from} → {to}");
+        }
+        for (from, to) in [
+            (Deleted, Ready),
+            (Deleted, Deleted),
+            (Ready, Pending),
+            (Pending, Active),
+            (Active, Failed),
+        ] {
+            let err = status_transition(from, to).unwrap_err();
+            assert_eq!(err.code(), "PRECONDITION_FAILED", "{from} → {to}");
+        }
+    }
 }

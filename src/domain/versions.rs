@@ -1,20 +1,17 @@
 //! Model versions: numbering, labels, the lifecycle and the current-version pointer.
 
 use async_graphql::{InputObject, MaybeUndefined};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
 use crate::auth::Principal;
-use crate::db::model_versions::{self, ModelVersion, VersionChanges};
-use crate::db::models::Model;
+use crate::db::artifacts::{self, ArtifactSet};
+use crate::db::model_versions::{self, LifecycleChange, ModelVersion, VersionChanges};
+use crate::db::models::{self, Model};
 use crate::db::page::{Page, PageRequest};
-use crate::db::projects;
-use crate::db::schema::{model_versions as versions, models, project_monthly_usage as usage};
-use crate::db::{Db, with_tx};
+use crate::db::{Db, projects};
 use crate::domain::models::visible_model;
 use crate::domain::organizations::month_of;
 use crate::domain::validate::{self, DESCRIPTION_MAX};
-use crate::error::{AppError, is_unique_violation};
+use crate::error::AppError;
 use crate::values::{Id, JsonText, Timestamp};
 use crate::values::{Role, VersionLifecycle};
 
@@ -130,17 +127,8 @@ pub async fn create(
         updated_at: now,
     };
     let month = month_of(now);
-    with_tx!(db, conn => {
-        // Counted before the check and rolled back with it: concurrent creates cannot both
-        // take the last slot of the month.
-        let created: i64 = diesel::insert_into(usage::table)
-            .values((usage::project_id.eq(project.id), usage::month.eq(&month), usage::versions_created.eq(1_i64)))
-            .on_conflict((usage::project_id, usage::month))
-            .do_update()
-            .set(usage::versions_created.eq(usage::versions_created + 1_i64))
-            .returning(usage::versions_created)
-            .get_result(conn)
-            .await?;
+    db.transaction(async |tx| {
+        let created = projects::count_version_created(tx, project.id, &month).await?;
         if let Some(max) = project.max_versions_per_month
             && created > max
         {
@@ -149,35 +137,21 @@ pub async fn create(
                 project.slug
             )));
         }
-        let taken: i64 = versions::table
-            .filter(versions::model_id.eq(model.id))
-            .filter(versions::version.eq(&version.version))
-            .count()
-            .get_result(conn)
-            .await?;
-        if taken > 0 {
+        if model_versions::label_taken(tx, model.id, &version.version, None).await? {
             return Err(label_taken(&version.version));
         }
-        // The counter on the model row hands out numbers: never reused, even after deletes.
-        let (next, current): (i64, Option<Id>) = diesel::update(models::table.find(model.id))
-            .set((models::next_version_number.eq(models::next_version_number + 1_i64), models::updated_at.eq(now)))
-            .returning((models::next_version_number, models::current_version_id))
-            .get_result(conn)
-            .await?;
-        version.number = next - 1;
-        diesel::insert_into(versions::table)
-            .values(&version)
-            .execute(conn)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { label_taken(&version.version) } else { e.into() })?;
+        let (number, current) = models::take_version_number(tx, model.id, now).await?;
+        version.number = number;
+        if !model_versions::insert(tx, &version).await? {
+            return Err(label_taken(&version.version));
+        }
+        // The first version becomes the model's current one.
         if current.is_none() {
-            diesel::update(models::table.find(model.id))
-                .set(models::current_version_id.eq(version.id))
-                .execute(conn)
-                .await?;
+            models::set_current_version(tx, model.id, Some(version.id), now).await?;
         }
         Ok(())
-    })?;
+    })
+    .await?;
     Ok(version)
 }
 
@@ -242,25 +216,16 @@ pub async fn update(
             version.version, version.lifecycle
         )));
     }
-    with_tx!(db, conn => {
-        if let Some(new_label) = &changes.version {
-            let taken: i64 = versions::table
-                .filter(versions::model_id.eq(version.model_id))
-                .filter(versions::version.eq(new_label))
-                .filter(versions::id.ne(version.id))
-                .count()
-                .get_result(conn)
-                .await?;
-            if taken > 0 {
-                return Err(label_taken(new_label));
-            }
+    db.transaction(async |tx| {
+        if let Some(new_label) = &changes.version
+            && model_versions::label_taken(tx, version.model_id, new_label, Some(version.id))
+                .await?
+        {
+            return Err(label_taken(new_label));
         }
-        Ok(diesel::update(versions::table.find(version.id))
-            .set(&changes)
-            .returning(ModelVersion::as_returning())
-            .get_result(conn)
-            .await?)
+        model_versions::update(tx, version.id, &changes).await
     })
+    .await
 }
 
 /// Publishing needs at least one available artifact whose SHA-256 the server verified.
@@ -294,20 +259,18 @@ async fn set_lifecycle(
         VersionLifecycle::Deprecated => (version.published_at, Some(now)),
         VersionLifecycle::Draft => (version.published_at, version.deprecated_at),
     };
-    with_tx!(db, conn => {
-        diesel::update(versions::table.find(version.id).filter(versions::lifecycle.eq(version.lifecycle)))
-            .set((
-                versions::lifecycle.eq(next),
-                versions::published_at.eq(published_at),
-                versions::deprecated_at.eq(deprecated_at),
-                versions::updated_at.eq(now),
-            ))
-            .returning(ModelVersion::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?
-            .ok_or_else(|| AppError::precondition("the version changed state concurrently; read it again"))
-    })
+    let change = LifecycleChange {
+        from: version.lifecycle,
+        to: next,
+        published_at,
+        deprecated_at,
+        at: now,
+    };
+    db.transaction(async |tx| model_versions::set_lifecycle(tx, version.id, &change).await)
+        .await?
+        .ok_or_else(|| {
+            AppError::precondition("the version changed state concurrently; read it again")
+        })
 }
 
 /// Deletes a DRAFT version. Published and deprecated versions are immutable: a client that
@@ -323,52 +286,31 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion,
     if version.lifecycle != VersionLifecycle::Draft {
         return Err(frozen());
     }
-    with_tx!(db, conn => {
-        // Published since it was read: the statement below would remove it.
-        let still_draft = diesel::update(
-            versions::table
-                .find(version.id)
-                .filter(versions::lifecycle.eq(VersionLifecycle::Draft)),
-        )
-        .set(versions::updated_at.eq(Timestamp::now()))
-        .execute(conn)
-        .await?;
-        if still_draft == 0 {
+    let now = Timestamp::now();
+    db.transaction(async |tx| {
+        if model.current_version_id == Some(version.id) {
+            models::set_current_version(tx, model.id, None, now).await?;
+        }
+        artifacts::retire(tx, ArtifactSet::Version(version.id), now).await?;
+        if !model_versions::delete_draft(tx, version.id).await? {
+            // Published since it was read: nothing above is kept.
             return Err(AppError::precondition(format!(
                 "version {} was published meanwhile: published versions are immutable",
                 version.version
             )));
         }
-        if model.current_version_id == Some(version.id) {
-            diesel::update(models::table.find(model.id))
-                .set(models::current_version_id.eq(None::<Id>))
-                .execute(conn)
-                .await?;
-        }
-        crate::domain::artifacts::retire_artifacts!(
-            conn,
-            crate::db::schema::artifacts::version_id.eq(version.id),
-            Timestamp::now()
-        );
-        diesel::delete(versions::table.find(version.id)).execute(conn).await?;
-        diesel::update(models::table.find(model.id))
-            .set(models::updated_at.eq(Timestamp::now()))
-            .execute(conn)
-            .await?;
-        Ok(())
-    })?;
+        models::touch(tx, model.id, now).await
+    })
+    .await?;
     Ok(version)
 }
 
 pub async fn set_current(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppError> {
     let (version, model) = visible_version(db, caller, id, Role::Editor).await?;
-    with_tx!(db, conn => {
-        Ok(diesel::update(models::table.find(model.id))
-            .set((models::current_version_id.eq(version.id), models::updated_at.eq(Timestamp::now())))
-            .returning(Model::as_returning())
-            .get_result(conn)
-            .await?)
+    db.transaction(async |tx| {
+        models::set_current_version(tx, model.id, Some(version.id), Timestamp::now()).await
     })
+    .await
 }
 
 pub async fn list(
