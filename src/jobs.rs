@@ -6,19 +6,9 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-
 use crate::app::App;
-use crate::db::schema::{artifacts, blobs as blobs_table};
-use crate::db::{blobs, uploads, with_tx};
-use crate::domain::uploads as upload_rules;
+use crate::domain::{blobs as blob_rules, uploads as upload_rules};
 use crate::error::AppError;
-use crate::storage::blob_key;
-use crate::values::ArtifactStatus;
-use crate::values::Timestamp;
-
-const BATCH: i64 = 100;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,68 +24,12 @@ const STAGING_AGE: Duration = Duration::from_secs(6 * 3600);
 
 /// Marks open sessions whose time ran out as EXPIRED and removes their chunks.
 pub async fn expire_sessions(app: &App) -> Result<usize, AppError> {
-    let mut done = 0;
-    loop {
-        let ids = uploads::expired(&app.db, Timestamp::now(), BATCH).await?;
-        if ids.is_empty() {
-            return Ok(done);
-        }
-        let mut progressed = false;
-        for id in &ids {
-            if upload_rules::expire(app, *id).await? {
-                done += 1;
-                progressed = true;
-            }
-        }
-        if !progressed || (ids.len() as i64) < BATCH {
-            return Ok(done);
-        }
-    }
+    upload_rules::expire_overdue(app).await
 }
 
 /// Removes blobs that no available artifact names and nobody touched for `retention`.
-///
-/// The row is deleted and the bytes removed inside one transaction: an upload claiming the
-/// same digest meanwhile waits for it (PostgreSQL row lock, SQLite writer lock), then finds
-/// no row and writes the bytes again instead of trusting bytes about to vanish.
 pub async fn collect_blobs(app: &App, retention: Duration) -> Result<usize, AppError> {
-    let cutoff = Timestamp::from(chrono::Utc::now() - retention);
-    let mut done = 0;
-    loop {
-        let candidates = blobs::collectable(&app.db, cutoff, BATCH).await?;
-        if candidates.is_empty() {
-            return Ok(done);
-        }
-        let mut progressed = false;
-        for digest in &candidates {
-            let storage = app.storage.clone();
-            let removed = with_tx!(app.db, conn => {
-                let deleted = diesel::delete(
-                    blobs_table::table
-                        .find(digest)
-                        .filter(blobs_table::touched_at.lt(cutoff))
-                        .filter(diesel::dsl::not(diesel::dsl::exists(
-                            artifacts::table
-                                .filter(artifacts::sha256.eq(blobs_table::sha256))
-                                .filter(artifacts::status.eq(ArtifactStatus::Available)),
-                        ))),
-                )
-                .execute(conn)
-                .await?;
-                if deleted > 0 {
-                    storage.delete(&blob_key(digest)).await?;
-                }
-                Ok(deleted > 0)
-            })?;
-            if removed {
-                done += 1;
-                progressed = true;
-            }
-        }
-        if !progressed || (candidates.len() as i64) < BATCH {
-            return Ok(done);
-        }
-    }
+    blob_rules::collect(app, retention).await
 }
 
 /// One pass of every job.

@@ -302,3 +302,21 @@ pub async fn join_package(
         Ok(joined == 1)
     })
 }
+
+/// Inserts a new artifact; a current one takes the model's current mark from any other.
+pub async fn insert(tx: &mut Tx<'_>, artifact: &Artifact) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        if artifact.is_current {
+            diesel::update(
+                artifacts::table
+                    .filter(artifacts::model_id.eq(artifact.model_id))
+                    .filter(artifacts::is_current.eq(true)),
+            )
+            .set(artifacts::is_current.eq(false))
+            .execute(conn)
+            .await?;
+        }
+        diesel::insert_into(artifacts::table).values(artifact).execute(conn).await?;
+        Ok(())
+    })
+}

@@ -299,3 +299,14 @@ pub async fn delete_draft(tx: &mut Tx<'_>, id: Id) -> Result<bool, AppError> {
         Ok(deleted == 1)
     })
 }
+
+/// A version's lifecycle as it stands inside the transaction.
+pub async fn lifecycle_of(tx: &mut Tx<'_>, id: Id) -> Result<VersionLifecycle, AppError> {
+    on_tx!(tx, conn => {
+        Ok(model_versions::table
+            .find(id)
+            .select(model_versions::lifecycle)
+            .first(conn)
+            .await?)
+    })
+}

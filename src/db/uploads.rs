@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::{upload_chunks, upload_sessions};
-use crate::db::{Db, with_conn, with_tx};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{ArtifactKind, UploadMethod, UploadStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
@@ -111,7 +111,7 @@ pub async fn received(db: &Db, session_ids: &[Id]) -> Result<HashMap<Id, Vec<Rec
 /// session's status at that moment (what to refuse with when it is not open) and the
 /// generation this one replaced, whose object is now unreferenced.
 pub async fn record_chunk(
-    db: &Db,
+    tx: &mut Tx<'_>,
     session_id: Id,
     chunk: Received,
 ) -> Result<(UploadStatus, Option<Id>), AppError> {
@@ -121,11 +121,11 @@ pub async fn record_chunk(
         generation,
     } = chunk;
     let now = Timestamp::now();
-    with_tx!(db, conn => {
+    on_tx!(tx, conn => {
         let status: Option<UploadStatus> = diesel::update(
             upload_sessions::table
                 .find(session_id)
-                .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading]))
+                .filter(upload_sessions::status.eq_any(UploadStatus::OPEN))
                 .filter(upload_sessions::expires_at.gt(now)),
         )
         .set((upload_sessions::status.eq(UploadStatus::Uploading), upload_sessions::updated_at.eq(now)))
@@ -171,17 +171,17 @@ pub async fn record_chunk(
 /// Moves an open session to a final state (FAILED, EXPIRED) unless another request finished it
 /// first; answers whether this call did.
 pub async fn close(
-    db: &Db,
+    tx: &mut Tx<'_>,
     session_id: Id,
     status: UploadStatus,
     reason: Option<String>,
 ) -> Result<bool, AppError> {
     let now = Timestamp::now();
-    with_tx!(db, conn => {
+    on_tx!(tx, conn => {
         let changed = diesel::update(
             upload_sessions::table
                 .find(session_id)
-                .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading])),
+                .filter(upload_sessions::status.eq_any(UploadStatus::OPEN)),
         )
         .set((
             upload_sessions::status.eq(status),
@@ -203,12 +203,51 @@ pub async fn close(
 pub async fn expired(db: &Db, now: Timestamp, limit: i64) -> Result<Vec<Id>, AppError> {
     with_conn!(db, conn => {
         Ok(upload_sessions::table
-            .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading]))
+            .filter(upload_sessions::status.eq_any(UploadStatus::OPEN))
             .filter(upload_sessions::expires_at.le(now))
             .select(upload_sessions::id)
             .order(upload_sessions::expires_at.asc())
             .limit(limit)
             .load(conn)
             .await?)
+    })
+}
+
+pub async fn insert(tx: &mut Tx<'_>, session: &UploadSession) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        diesel::insert_into(upload_sessions::table).values(session).execute(conn).await?;
+        Ok(())
+    })
+}
+
+/// Marks an open session COMPLETED with its artifact and removes its chunk rows; `false` when
+/// another request completed or ended it first.
+pub async fn finish(
+    tx: &mut Tx<'_>,
+    session_id: Id,
+    artifact_id: Id,
+    now: Timestamp,
+) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        let claimed = diesel::update(
+            upload_sessions::table
+                .find(session_id)
+                .filter(upload_sessions::status.eq_any(UploadStatus::OPEN)),
+        )
+        .set((
+            upload_sessions::status.eq(UploadStatus::Completed),
+            upload_sessions::artifact_id.eq(artifact_id),
+            upload_sessions::completed_at.eq(now),
+            upload_sessions::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        if claimed == 0 {
+            return Ok(false);
+        }
+        diesel::delete(upload_chunks::table.filter(upload_chunks::session_id.eq(session_id)))
+            .execute(conn)
+            .await?;
+        Ok(true)
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod artifacts;
+pub mod blobs;
 pub mod bootstrap;
 pub mod models;
 pub mod organizations;

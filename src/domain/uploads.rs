@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use async_graphql::InputObject;
 use bytes::Bytes;
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
@@ -18,11 +16,10 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::db::artifacts::Artifact;
 use crate::db::models::Model;
-use crate::db::schema::{artifacts, models, upload_chunks, upload_sessions};
 use crate::db::uploads::{self, Received, UploadSession};
-use crate::db::{blobs, with_tx};
+use crate::db::{artifacts, blobs, model_versions, models};
 use crate::domain::artifacts::{self as artifact_rules, ArtifactFields};
-use crate::domain::models::visible_model;
+use crate::domain::models::{self as model_rules, visible_model};
 use crate::domain::prehash;
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
@@ -385,13 +382,9 @@ pub async fn create(
         expires_at: Timestamp::from(now.to_utc() + Duration::from_secs(ttl as u64)),
         completed_at: None,
     };
-    with_tx!(app.db, conn => {
-        diesel::insert_into(upload_sessions::table)
-            .values(&session)
-            .execute(conn)
-            .await?;
-        Ok(())
-    })?;
+    app.db
+        .transaction(async |tx| uploads::insert(tx, &session).await)
+        .await?;
     Ok(session)
 }
 
@@ -513,7 +506,10 @@ where
         size: expected_len,
         generation,
     };
-    let (status, replaced) = uploads::record_chunk(&app.db, session.id, chunk).await?;
+    let (status, replaced) = app
+        .db
+        .transaction(async |tx| uploads::record_chunk(tx, session.id, chunk).await)
+        .await?;
     if let Some(old) = replaced {
         app.storage
             .delete(&chunk_key(session.id, index, old))
@@ -732,13 +728,7 @@ pub async fn complete(
     let digest = match assemble(app, session, &state.received, expected).await {
         Ok(digest) => digest,
         Err(err @ AppError::ChecksumMismatch { .. }) => {
-            uploads::close(
-                &app.db,
-                session.id,
-                UploadStatus::Failed,
-                Some(err.message()),
-            )
-            .await?;
+            close(app, session.id, UploadStatus::Failed, Some(err.message())).await?;
             discard_parts(app, session.id).await;
             return Err(err);
         }
@@ -785,7 +775,11 @@ async fn assemble(
     let covered = start.1;
     let key = blob_key(&expected);
     let size = session.total_size_bytes.0;
-    let stored = blobs::claim(&app.db, &expected, size).await? && app.storage.exists(&key).await?;
+    let claimed = app
+        .db
+        .transaction(async |tx| blobs::claim(tx, &expected, size).await)
+        .await?;
+    let stored = claimed && app.storage.exists(&key).await?;
     if stored {
         // The bytes are already stored under this digest: only prove these parts match them.
         let actual = read_parts(app, session, received, start, None).await?;
@@ -874,56 +868,31 @@ async fn commit(
         created_at: now,
         updated_at: now,
     };
-    let won = with_tx!(app.db, conn => {
-        let claimed = diesel::update(
-            upload_sessions::table
-                .find(session.id)
-                .filter(upload_sessions::status.eq_any([UploadStatus::Initialized, UploadStatus::Uploading])),
-        )
-        .set((
-            upload_sessions::status.eq(UploadStatus::Completed),
-            upload_sessions::artifact_id.eq(artifact.id),
-            upload_sessions::completed_at.eq(now),
-            upload_sessions::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-        if claimed == 0 {
-            return Ok(false);
-        }
-        if let Some(version_id) = session.version_id {
-            // Published between the checks and now: the version's artifacts are fixed.
-            let lifecycle: VersionLifecycle = crate::db::schema::model_versions::table
-                .find(version_id)
-                .select(crate::db::schema::model_versions::lifecycle)
-                .first(conn)
-                .await?;
-            if lifecycle != VersionLifecycle::Draft {
-                return Err(AppError::precondition(format!(
-                    "the version was {lifecycle} before the upload completed; its artifacts cannot change"
-                )));
+    let won = app
+        .db
+        .transaction(async |tx| {
+            if !uploads::finish(tx, session.id, artifact.id, now).await? {
+                return Ok(false);
             }
-        }
-        if artifact.is_current {
-            diesel::update(artifacts::table.filter(artifacts::model_id.eq(model.id)).filter(artifacts::is_current.eq(true)))
-                .set(artifacts::is_current.eq(false))
-                .execute(conn)
-                .await?;
-        }
-        diesel::insert_into(artifacts::table).values(&artifact).execute(conn).await?;
-        diesel::update(models::table.find(model.id).filter(models::status.eq(ModelStatus::Pending)))
-            .set(models::status.eq(ModelStatus::Ready))
-            .execute(conn)
-            .await?;
-        diesel::update(models::table.find(model.id))
-            .set(models::updated_at.eq(now))
-            .execute(conn)
-            .await?;
-        diesel::delete(upload_chunks::table.filter(upload_chunks::session_id.eq(session.id)))
-            .execute(conn)
-            .await?;
-        Ok(true)
-    })?;
+            if let Some(version_id) = session.version_id {
+                // Published between the checks and now: the version's artifacts are fixed.
+                let lifecycle = model_versions::lifecycle_of(tx, version_id).await?;
+                if lifecycle != VersionLifecycle::Draft {
+                    return Err(AppError::precondition(format!(
+                        "the version was {lifecycle} before the upload completed; its artifacts cannot change"
+                    )));
+                }
+            }
+            artifacts::insert(tx, &artifact).await?;
+            // The first verified artifact makes a PENDING model READY.
+            let current = models::get(tx, model.id).await?;
+            if current.status == ModelStatus::Pending {
+                model_rules::set_status(tx, &current, ModelStatus::Ready, now).await?;
+            }
+            models::touch(tx, model.id, now).await?;
+            Ok(true)
+        })
+        .await?;
     if won {
         return Ok(artifact);
     }
@@ -950,8 +919,8 @@ async fn discard_parts(app: &App, session: Id) {
 
 pub async fn abort(app: &App, caller: &Principal, id: Id) -> Result<UploadSession, AppError> {
     let (session, _) = visible_session(app, caller, id, Role::Editor).await?;
-    if !uploads::close(
-        &app.db,
+    if !close(
+        app,
         session.id,
         UploadStatus::Failed,
         Some("aborted".into()),
@@ -966,13 +935,49 @@ pub async fn abort(app: &App, caller: &Principal, id: Id) -> Result<UploadSessio
         .ok_or(AppError::NotFound("upload session"))
 }
 
+/// Ends an open session as FAILED or EXPIRED; `false` when another request finished it first.
+async fn close(
+    app: &App,
+    id: Id,
+    status: UploadStatus,
+    reason: Option<String>,
+) -> Result<bool, AppError> {
+    app.db
+        .transaction(async |tx| uploads::close(tx, id, status, reason).await)
+        .await
+}
+
 /// Marks one expired session and removes its parts: the expiry job's unit of work.
 pub async fn expire(app: &App, id: Id) -> Result<bool, AppError> {
-    let closed = uploads::close(&app.db, id, UploadStatus::Expired, None).await?;
+    let closed = close(app, id, UploadStatus::Expired, None).await?;
     if closed {
         discard_parts(app, id).await;
     }
     Ok(closed)
+}
+
+/// Sessions the expiry job handles per statement.
+const EXPIRY_BATCH: i64 = 100;
+
+/// Marks open sessions whose time ran out as EXPIRED and removes their chunks.
+pub async fn expire_overdue(app: &App) -> Result<usize, AppError> {
+    let mut done = 0;
+    loop {
+        let ids = uploads::expired(&app.db, Timestamp::now(), EXPIRY_BATCH).await?;
+        if ids.is_empty() {
+            return Ok(done);
+        }
+        let mut progressed = false;
+        for id in &ids {
+            if expire(app, *id).await? {
+                done += 1;
+                progressed = true;
+            }
+        }
+        if !progressed || (ids.len() as i64) < EXPIRY_BATCH {
+            return Ok(done);
+        }
+    }
 }
 
 /// Sessions of a model the caller may read, with their received chunks.
@@ -994,11 +999,9 @@ pub async fn list(
         .iter()
         .flat_map(|s| match s {
             UploadStatus::Expired => {
-                vec![
-                    UploadStatus::Expired,
-                    UploadStatus::Initialized,
-                    UploadStatus::Uploading,
-                ]
+                let mut stored = vec![UploadStatus::Expired];
+                stored.extend(UploadStatus::OPEN);
+                stored
             }
             other => vec![*other],
         })

@@ -111,8 +111,10 @@ text_enum! {
 }
 
 impl UploadStatus {
-    /// Whether the session still takes chunks and may be completed.
+    /// The states of a session that still takes chunks and may be completed.
+    pub const OPEN: [UploadStatus; 2] = [UploadStatus::Initialized, UploadStatus::Uploading];
+
     pub fn is_open(self) -> bool {
-        matches!(self, UploadStatus::Initialized | UploadStatus::Uploading)
+        UploadStatus::OPEN.contains(&self)
     }
 }
