@@ -24,7 +24,8 @@ impl App {
     pub async fn open(config: Config) -> anyhow::Result<App> {
         let db = Db::connect(&config.database_url(), config.db_pool_size).await?;
         let storage = Storage::open(&config.storage_url())?;
-        let key = blobs::secret(&db, "url-signing-key", random_key)
+        let key = db
+            .transaction(async |tx| blobs::secret(tx, "url-signing-key", random_key).await)
             .await
             .map_err(|e| anyhow::anyhow!("reading the URL-signing key: {}", e.message()))?;
         Ok(App {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+mod layering;
 pub mod logging;
 pub mod storage;
 pub mod values;

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::{artifacts, blobs, server_secrets};
-use crate::db::{Db, Tx, on_tx, with_conn, with_tx};
+use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::ArtifactStatus;
 use crate::values::Timestamp;
@@ -65,12 +65,12 @@ pub async fn collectable(db: &Db, cutoff: Timestamp, limit: i64) -> Result<Vec<S
 
 /// The named secret, created from `generate` by whichever replica asks first.
 pub async fn secret(
-    db: &Db,
+    tx: &mut Tx<'_>,
     name: &str,
     generate: impl FnOnce() -> String,
 ) -> Result<String, AppError> {
     let candidate = generate();
-    with_tx!(db, conn => {
+    on_tx!(tx, conn => {
         diesel::insert_into(server_secrets::table)
             .values((
                 server_secrets::name.eq(name),

@@ -1,13 +1,13 @@
 //! Database access for both backends from one query codebase.
 //!
 //! `#[derive(MultiConnection)]` does not work with diesel-async connections, so [`Pool`] is an
-//! enum of two deadpool pools and the macros [`with_conn!`] and [`with_tx!`] expand a query body
-//! once per concrete connection type: each query is written once and type-checked against both.
+//! enum of two deadpool pools and the macros [`with_conn!`] (reads) and [`on_tx!`] (statements in a
+//! [`Tx`], which every write takes) expand a query body once per concrete connection type: each
+//! query is written once and type-checked against both.
 
 pub mod api_keys;
 pub mod artifacts;
 pub mod blobs;
-pub mod loaders;
 pub mod model_versions;
 pub mod models;
 pub mod organizations;
@@ -394,22 +394,6 @@ macro_rules! with_conn {
     };
 }
 pub(crate) use with_conn;
-
-/// Runs `$body` in one transaction: committed when it returns `Ok`, rolled back on `Err`.
-/// Every write goes through here, even a single statement, so that on SQLite it holds the
-/// writer lock (see [`Db`]) and cannot invalidate another transaction's read snapshot.
-macro_rules! with_tx {
-    ($db:expr, $conn:ident => $body:expr) => {{
-        let _writer = $db.write_guard().await;
-        $crate::db::with_conn!($db, tx_conn => {
-            diesel_async::AsyncConnection::transaction(tx_conn, async |$conn| -> Result<_, $crate::error::AppError> {
-                $body
-            })
-            .await
-        })
-    }};
-}
-pub(crate) use with_tx;
 
 #[cfg(test)]
 mod tests {

@@ -271,14 +271,6 @@ pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, A
         .ok_or(AppError::NotFound("artifact"))
 }
 
-/// Whether a version has an available artifact: every stored artifact's SHA-256 was computed
-/// by this server from its bytes, so available means verified.
-pub async fn has_verified_artifact(db: &crate::db::Db, version_id: Id) -> Result<bool, AppError> {
-    Ok(!artifacts::list(db, ArtifactSet::Version(version_id), None)
-        .await?
-        .is_empty())
-}
-
 #[derive(Debug, InputObject)]
 pub struct PackageMemberInput {
     pub artifact_id: Id,

@@ -4,11 +4,11 @@ use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::auth::{ScopeKind, Viewer};
 use crate::db::api_keys::ApiKey;
-use crate::db::loaders::{OrganizationKey, ProjectKey};
 use crate::db::organizations::Organization;
 use crate::db::page::Cursor;
 use crate::db::projects::Project;
 use crate::domain::api_keys::{self, CreateApiKeyInput};
+use crate::graphql::loaders::{OrganizationKey, ProjectKey};
 use crate::values::Id;
 
 #[ComplexObject]

@@ -3,12 +3,12 @@ use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleO
 use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::db::artifacts::{self, Artifact, ArtifactSet, PackageRow};
-use crate::db::loaders::{ModelKey, VersionKey};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::page::Cursor;
 use crate::domain::artifacts::{self as rules, CreateArtifactPackageInput, UpdateArtifactInput};
 use crate::error::AppError;
+use crate::graphql::loaders::{ModelKey, VersionKey};
 use crate::values::{ArtifactKind, Role};
 use crate::values::{Id, Timestamp};
 

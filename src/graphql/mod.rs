@@ -5,6 +5,7 @@ mod api_keys;
 mod artifacts;
 mod errors;
 mod guard;
+pub mod loaders;
 mod models;
 mod organizations;
 mod pagination;
@@ -17,8 +18,8 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::db::Db;
-use crate::db::loaders::RegistryLoader;
 use crate::error::AppError;
+use crate::graphql::loaders::RegistryLoader;
 
 pub use guard::{MAX_FRAGMENTS, MAX_NESTING};
 
@@ -81,7 +82,7 @@ pub fn request_data(
     caller: Result<Principal, AppError>,
     origin: String,
 ) -> async_graphql::Request {
-    let loader = crate::db::loaders::per_request(app.db.clone());
+    let loader = crate::graphql::loaders::per_request(app.db.clone());
     request
         .data(app.db.clone())
         .data(app)

@@ -8,10 +8,6 @@ use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::db::api_keys::ApiKey;
 use crate::db::artifacts::{Artifact, ArtifactSet};
-use crate::db::loaders::{
-    ArtifactCountKey, CurrentArtifactKey, LatestPublishedKey, NewestVersionsKey, OrganizationKey,
-    ProjectKey, RegistryLoader, VersionCountKey, VersionKey,
-};
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
 use crate::db::organizations::Organization;
@@ -20,6 +16,10 @@ use crate::db::projects::Project;
 use crate::domain::models::{self, CreateModelInput, Tag, UpdateModelInput};
 use crate::domain::{organizations, versions};
 use crate::error::AppError;
+use crate::graphql::loaders::{
+    ArtifactCountKey, CurrentArtifactKey, LatestPublishedKey, NewestVersionsKey, OrganizationKey,
+    ProjectKey, RegistryLoader, VersionCountKey, VersionKey,
+};
 use crate::values::ArtifactKind;
 use crate::values::Id;
 

@@ -2,7 +2,6 @@ use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
 
 use super::ContextExt;
 use super::pagination::{self, Conn};
-use crate::db::loaders::OrganizationKey;
 use crate::db::organizations::Organization;
 use crate::db::page::Cursor;
 use crate::db::projects::Project;
@@ -10,6 +9,7 @@ use crate::domain::organizations::{
     self, CreateOrganizationInput, CreateProjectInput, UpdateProjectQuotasInput,
 };
 use crate::error::AppError;
+use crate::graphql::loaders::OrganizationKey;
 use crate::values::Id;
 
 fn org_cursor(o: &Organization) -> Cursor {

@@ -3,7 +3,6 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::db::artifacts::Artifact;
-use crate::db::loaders::{ModelKey, VersionKey};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::page::Cursor;
@@ -11,6 +10,7 @@ use crate::domain::uploads::{
     self, CompleteUploadSessionInput, CreateUploadSessionInput, SessionState, UploadSessionFilter,
 };
 use crate::error::AppError;
+use crate::graphql::loaders::{ModelKey, VersionKey};
 use crate::values::{ArtifactKind, Role, UploadMethod, UploadStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
 
