@@ -23,7 +23,7 @@ mod tests {
 
     /// Files that still carry GraphQL types below the translating layers; the structural issue
     /// moves them out. New files may not join this list.
-    const STILL_CARRYING_GRAPHQL: [&str; 12] = [
+    const STILL_CARRYING_GRAPHQL: [&str; 14] = [
         "src/db/api_keys.rs",
         "src/db/artifacts.rs",
         "src/db/model_versions.rs",
@@ -34,7 +34,9 @@ mod tests {
         "src/domain/artifacts.rs",
         "src/domain/models.rs",
         "src/domain/organizations.rs",
-        "src/domain/uploads.rs",
+        "src/domain/uploads/completing.rs",
+        "src/domain/uploads/mod.rs",
+        "src/domain/uploads/sessions.rs",
         "src/domain/versions.rs",
     ];
 
@@ -148,7 +150,16 @@ mod tests {
             let name = format!("src/{}", relative.display());
             let translating = matches!(own_module.as_str(), "db" | "domain");
             if translating && !STILL_CARRYING_GRAPHQL.contains(&name.as_str()) {
-                for banned in ["async_graphql", "axum::", "http::"] {
+                let banned_words = [
+                    "async_graphql",
+                    "InputObject",
+                    "SimpleObject",
+                    "MaybeUndefined",
+                    "#[graphql",
+                    "axum::",
+                    "http::",
+                ];
+                for banned in banned_words {
                     if text.contains(banned) {
                         problems.push(format!(
                             "{name} uses {banned}: translation belongs above domain"

@@ -7,7 +7,6 @@ pub mod blobs;
 pub mod bootstrap;
 pub mod models;
 pub mod organizations;
-pub mod prehash;
 pub mod uploads;
 pub mod validate;
 pub mod versions;

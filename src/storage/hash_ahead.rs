@@ -1,7 +1,7 @@
 //! What this replica has hashed of each upload so far, so completion does not start from zero.
 //!
 //! SHA-256 is sequential: chunk `n` can be hashed only after chunks `0..n`. Whenever a replica
-//! stores a chunk, `domain::prehash` hashes the contiguous run of stored chunks that follows
+//! stores a chunk, `domain::uploads::prehash` hashes the contiguous run of stored chunks that follows
 //! what was already hashed and records the state here. Completion on the same replica continues
 //! from that state. It is only a head start: chunk objects are immutable and named by
 //! generation, so a state is used only when the generations it hashed are exactly the first
