@@ -10,7 +10,7 @@ mod tests {
     /// How high a top-level module sits; a file may import its own level and below.
     fn rank(module: &str) -> Option<u8> {
         Some(match module {
-            "values" | "error" | "config" | "logging" | "layering" => 0,
+            "values" | "error" | "config" | "logging" | "layering" | "routes" => 0,
             "db" | "storage" => 1,
             "auth" | "app" => 2,
             "domain" => 3,

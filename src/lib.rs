@@ -15,6 +15,7 @@ pub mod http;
 pub mod jobs;
 mod layering;
 pub mod logging;
+pub mod routes;
 pub mod storage;
 pub mod values;
 

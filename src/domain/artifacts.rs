@@ -13,6 +13,7 @@ use crate::domain::models::visible_model;
 use crate::domain::validate;
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
+use crate::routes;
 use crate::storage::blob_key;
 use crate::values::{ArtifactStatus, Role, VersionLifecycle};
 use crate::values::{Id, JsonText, Timestamp};
@@ -399,10 +400,6 @@ pub fn url_ttl(seconds: i32, max_secs: u64) -> Result<Duration, AppError> {
     Ok(Duration::from_secs(seconds as u64))
 }
 
-pub fn download_path(id: Id) -> String {
-    format!("/v1/artifacts/{id}/download")
-}
-
 /// The storage service's own presigned URL where it signs one, else this server's HMAC URL.
 pub async fn signed_download_url(
     app: &App,
@@ -419,12 +416,12 @@ pub async fn signed_download_url(
             .presign_read(
                 &blob_key(&artifact.sha256),
                 ttl,
-                &content_disposition(&artifact.file_name),
+                &routes::content_disposition(&artifact.file_name),
             )
             .await?;
         return Ok(SignedUrl { url, expires_at });
     }
-    let path = download_path(artifact.id);
+    let path = routes::download_path(artifact.id);
     let query = app
         .signer
         .sign("GET", &path, expires.timestamp(), caller.key.id);
@@ -432,30 +429,6 @@ pub async fn signed_download_url(
         url: format!("{origin}{path}?{query}"),
         expires_at,
     })
-}
-
-/// `attachment` with an ASCII fallback name and the exact name in RFC 5987 form: quotes,
-/// backslashes and non-ASCII never reach the plain parameter.
-pub fn content_disposition(file_name: &str) -> String {
-    let fallback: String = file_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-+ ()[]".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut encoded = String::new();
-    for b in file_name.bytes() {
-        if b.is_ascii_alphanumeric() || b"._-~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 pub async fn package_members(app: &App, package: &PackageRow) -> Result<Vec<Artifact>, AppError> {
@@ -498,14 +471,6 @@ mod tests {
         assert_eq!(format_of("README", None), None);
         let meta = JsonText(serde_json::json!({"format": "ONNX"}));
         assert_eq!(format_of("m.bin", Some(&meta)).as_deref(), Some("onnx"));
-    }
-
-    #[test]
-    fn dispositions_are_safe() {
-        assert_eq!(
-            content_disposition("a\"b é.bin"),
-            "attachment; filename=\"a_b _.bin\"; filename*=UTF-8''a%22b%20%C3%A9.bin"
-        );
     }
 
     #[test]

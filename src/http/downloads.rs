@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use super::{SignedQuery, caller, parse_id};
 use crate::app::App;
-use crate::domain::artifacts::{content_disposition, download_path, visible_artifact};
+use crate::domain::artifacts::visible_artifact;
 use crate::error::AppError;
+use crate::routes::{content_disposition, download_path};
 use crate::storage::blob_key;
 use crate::values::Role;
 

@@ -28,14 +28,15 @@ use crate::app::App;
 use crate::auth::{self, Principal};
 use crate::error::AppError;
 use crate::graphql::{self, RegistrySchema};
+use crate::routes;
 
 pub fn router(app: App) -> Router {
     let body_timeout = std::time::Duration::from_secs(app.config.body_read_timeout_secs.max(1));
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
-        .route("/v1/uploads/{id}/chunks/{index}", put(uploads::put_chunk))
-        .route("/v1/uploads/{id}/direct", put(uploads::put_direct))
-        .route("/v1/artifacts/{id}/download", get(downloads::download))
+        .route(routes::CHUNK_ROUTE, put(uploads::put_chunk))
+        .route(routes::DIRECT_UPLOAD_ROUTE, put(uploads::put_direct))
+        .route(routes::DOWNLOAD_ROUTE, get(downloads::download))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::{SignedQuery, caller, origin, parse_id};
 use crate::app::App;
-use crate::domain::uploads::{self, ChunkRequest};
+use crate::domain::uploads::{self, ChunkRequest, SessionState};
 use crate::error::AppError;
+use crate::values::Timestamp;
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
     headers
@@ -56,6 +57,36 @@ pub fn parse_content_digest(header: &str) -> Result<String, AppError> {
     sha256
         .map(hex::encode)
         .ok_or_else(|| bad("only sha-256 is checked: send `sha-256=:<base64>:`".into()))
+}
+
+/// The REST answer for a session: the same fields and names as the GraphQL type.
+fn session_json(state: &SessionState) -> serde_json::Value {
+    let s = &state.session;
+    let ts = |t: Timestamp| async_graphql::ScalarType::to_value(&t).into_json().ok();
+    serde_json::json!({
+        "id": s.id,
+        "modelId": s.model_id,
+        "versionId": s.version_id,
+        "method": s.method.as_str(),
+        "fileName": s.file_name,
+        "contentType": s.content_type,
+        "totalSizeBytes": s.total_size_bytes.0,
+        "expectedSha256": s.expected_sha256,
+        "chunkSizeBytes": s.chunk_size_bytes.0,
+        "chunkCount": s.chunk_count,
+        "artifactKind": s.artifact_kind.as_str(),
+        "status": state.effective_status().as_str(),
+        "failureReason": s.failure_reason,
+        "receivedBytes": state.received_total(),
+        "receivedChunks": state.received_indexes(),
+        "missingChunks": state.missing(),
+        "chunkUrlTemplate": state.chunk_url_template,
+        "artifactId": s.artifact_id,
+        "expiresAt": ts(s.expires_at),
+        "createdAt": ts(s.created_at),
+        "updatedAt": ts(s.updated_at),
+        "completedAt": s.completed_at.and_then(ts),
+    })
 }
 
 /// Every `Content-Digest` line, as one list: a second line may not slip a value past.
@@ -108,7 +139,7 @@ pub async fn put_chunk(
             &origin(&app, &headers),
         )
         .await?;
-        Ok::<_, AppError>(axum::Json(state.to_json()))
+        Ok::<_, AppError>(axum::Json(session_json(&state)))
     }
     .await;
     finish(result)
@@ -125,7 +156,7 @@ pub async fn put_direct(
     let result = async {
         let session = parse_id(&id, "upload session")?;
         let signer = signed
-            .verify(&app, "PUT", &format!("/v1/uploads/{id}/direct"))
+            .verify(&app, "PUT", &crate::routes::direct_upload_path(session))
             .await?;
         uploads::put_direct(
             &app,

@@ -33,6 +33,7 @@ use crate::domain::artifacts::{self as artifact_rules, ArtifactFields};
 use crate::domain::models::{self as model_rules, visible_model};
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
+use crate::routes;
 use crate::storage::{
     self, BackgroundHasher, blob_key, chunk_key, direct_key, hex_digest, upload_prefix,
 };
@@ -92,36 +93,6 @@ impl SessionState {
             })
             .collect()
     }
-
-    /// The REST sidecar's answer: the same fields and names as the GraphQL type.
-    pub fn to_json(&self) -> serde_json::Value {
-        let s = &self.session;
-        let ts = |t: Timestamp| async_graphql::ScalarType::to_value(&t).into_json().ok();
-        serde_json::json!({
-            "id": s.id,
-            "modelId": s.model_id,
-            "versionId": s.version_id,
-            "method": s.method.as_str(),
-            "fileName": s.file_name,
-            "contentType": s.content_type,
-            "totalSizeBytes": s.total_size_bytes.0,
-            "expectedSha256": s.expected_sha256,
-            "chunkSizeBytes": s.chunk_size_bytes.0,
-            "chunkCount": s.chunk_count,
-            "artifactKind": s.artifact_kind.as_str(),
-            "status": self.effective_status().as_str(),
-            "failureReason": s.failure_reason,
-            "receivedBytes": self.received_total(),
-            "receivedChunks": self.received_indexes(),
-            "missingChunks": self.missing(),
-            "chunkUrlTemplate": self.chunk_url_template,
-            "artifactId": s.artifact_id,
-            "expiresAt": ts(s.expires_at),
-            "createdAt": ts(s.created_at),
-            "updatedAt": ts(s.updated_at),
-            "completedAt": s.completed_at.and_then(ts),
-        })
-    }
 }
 
 /// A session whose model the caller may act on with `role`; otherwise NOT_FOUND.
@@ -158,7 +129,7 @@ pub async fn state(
 
 fn state_of(session: UploadSession, received: Vec<Received>, origin: &str) -> SessionState {
     let chunk_url_template = (session.method == UploadMethod::Chunked)
-        .then(|| format!("{origin}/v1/uploads/{}/chunks/{{index}}", session.id));
+        .then(|| format!("{origin}{}", routes::chunk_path_template(session.id)));
     SessionState {
         session,
         received,

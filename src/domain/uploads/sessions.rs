@@ -259,7 +259,7 @@ pub async fn direct_upload_url(
     let key = session
         .created_by
         .ok_or_else(|| AppError::internal("an upload session without its creating key"))?;
-    let path = format!("/v1/uploads/{}/direct", session.id);
+    let path = routes::direct_upload_path(session.id);
     // Valid as long as the session, but never longer than a signed URL may live.
     let longest = chrono::Utc::now().timestamp()
         + i64::try_from(app.config.max_signed_url_secs).unwrap_or(i64::MAX / 2);
