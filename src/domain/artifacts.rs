@@ -410,15 +410,7 @@ pub async fn signed_download_url(
 ) -> Result<SignedUrl, AppError> {
     let expires = chrono::Utc::now() + ttl;
     let expires_at = Timestamp::from(expires);
-    if app.storage.presigns() {
-        let url = app
-            .storage
-            .presign_read(
-                &blob_key(&artifact.sha256),
-                ttl,
-                &routes::content_disposition(&artifact.file_name),
-            )
-            .await?;
+    if let Some(url) = presigned_read(app, artifact, ttl).await? {
         return Ok(SignedUrl { url, expires_at });
     }
     let path = routes::download_path(artifact.id);
@@ -429,6 +421,33 @@ pub async fn signed_download_url(
         url: format!("{origin}{path}?{query}"),
         expires_at,
     })
+}
+
+/// How long the storage service's URL behind `?redirect=true` lives: the client follows the
+/// redirect at once, so minutes are plenty, and a leaked Location header soon goes stale.
+const REDIRECT_TTL: Duration = Duration::from_secs(300);
+
+/// Where `?redirect=true` sends a download: the storage service's own URL, where it signs
+/// one; `None` serves the bytes from here.
+pub async fn redirect_url(app: &App, artifact: &Artifact) -> Result<Option<String>, AppError> {
+    presigned_read(app, artifact, REDIRECT_TTL).await
+}
+
+/// The storage service's presigned read URL, when it signs one: the one place the
+/// presign-or-serve choice is made for downloads.
+async fn presigned_read(
+    app: &App,
+    artifact: &Artifact,
+    ttl: Duration,
+) -> Result<Option<String>, AppError> {
+    if !app.storage.presigns() {
+        return Ok(None);
+    }
+    let disposition = routes::content_disposition(&artifact.file_name);
+    app.storage
+        .presign_read(&blob_key(&artifact.sha256), ttl, &disposition)
+        .await
+        .map(Some)
 }
 
 pub async fn package_members(app: &App, package: &PackageRow) -> Result<Vec<Artifact>, AppError> {

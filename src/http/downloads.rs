@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{SignedQuery, caller, parse_id};
 use crate::app::App;
-use crate::domain::artifacts::visible_artifact;
+use crate::domain::artifacts::{self as artifact_rules, visible_artifact};
 use crate::error::AppError;
 use crate::routes::{content_disposition, download_path};
 use crate::storage::blob_key;
@@ -90,15 +90,9 @@ async fn serve(
     } else {
         let caller = caller(app, headers).await?;
         let (artifact, _) = visible_artifact(app, &caller, id, Role::Viewer).await?;
-        if query.redirect.as_deref() == Some("true") && app.storage.presigns() {
-            let url = app
-                .storage
-                .presign_read(
-                    &blob_key(&artifact.sha256),
-                    std::time::Duration::from_secs(300),
-                    &content_disposition(&artifact.file_name),
-                )
-                .await?;
+        if query.redirect.as_deref() == Some("true")
+            && let Some(url) = artifact_rules::redirect_url(app, &artifact).await?
+        {
             return Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response());
         }
         artifact

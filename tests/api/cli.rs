@@ -114,16 +114,15 @@ impl Server {
     }
 
     async fn viewer(&self, key: &str) -> Value {
-        reqwest::Client::new()
-            .post(format!("{}/graphql", self.base))
-            .bearer_auth(key)
-            .json(&json!({ "query": "{ viewer { role scope } }" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let client = reqwest::Client::new();
+        crate::support::post_graphql(
+            &client,
+            &self.base,
+            key,
+            "{ viewer { role scope } }",
+            json!({}),
+        )
+        .await
     }
 }
 

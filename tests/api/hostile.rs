@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cli::Setup;
-use crate::support::{CHUNK, TestApp, bytes_of, sha256_hex};
+use crate::support::{CHUNK, TestApp, bytes_of, graphql_data, sha256_hex};
 
 const CREATE_SESSION: &str = "mutation($i: CreateUploadSessionInput!) { createUploadSession(input: $i) { uploadSession { id chunkCount missingChunks } } }";
 const CREATE_DIRECT: &str = "mutation($i: CreateUploadSessionInput!) { createDirectUpload(input: $i) { uploadUrl uploadSession { id } } }";
@@ -165,17 +165,8 @@ async fn nesting_cannot_abort_the_process(postgres: bool) {
     assert_eq!(health.status(), 200);
     // Still serving real work after all that.
     let key = server.admin_key();
-    let viewer: Value = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&key)
-        .json(&json!({ "query": "{ viewer { role } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(viewer["data"]["viewer"]["role"], "ADMIN");
+    let viewer = graphql_data(&base, &key, "{ viewer { role } }", json!({})).await;
+    assert_eq!(viewer["viewer"]["role"], "ADMIN");
 }
 
 /// The server at `RUST_LOG=trace` through key creation, signing and downloads: no secret, key,
@@ -205,22 +196,8 @@ async fn secrets_stay_out_of_the_logs(postgres: bool) {
     let base = server.base.clone();
     let client = reqwest::Client::new();
     let gql = |key: String, query: &'static str, variables: Value| {
-        let client = client.clone();
         let base = base.clone();
-        async move {
-            let body: Value = client
-                .post(format!("{base}/graphql"))
-                .bearer_auth(key)
-                .json(&json!({ "query": query, "variables": variables }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert!(body.get("errors").is_none(), "{body}");
-            body["data"].clone()
-        }
+        async move { graphql_data(&base, &key, query, variables).await }
     };
     let created = gql(
         admin.clone(),

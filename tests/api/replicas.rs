@@ -10,18 +10,7 @@ use crate::cli::{Server, Setup};
 use crate::support::{CHUNK, bytes_of, sha256_hex};
 
 async fn gql(base: &str, key: &str, query: &str, variables: Value) -> Value {
-    let response: Value = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(key)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(response.get("errors").is_none(), "{response:#}");
-    response["data"].clone()
+    crate::support::graphql_data(base, key, query, variables).await
 }
 
 async fn put(base: &str, key: &str, session: &str, index: usize, bytes: &[u8]) -> u16 {

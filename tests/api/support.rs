@@ -73,6 +73,36 @@ macro_rules! per_backend {
     )*};
 }
 
+/// Posts a GraphQL request to the server at `base` with `key` (none when empty); answers the
+/// whole response, which must be a 200 with JSON. The one GraphQL client of the tests.
+pub async fn post_graphql(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut request = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    if !key.is_empty() {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("request reaches the server");
+    assert_eq!(response.status(), 200, "GraphQL answers 200");
+    response.json().await.expect("GraphQL answers JSON")
+}
+
+/// The `data` of a request that must succeed, at the server at `base`.
+pub async fn graphql_data(base: &str, key: &str, query: &str, variables: Value) -> Value {
+    let response = post_graphql(&reqwest::Client::new(), base, key, query, variables).await;
+    assert!(
+        response.get("errors").is_none(),
+        "{response:#}\nquery: {query}"
+    );
+    response["data"].clone()
+}
+
 pub struct TestApp {
     pub app: App,
     pub base: String,
@@ -385,16 +415,7 @@ impl TestApp {
 
     /// Posts a GraphQL request with `key` (none when empty) and returns the whole response.
     pub async fn gql(&self, key: &str, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.base))
-            .json(&json!({ "query": query, "variables": variables }));
-        if !key.is_empty() {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.expect("request reaches the server");
-        assert_eq!(response.status(), 200, "GraphQL answers 200");
-        response.json().await.expect("GraphQL answers JSON")
+        post_graphql(&self.client, &self.base, key, query, variables).await
     }
 
     /// The `data` of a request that must succeed.
