@@ -6,6 +6,7 @@ use async_graphql::SimpleObject;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::db::page::{Page, PageRequest};
 use crate::db::schema::{artifact_packages, artifacts, blobs};
 use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
@@ -106,6 +107,56 @@ pub async fn list(
             query = query.filter(artifacts::kind.eq(kind));
         }
         Ok(query.load(conn).await?)
+    })
+}
+
+/// One page of the available artifacts of a set, newest first, read by keyset in SQL (ids are
+/// time-ordered UUIDv7, so the id is the sort key and the cursor).
+pub async fn page(
+    db: &Db,
+    set: ArtifactSet,
+    kind: Option<ArtifactKind>,
+    page: &PageRequest,
+    count_total: bool,
+) -> Result<Page<Artifact>, AppError> {
+    let ascending = page.ascending(false);
+    let after = page.cursor.as_ref().map(|c| c.id);
+    with_conn!(db, conn => {
+        let matching = || {
+            let mut query = artifacts::table
+                .filter(artifacts::status.eq(ArtifactStatus::Available))
+                .into_boxed();
+            query = match set {
+                ArtifactSet::Model(id) => query.filter(artifacts::model_id.eq(id)),
+                ArtifactSet::Version(id) => query.filter(artifacts::version_id.eq(id)),
+                ArtifactSet::Package(id) => query.filter(artifacts::package_id.eq(id)),
+                ArtifactSet::One(id) => query.filter(artifacts::id.eq(id)),
+            };
+            if let Some(kind) = kind {
+                query = query.filter(artifacts::kind.eq(kind));
+            }
+            query
+        };
+        let total = if count_total {
+            Some(matching().count().get_result::<i64>(conn).await?)
+        } else {
+            None
+        };
+        let mut query = matching().select(Artifact::as_select());
+        if let Some(after) = after {
+            query = if ascending {
+                query.filter(artifacts::id.gt(after))
+            } else {
+                query.filter(artifacts::id.lt(after))
+            };
+        }
+        query = if ascending {
+            query.order(artifacts::id.asc())
+        } else {
+            query.order(artifacts::id.desc())
+        };
+        let rows = query.limit(page.limit + 1).load(conn).await?;
+        Ok(page.finish(rows, total))
     })
 }
 

@@ -137,6 +137,18 @@ pub struct Page<T> {
     pub total: Option<i64>,
 }
 
+impl<T> Page<T> {
+    /// The same page with every item turned into another value.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_next: self.has_next,
+            has_previous: self.has_previous,
+            total: self.total,
+        }
+    }
+}
+
 /// `%`, `_` and `\` in user text match themselves in a LIKE pattern.
 pub fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::db::page::{Page, PageRequest};
 use crate::db::schema::{upload_chunks, upload_sessions};
 use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
@@ -59,30 +60,84 @@ pub async fn find(db: &Db, id: Id) -> Result<Option<UploadSession>, AppError> {
     })
 }
 
-/// Sessions of one model, newest first, optionally narrowed.
-pub async fn list(
+/// Which sessions of a model a page holds. `statuses` are as clients see them: an open
+/// session whose time ran out counts as EXPIRED before the expiry job marks it.
+pub struct SessionFilter<'a> {
+    pub model_id: Id,
+    pub version_id: Option<Id>,
+    pub statuses: &'a [UploadStatus],
+    pub sha256: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// One page of a model's sessions, newest first, read by keyset in SQL.
+pub async fn page(
     db: &Db,
-    model_id: Id,
-    version_id: Option<Id>,
-    statuses: &[UploadStatus],
-    sha256: Option<&str>,
-) -> Result<Vec<UploadSession>, AppError> {
+    filter: &SessionFilter<'_>,
+    page: &PageRequest,
+    count_total: bool,
+) -> Result<Page<UploadSession>, AppError> {
+    let ascending = page.ascending(false);
+    let after = page.cursor.as_ref().map(|c| c.id);
+    // Three fixed arms, so the statement has one shape on both backends: final states as
+    // stored, open states still in time, and open states past their time (seen as EXPIRED).
+    let wanted = |s: UploadStatus| filter.statuses.is_empty() || filter.statuses.contains(&s);
+    let stored: Vec<UploadStatus> = [
+        UploadStatus::Completed,
+        UploadStatus::Failed,
+        UploadStatus::Expired,
+    ]
+    .into_iter()
+    .filter(|s| wanted(*s))
+    .collect();
+    let open_in_time: Vec<UploadStatus> = UploadStatus::OPEN
+        .into_iter()
+        .filter(|s| wanted(*s))
+        .collect();
+    let open_overdue: Vec<UploadStatus> = if wanted(UploadStatus::Expired) {
+        UploadStatus::OPEN.to_vec()
+    } else {
+        Vec::new()
+    };
+    let now = filter.now;
     with_conn!(db, conn => {
-        let mut query = upload_sessions::table
-            .filter(upload_sessions::model_id.eq(model_id))
-            .select(UploadSession::as_select())
-            .order(upload_sessions::id.desc())
-            .into_boxed();
-        if let Some(v) = version_id {
-            query = query.filter(upload_sessions::version_id.eq(v));
+        let matching = || {
+            let mut query = upload_sessions::table
+                .filter(upload_sessions::model_id.eq(filter.model_id))
+                .filter(
+                    upload_sessions::status.eq_any(stored.clone())
+                        .or(upload_sessions::status.eq_any(open_in_time.clone()).and(upload_sessions::expires_at.gt(now)))
+                        .or(upload_sessions::status.eq_any(open_overdue.clone()).and(upload_sessions::expires_at.le(now))),
+                )
+                .into_boxed();
+            if let Some(v) = filter.version_id {
+                query = query.filter(upload_sessions::version_id.eq(v));
+            }
+            if let Some(digest) = filter.sha256 {
+                query = query.filter(upload_sessions::expected_sha256.eq(digest.to_owned()));
+            }
+            query
+        };
+        let total = if count_total {
+            Some(matching().count().get_result::<i64>(conn).await?)
+        } else {
+            None
+        };
+        let mut query = matching().select(UploadSession::as_select());
+        if let Some(after) = after {
+            query = if ascending {
+                query.filter(upload_sessions::id.gt(after))
+            } else {
+                query.filter(upload_sessions::id.lt(after))
+            };
         }
-        if !statuses.is_empty() {
-            query = query.filter(upload_sessions::status.eq_any(statuses.to_vec()));
-        }
-        if let Some(digest) = sha256 {
-            query = query.filter(upload_sessions::expected_sha256.eq(digest.to_owned()));
-        }
-        Ok(query.load(conn).await?)
+        query = if ascending {
+            query.order(upload_sessions::id.asc())
+        } else {
+            query.order(upload_sessions::id.desc())
+        };
+        let rows = query.limit(page.limit + 1).load(conn).await?;
+        Ok(page.finish(rows, total))
     })
 }
 

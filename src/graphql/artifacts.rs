@@ -120,8 +120,8 @@ pub(super) async fn artifact_list(
     page: (Option<i32>, Option<String>, Option<i32>, Option<String>),
 ) -> Result<Conn<Artifact>> {
     let page = pagination::request(page.0, page.1, page.2, page.3)?;
-    let rows = artifacts::list(ctx.db(), set, kind).await?;
-    Ok(pagination::slice(rows, &page, artifact_cursor))
+    let rows = artifacts::page(ctx.db(), set, kind, &page, ctx.wants_total()).await?;
+    Ok(pagination::connection(rows, artifact_cursor))
 }
 
 pub(super) async fn version_packages(

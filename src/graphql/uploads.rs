@@ -170,8 +170,17 @@ impl UploadQuery {
         before: Option<String>,
     ) -> Result<Conn<SessionState>> {
         let page = pagination::request(first, after, last, before)?;
-        let rows = uploads::list(ctx.app(), ctx.caller()?, filter, ctx.origin()).await?;
-        Ok(pagination::slice(rows, &page, session_cursor))
+        let caller = ctx.caller()?;
+        let sessions = uploads::list(
+            ctx.app(),
+            caller,
+            filter,
+            &page,
+            ctx.wants_total(),
+            ctx.origin(),
+        )
+        .await?;
+        Ok(pagination::connection(sessions, session_cursor))
     }
 }
 

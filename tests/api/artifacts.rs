@@ -479,4 +479,58 @@ backends! {
         assert_eq!(app.put_chunk(&app.admin, id, 1, &bytes[CHUNK..]).await.status(), 409);
         app.fails(&app.admin, abort, json!({ "i": { "id": id } }), "PRECONDITION_FAILED").await;
     }
+
+    async fn artifact_and_session_lists_page_in_sql(app) {
+        let m = model(&app, "m").await;
+        for i in 0..5 {
+            app.upload(&app.admin, &m, None, &format!("f{i}.bin"), &bytes_of(10, i)).await;
+        }
+        let page = "query($m: ID!, $after: String) { model(id: $m) { artifacts(first: 2, after: $after) { totalCount edges { node { fileName } } pageInfo { hasNextPage endCursor } } } }";
+        let (mut names, mut after) = (Vec::new(), Value::Null);
+        loop {
+            let data = app.ok(&app.admin, page, json!({ "m": m, "after": after })).await;
+            let list = &data["model"]["artifacts"];
+            assert_eq!(list["totalCount"], 5);
+            for edge in list["edges"].as_array().unwrap() {
+                names.push(edge["node"]["fileName"].as_str().unwrap().to_owned());
+            }
+            if list["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = list["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(names, ["f4.bin", "f3.bin", "f2.bin", "f1.bin", "f0.bin"], "newest first, each once");
+        let last = app.ok(&app.admin, "query($m: ID!) { model(id: $m) { artifacts(last: 2) { edges { node { fileName } } pageInfo { hasPreviousPage } } } }", json!({ "m": m })).await;
+        assert_eq!(last["model"]["artifacts"]["edges"], json!([{ "node": { "fileName": "f1.bin" } }, { "node": { "fileName": "f0.bin" } }]));
+        assert_eq!(last["model"]["artifacts"]["pageInfo"]["hasPreviousPage"], true);
+
+        // Sessions: the status filter is what clients see, an overdue open session is EXPIRED.
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let session = app.open_upload(&app.admin, json!({ "modelId": m, "fileName": format!("s{i}.bin"), "totalSizeBytes": 10 })).await;
+            ids.push(session["id"].as_str().unwrap().to_owned());
+        }
+        app.sql(&format!("UPDATE upload_sessions SET expires_at = '2020-01-01 00:00:00' WHERE id = '{}'", ids[0])).await;
+        let sessions = "query($m: ID!, $s: [UploadStatus!], $after: String) { uploadSessions(filter: { modelId: $m, status: $s }, first: 1, after: $after) { totalCount edges { node { id status } } pageInfo { hasNextPage endCursor } } }";
+        let expired = app.ok(&app.admin, sessions, json!({ "m": m, "s": ["EXPIRED"] })).await;
+        assert_eq!(expired["uploadSessions"]["totalCount"], 1);
+        assert_eq!(expired["uploadSessions"]["edges"][0]["node"]["id"], ids[0].as_str());
+        let open = app.ok(&app.admin, sessions, json!({ "m": m, "s": ["INITIALIZED"] })).await;
+        assert_eq!(open["uploadSessions"]["totalCount"], 2);
+        let (mut seen, mut after) = (Vec::new(), Value::Null);
+        loop {
+            let data = app.ok(&app.admin, sessions, json!({ "m": m, "after": after })).await;
+            let list = &data["uploadSessions"];
+            for edge in list["edges"].as_array().unwrap() {
+                seen.push(edge["node"]["id"].as_str().unwrap().to_owned());
+            }
+            if list["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = list["pageInfo"]["endCursor"].clone();
+        }
+        // The five completed uploads' sessions and the three opened here, newest first.
+        assert_eq!(seen.len(), 8);
+        assert_eq!(&seen[..3], [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    }
 }

@@ -1,6 +1,7 @@
 //! Opening, listing, aborting and expiring upload sessions, and where a direct upload goes.
 
 use super::*;
+use crate::db::page::{Page, PageRequest};
 
 pub(super) const MIN_TTL_SECS: i64 = 60;
 
@@ -194,13 +195,15 @@ pub async fn expire_overdue(app: &App) -> Result<usize, AppError> {
     }
 }
 
-/// Sessions of a model the caller may read, with their received chunks.
+/// One page of the sessions of a model the caller may read, with their received chunks.
 pub async fn list(
     app: &App,
     caller: &Principal,
     filter: UploadSessionFilter,
+    page: &PageRequest,
+    count_total: bool,
     origin: &str,
-) -> Result<Vec<SessionState>, AppError> {
+) -> Result<Page<SessionState>, AppError> {
     let model = visible_model(&app.db, caller, filter.model_id, Role::Viewer).await?;
     let digest = filter
         .sha256
@@ -208,36 +211,25 @@ pub async fn list(
         .map(|d| storage::parse_sha256("sha256", d))
         .transpose()?;
     let statuses = filter.status.unwrap_or_default();
-    // Stored statuses lag expiry; filter on what clients see.
-    let stored: Vec<UploadStatus> = statuses
-        .iter()
-        .flat_map(|s| match s {
-            UploadStatus::Expired => {
-                let mut stored = vec![UploadStatus::Expired];
-                stored.extend(UploadStatus::OPEN);
-                stored
-            }
-            other => vec![*other],
-        })
-        .collect();
-    let rows = uploads::list(
+    let sessions = uploads::page(
         &app.db,
-        model.id,
-        filter.version_id,
-        &stored,
-        digest.as_deref(),
+        &uploads::SessionFilter {
+            model_id: model.id,
+            version_id: filter.version_id,
+            statuses: &statuses,
+            sha256: digest.as_deref(),
+            now: Timestamp::now(),
+        },
+        page,
+        count_total,
     )
     .await?;
-    let ids: Vec<Id> = rows.iter().map(|s| s.id).collect();
+    let ids: Vec<Id> = sessions.items.iter().map(|s| s.id).collect();
     let mut received = uploads::received(&app.db, &ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|s| {
-            let chunks = received.remove(&s.id).unwrap_or_default();
-            state_of(s, chunks, origin)
-        })
-        .filter(|s| statuses.is_empty() || statuses.contains(&s.effective_status()))
-        .collect())
+    Ok(sessions.map(|s| {
+        let chunks = received.remove(&s.id).unwrap_or_default();
+        state_of(s, chunks, origin)
+    }))
 }
 
 /// Where the client PUTs a direct upload's bytes: the storage service's presigned URL where it
