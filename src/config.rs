@@ -133,26 +133,44 @@ impl Config {
         }
     }
 
-    /// The embedded defaults with the data in `dir`: what tests and benchmarks start from.
+    /// The defaults written in the flags above, ignoring the environment: one source of
+    /// truth for what an unconfigured server does.
+    pub fn defaults() -> Config {
+        use clap::{Args, FromArgMatches};
+        let command = Config::augment_args(clap::Command::new("model-registry"))
+            .mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(["model-registry"])
+            .expect("every setting has a default or is optional");
+        Config::from_arg_matches(&matches).expect("the defaults parse")
+    }
+
+    /// The embedded defaults with the data in `dir`, on an ephemeral loopback port, a small
+    /// pool and no background jobs: what tests and benchmarks start from.
     pub fn embedded(dir: impl Into<PathBuf>) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.into(),
-            database_url: None,
             db_pool_size: 8,
-            graphql_body_limit: 1024 * 1024,
-            storage_url: None,
-            public_url: None,
-            upload_ttl_secs: 24 * 3600,
-            blob_retention_secs: 7 * 24 * 3600,
             jobs_interval_secs: 0,
-            max_artifact_bytes: 5 * 1024 * 1024 * 1024 * 1024,
-            max_signed_url_secs: 7 * 24 * 3600,
-            min_free_bytes: 100 * 1024 * 1024,
-            header_read_timeout_secs: 30,
-            body_read_timeout_secs: 60,
-            idle_timeout_secs: 60,
-            log_format: LogFormat::Text,
+            ..Config::defaults()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_flags_not_the_environment() {
+        let defaults = Config::defaults();
+        assert_eq!(defaults.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(defaults.data_dir, PathBuf::from("./data"));
+        assert_eq!(defaults.max_artifact_bytes, 5 << 40);
+        assert!(defaults.database_url.is_none() && defaults.storage_url.is_none());
+        let embedded = Config::embedded("/tmp/x");
+        assert_eq!(embedded.upload_ttl_secs, defaults.upload_ttl_secs);
+        assert_eq!(embedded.jobs_interval_secs, 0);
     }
 }
