@@ -85,29 +85,19 @@ pub async fn find(db: &Db, id: Id) -> Result<Option<Artifact>, AppError> {
     })
 }
 
-/// The available artifacts of a set, newest first.
+/// Every available artifact of a set, newest first (package members, a version's download
+/// URLs): a page without an end.
 pub async fn list(
     db: &Db,
     set: ArtifactSet,
     kind: Option<ArtifactKind>,
 ) -> Result<Vec<Artifact>, AppError> {
-    with_conn!(db, conn => {
-        let mut query = artifacts::table
-            .filter(artifacts::status.eq(ArtifactStatus::Available))
-            .select(Artifact::as_select())
-            .order(artifacts::id.desc())
-            .into_boxed();
-        query = match set {
-            ArtifactSet::Model(id) => query.filter(artifacts::model_id.eq(id)),
-            ArtifactSet::Version(id) => query.filter(artifacts::version_id.eq(id)),
-            ArtifactSet::Package(id) => query.filter(artifacts::package_id.eq(id)),
-            ArtifactSet::One(id) => query.filter(artifacts::id.eq(id)),
-        };
-        if let Some(kind) = kind {
-            query = query.filter(artifacts::kind.eq(kind));
-        }
-        Ok(query.load(conn).await?)
-    })
+    let everything = PageRequest {
+        limit: i64::MAX - 1,
+        cursor: None,
+        backward: false,
+    };
+    Ok(page(db, set, kind, &everything, false).await?.items)
 }
 
 /// One page of the available artifacts of a set, newest first, read by keyset in SQL (ids are

@@ -499,18 +499,10 @@ mod a_lost_database_is_unavailable_not_internal {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
         let app = TestApp::postgres().await;
         let m = model(&app, "m").await;
         let session = app.open_upload(&app.admin, json!({ "modelId": m, "fileName": "f.bin", "totalSizeBytes": CHUNK, "chunkSizeBytes": CHUNK })).await;
-        let name = app.database_name().unwrap();
-        let mut conn = AsyncPgConnection::establish(&crate::support::postgres_server_url())
-            .await
-            .unwrap();
-        diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        app.drop_database().await;
 
         let error = app
             .fails(&app.admin, "{ viewer { role } }", json!({}), "UNAVAILABLE")

@@ -46,17 +46,9 @@ mod readiness_fails_when_the_database_is_gone {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
         let app = crate::support::TestApp::postgres().await;
         assert_eq!(app.get("/readyz").await.status(), 200);
-        let name = app.database_name().unwrap();
-        let mut conn = AsyncPgConnection::establish(&crate::support::postgres_server_url())
-            .await
-            .unwrap();
-        diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        app.drop_database().await;
         let ready = app.get("/readyz").await;
         assert_eq!(ready.status(), 503);
         let ready: Value = ready.json().await.unwrap();

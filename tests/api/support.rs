@@ -409,6 +409,18 @@ impl TestApp {
         count(&self.data_dir().join("blobs/uploads"))
     }
 
+    /// PostgreSQL only: drops this test's database under the running server, as an outage.
+    pub async fn drop_database(&self) {
+        let name = self.database_name().expect("a PostgreSQL test");
+        let mut conn = AsyncPgConnection::establish(&postgres_server_url())
+            .await
+            .unwrap();
+        diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
     pub fn database_name(&self) -> Option<String> {
         self.postgres.as_ref().map(|db| db.name.clone())
     }
