@@ -1,7 +1,5 @@
 //! Minting and revoking API keys.
 
-use async_graphql::InputObject;
-
 use crate::auth::{Principal, Scope, keys, scope_of};
 use crate::db::Db;
 use crate::db::api_keys::{self, ApiKey, KeySet, Revocation};
@@ -11,8 +9,7 @@ use crate::error::AppError;
 use crate::values::Role;
 use crate::values::{Id, Timestamp};
 
-#[derive(Debug, InputObject)]
-pub struct CreateApiKeyInput {
+pub struct NewApiKey {
     pub name: String,
     pub role: Role,
     /// Scope the key to this organization (and all its projects).
@@ -68,7 +65,7 @@ pub async fn mint(
 pub async fn create(
     db: &Db,
     caller: &Principal,
-    input: CreateApiKeyInput,
+    input: NewApiKey,
 ) -> Result<CreatedApiKey, AppError> {
     let scope = match (input.organization_id, input.project_id) {
         (Some(_), Some(_)) => {

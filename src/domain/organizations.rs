@@ -1,23 +1,19 @@
 //! Organizations, projects and their quotas.
 
-use async_graphql::{InputObject, MaybeUndefined};
-
 use crate::auth::{Principal, ProjectRef};
 use crate::db::Db;
 use crate::db::organizations::{self, Organization};
 use crate::db::projects::{self, Project, ProjectSet};
 use crate::domain::validate;
 use crate::error::AppError;
-use crate::values::{Id, Timestamp};
+use crate::values::{Id, Patch, Timestamp};
 
-#[derive(Debug, InputObject)]
-pub struct CreateOrganizationInput {
+pub struct NewOrganization {
     pub slug: String,
     pub name: String,
 }
 
-#[derive(Debug, InputObject)]
-pub struct CreateProjectInput {
+pub struct NewProject {
     pub organization_id: Id,
     /// Unique across the instance: the namespace in `modelByName`.
     pub slug: String,
@@ -25,19 +21,16 @@ pub struct CreateProjectInput {
     pub description: Option<String>,
 }
 
-#[derive(Debug, InputObject)]
-pub struct UpdateProjectQuotasInput {
+pub struct QuotaChange {
     pub project_id: Id,
-    /// Most live models the project may hold; null removes the limit, absent keeps it.
-    pub max_models: MaybeUndefined<i32>,
-    /// Most versions its models may create per calendar month (UTC).
-    pub max_versions_per_month: MaybeUndefined<i32>,
+    pub max_models: Patch<i32>,
+    pub max_versions_per_month: Patch<i32>,
 }
 
 pub async fn create_organization(
     db: &Db,
     caller: &Principal,
-    input: CreateOrganizationInput,
+    input: NewOrganization,
 ) -> Result<Organization, AppError> {
     caller.require_instance_admin()?;
     let now = Timestamp::now();
@@ -92,7 +85,7 @@ pub async fn list_organizations(
 pub async fn create_project(
     db: &Db,
     caller: &Principal,
-    input: CreateProjectInput,
+    input: NewProject,
 ) -> Result<Project, AppError> {
     let org = visible_organization(db, caller, input.organization_id).await?;
     caller.require_organization_admin(org.id)?;
@@ -146,25 +139,19 @@ pub async fn list_projects(
     Ok(list)
 }
 
-fn quota(
-    field: &str,
-    value: MaybeUndefined<i32>,
-    current: Option<i64>,
-) -> Result<Option<i64>, AppError> {
+fn quota(field: &str, value: Patch<i32>, current: Option<i64>) -> Result<Option<i64>, AppError> {
     match value {
-        MaybeUndefined::Undefined => Ok(current),
-        MaybeUndefined::Null => Ok(None),
-        MaybeUndefined::Value(n) if n < 0 => {
-            Err(AppError::bad_input(field, "must not be negative"))
-        }
-        MaybeUndefined::Value(n) => Ok(Some(i64::from(n))),
+        Patch::Keep => Ok(current),
+        Patch::Clear => Ok(None),
+        Patch::Set(n) if n < 0 => Err(AppError::bad_input(field, "must not be negative")),
+        Patch::Set(n) => Ok(Some(i64::from(n))),
     }
 }
 
 pub async fn update_quotas(
     db: &Db,
     caller: &Principal,
-    input: UpdateProjectQuotasInput,
+    input: QuotaChange,
 ) -> Result<Project, AppError> {
     let project = visible_project(db, caller, input.project_id).await?;
     caller.require_organization_admin(project.organization_id)?;

@@ -7,9 +7,9 @@ use crate::db::api_keys::ApiKey;
 use crate::db::organizations::Organization;
 use crate::db::page::Cursor;
 use crate::db::projects::Project;
-use crate::domain::api_keys::{self, CreateApiKeyInput};
+use crate::domain::api_keys::{self, NewApiKey};
 use crate::graphql::loaders::{OrganizationKey, ProjectKey};
-use crate::values::Id;
+use crate::values::{Id, Role, Timestamp};
 
 #[ComplexObject]
 impl ApiKey {
@@ -96,7 +96,7 @@ impl ApiKeyMutation {
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> Result<CreateApiKeyPayload> {
-        let created = api_keys::create(ctx.db(), ctx.caller()?, input).await?;
+        let created = api_keys::create(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(CreateApiKeyPayload {
             api_key: created.api_key,
             secret: created.secret,
@@ -111,5 +111,29 @@ impl ApiKeyMutation {
     ) -> Result<RevokeApiKeyPayload> {
         let api_key = api_keys::revoke(ctx.db(), ctx.caller()?, input.id).await?;
         Ok(RevokeApiKeyPayload { api_key })
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateApiKeyInput {
+    pub name: String,
+    pub role: Role,
+    /// Scope the key to this organization (and all its projects).
+    pub organization_id: Option<Id>,
+    /// Scope the key to this project. With neither, the key is instance-wide.
+    pub project_id: Option<Id>,
+    /// When the key stops working; absent: never.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<CreateApiKeyInput> for NewApiKey {
+    fn from(input: CreateApiKeyInput) -> Self {
+        NewApiKey {
+            name: input.name,
+            role: input.role,
+            organization_id: input.organization_id,
+            project_id: input.project_id,
+            expires_at: input.expires_at,
+        }
     }
 }

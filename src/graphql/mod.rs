@@ -70,6 +70,17 @@ pub fn sdl() -> String {
     build_schema().sdl()
 }
 
+/// The API's three-state field as the domain's [`Patch`](crate::values::Patch).
+pub(crate) fn patch<T>(value: async_graphql::MaybeUndefined<T>) -> crate::values::Patch<T> {
+    use crate::values::Patch;
+    use async_graphql::MaybeUndefined;
+    match value {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
 /// Who called: a key, or the reason there is none.
 pub struct Caller(pub Result<Principal, AppError>);
 

@@ -1,13 +1,13 @@
-use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject,
+};
 
 use super::ContextExt;
 use super::pagination::{self, Conn};
 use crate::db::organizations::Organization;
 use crate::db::page::Cursor;
 use crate::db::projects::Project;
-use crate::domain::organizations::{
-    self, CreateOrganizationInput, CreateProjectInput, UpdateProjectQuotasInput,
-};
+use crate::domain::organizations::{self, NewOrganization, NewProject, QuotaChange};
 use crate::error::AppError;
 use crate::graphql::loaders::OrganizationKey;
 use crate::values::Id;
@@ -138,7 +138,7 @@ impl OrganizationMutation {
         input: CreateOrganizationInput,
     ) -> Result<CreateOrganizationPayload> {
         let organization =
-            organizations::create_organization(ctx.db(), ctx.caller()?, input).await?;
+            organizations::create_organization(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(CreateOrganizationPayload { organization })
     }
 
@@ -148,7 +148,7 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: CreateProjectInput,
     ) -> Result<CreateProjectPayload> {
-        let project = organizations::create_project(ctx.db(), ctx.caller()?, input).await?;
+        let project = organizations::create_project(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(CreateProjectPayload { project })
     }
 
@@ -158,7 +158,61 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: UpdateProjectQuotasInput,
     ) -> Result<UpdateProjectQuotasPayload> {
-        let project = organizations::update_quotas(ctx.db(), ctx.caller()?, input).await?;
+        let project = organizations::update_quotas(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(UpdateProjectQuotasPayload { project })
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateOrganizationInput {
+    pub slug: String,
+    pub name: String,
+}
+
+impl From<CreateOrganizationInput> for NewOrganization {
+    fn from(input: CreateOrganizationInput) -> Self {
+        NewOrganization {
+            slug: input.slug,
+            name: input.name,
+        }
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateProjectInput {
+    pub organization_id: Id,
+    /// Unique across the instance: the namespace in `modelByName`.
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+impl From<CreateProjectInput> for NewProject {
+    fn from(input: CreateProjectInput) -> Self {
+        NewProject {
+            organization_id: input.organization_id,
+            slug: input.slug,
+            name: input.name,
+            description: input.description,
+        }
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct UpdateProjectQuotasInput {
+    pub project_id: Id,
+    /// Most live models the project may hold; null removes the limit, absent keeps it.
+    pub max_models: MaybeUndefined<i32>,
+    /// Most versions its models may create per calendar month (UTC).
+    pub max_versions_per_month: MaybeUndefined<i32>,
+}
+
+impl From<UpdateProjectQuotasInput> for QuotaChange {
+    fn from(input: UpdateProjectQuotasInput) -> Self {
+        QuotaChange {
+            project_id: input.project_id,
+            max_models: super::patch(input.max_models),
+            max_versions_per_month: super::patch(input.max_versions_per_month),
+        }
     }
 }

@@ -7,7 +7,9 @@
 //! the API and the logs.
 
 mod enums;
+mod patch;
 mod scalars;
 
 pub use enums::*;
+pub use patch::Patch;
 pub use scalars::*;
