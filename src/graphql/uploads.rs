@@ -1,4 +1,4 @@
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::ContextExt;
 use super::pagination::{self, Conn};
@@ -6,9 +6,7 @@ use crate::db::artifacts::Artifact;
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::page::Cursor;
-use crate::domain::uploads::{
-    self, CompleteUploadSessionInput, CreateUploadSessionInput, SessionState, UploadSessionFilter,
-};
+use crate::domain::uploads::{self, Completion, NewUploadSession, SessionQuery, SessionState};
 use crate::error::AppError;
 use crate::graphql::loaders::{ModelKey, VersionKey};
 use crate::values::{ArtifactKind, Role, UploadMethod, UploadStatus};
@@ -174,7 +172,7 @@ impl UploadQuery {
         let sessions = uploads::list(
             ctx.app(),
             caller,
-            filter,
+            filter.into(),
             &page,
             ctx.wants_total(),
             ctx.origin(),
@@ -237,7 +235,8 @@ impl UploadMutation {
         input: CreateUploadSessionInput,
     ) -> Result<UploadSessionPayload> {
         let app = ctx.app();
-        let session = uploads::create(app, ctx.caller()?, input, UploadMethod::Chunked).await?;
+        let session =
+            uploads::create(app, ctx.caller()?, input.into(), UploadMethod::Chunked).await?;
         let upload_session = uploads::state(app, session, ctx.origin()).await?;
         Ok(UploadSessionPayload { upload_session })
     }
@@ -250,7 +249,7 @@ impl UploadMutation {
         input: CompleteUploadSessionInput,
     ) -> Result<CompleteUploadSessionPayload> {
         let id = input.id;
-        let artifact = uploads::complete(ctx.app(), ctx.caller()?, input).await?;
+        let artifact = uploads::complete(ctx.app(), ctx.caller()?, input.into()).await?;
         let upload_session = session_state(ctx, id).await?;
         Ok(CompleteUploadSessionPayload {
             artifact,
@@ -277,7 +276,8 @@ impl UploadMutation {
         input: CreateUploadSessionInput,
     ) -> Result<DirectUploadPayload> {
         let app = ctx.app();
-        let session = uploads::create(app, ctx.caller()?, input, UploadMethod::Direct).await?;
+        let session =
+            uploads::create(app, ctx.caller()?, input.into(), UploadMethod::Direct).await?;
         let upload_url = uploads::direct_upload_url(app, &session, ctx.origin()).await?;
         let headers = vec![HttpHeader {
             name: "Content-Type".into(),
@@ -302,11 +302,100 @@ impl UploadMutation {
         input: CompleteUploadSessionInput,
     ) -> Result<CompleteUploadSessionPayload> {
         let id = input.id;
-        let artifact = uploads::complete(ctx.app(), ctx.caller()?, input).await?;
+        let artifact = uploads::complete(ctx.app(), ctx.caller()?, input.into()).await?;
         let upload_session = session_state(ctx, id).await?;
         Ok(CompleteUploadSessionPayload {
             artifact,
             upload_session,
         })
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateUploadSessionInput {
+    pub model_id: Id,
+    /// The version the artifact belongs to; it must be a DRAFT.
+    pub version_id: Option<Id>,
+    /// The file's name (no folders): what downloads are saved as.
+    pub file_name: String,
+    /// Default `application/octet-stream`.
+    pub content_type: Option<String>,
+    pub total_size_bytes: BigInt,
+    /// The expected SHA-256 (hex); may also be given at completion.
+    pub sha256: Option<String>,
+    /// Default MODEL_BINARY.
+    pub artifact_kind: Option<ArtifactKind>,
+    pub version_label: Option<String>,
+    pub training_run_id: Option<String>,
+    /// Make the artifact the model's current one when it completes.
+    pub is_current: Option<bool>,
+    pub external_uri: Option<String>,
+    /// A JSON object; its `format` key, when a string, becomes the artifact's format.
+    pub metadata: Option<JsonText>,
+    /// Ask for another chunk size (64 KiB to 1 GiB); default 16 MiB, grown so that a file
+    /// needs at most 10,000 chunks.
+    pub chunk_size_bytes: Option<BigInt>,
+    /// How long the session stays open (60 s to 7 days); default 24 h.
+    pub expires_in_seconds: Option<i32>,
+}
+
+impl From<CreateUploadSessionInput> for NewUploadSession {
+    fn from(input: CreateUploadSessionInput) -> Self {
+        NewUploadSession {
+            model_id: input.model_id,
+            version_id: input.version_id,
+            file_name: input.file_name,
+            content_type: input.content_type,
+            total_size_bytes: input.total_size_bytes,
+            sha256: input.sha256,
+            artifact_kind: input.artifact_kind,
+            version_label: input.version_label,
+            training_run_id: input.training_run_id,
+            is_current: input.is_current,
+            external_uri: input.external_uri,
+            metadata: input.metadata,
+            chunk_size_bytes: input.chunk_size_bytes,
+            expires_in_seconds: input.expires_in_seconds,
+        }
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct UploadSessionFilter {
+    pub model_id: Id,
+    pub version_id: Option<Id>,
+    /// Sessions in any of these states (as `status` reports them).
+    pub status: Option<Vec<UploadStatus>>,
+    /// Sessions expecting this digest: how a client finds the session to resume.
+    pub sha256: Option<String>,
+}
+
+impl From<UploadSessionFilter> for SessionQuery {
+    fn from(input: UploadSessionFilter) -> Self {
+        SessionQuery {
+            model_id: input.model_id,
+            version_id: input.version_id,
+            status: input.status,
+            sha256: input.sha256,
+        }
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct CompleteUploadSessionInput {
+    pub id: Id,
+    /// The expected SHA-256, if not given when the session was created.
+    pub sha256: Option<String>,
+    /// Overrides the session's `isCurrent`.
+    pub is_current: Option<bool>,
+}
+
+impl From<CompleteUploadSessionInput> for Completion {
+    fn from(input: CompleteUploadSessionInput) -> Self {
+        Completion {
+            id: input.id,
+            sha256: input.sha256,
+            is_current: input.is_current,
+        }
     }
 }

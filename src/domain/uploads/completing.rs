@@ -3,8 +3,8 @@
 
 use super::*;
 
-#[derive(Debug, InputObject)]
-pub struct CompleteUploadSessionInput {
+#[derive(Debug)]
+pub struct Completion {
     pub id: Id,
     /// The expected SHA-256, if not given when the session was created.
     pub sha256: Option<String>,
@@ -111,7 +111,7 @@ pub(super) async fn require_parts(app: &App, state: &SessionState) -> Result<(),
 pub async fn complete(
     app: &App,
     caller: &Principal,
-    input: CompleteUploadSessionInput,
+    input: Completion,
 ) -> Result<Artifact, AppError> {
     let (session, model) = visible_session(app, caller, input.id, Role::Editor).await?;
     if let Some(artifact) = finished_artifact(app, &session).await? {

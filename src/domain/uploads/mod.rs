@@ -18,7 +18,6 @@ pub use sessions::*;
 
 use std::time::Duration;
 
-use async_graphql::InputObject;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};

@@ -7,8 +7,8 @@ pub(super) const MIN_TTL_SECS: i64 = 60;
 
 pub(super) const MAX_TTL_SECS: i64 = 7 * 24 * 3600;
 
-#[derive(Debug, InputObject)]
-pub struct CreateUploadSessionInput {
+#[derive(Debug)]
+pub struct NewUploadSession {
     pub model_id: Id,
     /// The version the artifact belongs to; it must be a DRAFT.
     pub version_id: Option<Id>,
@@ -39,7 +39,7 @@ pub struct CreateUploadSessionInput {
 pub async fn create(
     app: &App,
     caller: &Principal,
-    input: CreateUploadSessionInput,
+    input: NewUploadSession,
     method: UploadMethod,
 ) -> Result<UploadSession, AppError> {
     let model = visible_model(&app.db, caller, input.model_id, Role::Editor).await?;
@@ -199,7 +199,7 @@ pub async fn expire_overdue(app: &App) -> Result<usize, AppError> {
 pub async fn list(
     app: &App,
     caller: &Principal,
-    filter: UploadSessionFilter,
+    filter: SessionQuery,
     page: &PageRequest,
     count_total: bool,
     origin: &str,
@@ -260,8 +260,8 @@ pub async fn direct_upload_url(
     Ok(format!("{origin}{path}?{query}"))
 }
 
-#[derive(Debug, InputObject)]
-pub struct UploadSessionFilter {
+#[derive(Debug)]
+pub struct SessionQuery {
     pub model_id: Id,
     pub version_id: Option<Id>,
     /// Sessions in any of these states (as `status` reports them).
