@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use model_registry::auth;
 use model_registry::domain::models::{CreateModelInput, create as create_model};
-use model_registry::domain::versions::{CreateModelVersionInput, create as create_version};
+use model_registry::domain::versions::{NewModelVersion, create as create_version};
 use model_registry::{App, Config, router};
 use serde_json::json;
 
@@ -208,7 +208,7 @@ async fn run(args: Args) {
                     create_version(
                         &db,
                         &caller,
-                        CreateModelVersionInput {
+                        NewModelVersion {
                             model_id: model.id,
                             version: format!("v{v}"),
                             description: None,

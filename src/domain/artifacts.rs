@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use async_graphql::{InputObject, MaybeUndefined};
-
 use crate::app::App;
 use crate::auth::Principal;
 use crate::db::artifacts::{self, Artifact, ArtifactChanges, ArtifactSet, PackageRow};
@@ -16,7 +14,7 @@ use crate::error::AppError;
 use crate::routes;
 use crate::storage::blob_key;
 use crate::values::{ArtifactStatus, Role, VersionLifecycle};
-use crate::values::{Id, JsonText, Timestamp};
+use crate::values::{Id, JsonText, Patch, Timestamp};
 
 const FILE_NAME_MAX: usize = 255;
 const CONTENT_TYPE_MAX: usize = 127;
@@ -205,34 +203,34 @@ async fn version_of(
 }
 
 /// Only the fields given change; null clears a nullable one.
-#[derive(Debug, InputObject)]
-pub struct UpdateArtifactInput {
+#[derive(Debug)]
+pub struct ArtifactUpdate {
     pub id: Id,
     /// True makes this the model's current artifact (the previous one stops being current).
     pub is_current: Option<bool>,
-    pub version_label: MaybeUndefined<String>,
-    pub metadata: MaybeUndefined<JsonText>,
+    pub version_label: Patch<String>,
+    pub metadata: Patch<JsonText>,
 }
 
 pub async fn update(
     app: &App,
     caller: &Principal,
-    input: UpdateArtifactInput,
+    input: ArtifactUpdate,
 ) -> Result<Artifact, AppError> {
     let (artifact, _) = visible_artifact(app, caller, input.id, Role::Editor).await?;
     let label = match input.version_label {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(validate::text(
+        Patch::Keep => None,
+        Patch::Clear => Some(None),
+        Patch::Set(v) => Some(validate::text(
             "versionLabel",
             Some(v),
             validate::SHORT_TEXT_MAX,
         )?),
     };
     let metadata = match input.metadata {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(m) => Some(metadata_rule(Some(m))?),
+        Patch::Keep => None,
+        Patch::Clear => Some(None),
+        Patch::Set(m) => Some(metadata_rule(Some(m))?),
     };
     if (label.is_some() || metadata.is_some())
         && let Some(version) = version_of(app, caller, &artifact).await?
@@ -272,20 +270,20 @@ pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, A
         .ok_or(AppError::NotFound("artifact"))
 }
 
-#[derive(Debug, InputObject)]
-pub struct PackageMemberInput {
+#[derive(Debug)]
+pub struct PackageMember {
     pub artifact_id: Id,
     /// What the file is in the package: `weights`, `tokenizer`, `config`… (lower-case).
     pub role: String,
 }
 
-#[derive(Debug, InputObject)]
-pub struct CreateArtifactPackageInput {
+#[derive(Debug)]
+pub struct NewPackage {
     pub version_id: Id,
     /// How the package deploys (`safetensors`, `gguf`, `onnx`, `mlflow`…).
     pub format: String,
-    pub primary: PackageMemberInput,
-    pub sidecars: Option<Vec<PackageMemberInput>>,
+    pub primary: PackageMember,
+    pub sidecars: Option<Vec<PackageMember>>,
 }
 
 fn role_rule(field: &str, value: &str) -> Result<String, AppError> {
@@ -308,7 +306,7 @@ fn role_rule(field: &str, value: &str) -> Result<String, AppError> {
 pub async fn create_package(
     app: &App,
     caller: &Principal,
-    input: CreateArtifactPackageInput,
+    input: NewPackage,
 ) -> Result<PackageRow, AppError> {
     let (version, _) = visible_version(&app.db, caller, input.version_id, Role::Editor).await?;
     require_mutable(&version)?;

@@ -1,7 +1,5 @@
 //! Model versions: numbering, labels, the lifecycle and the current-version pointer.
 
-use async_graphql::{InputObject, MaybeUndefined};
-
 use crate::auth::Principal;
 use crate::db::artifacts::{self, ArtifactSet};
 use crate::db::model_versions::{self, LifecycleChange, ModelVersion, VersionChanges};
@@ -12,13 +10,13 @@ use crate::domain::models::visible_model;
 use crate::domain::organizations::month_of;
 use crate::domain::validate::{self, DESCRIPTION_MAX};
 use crate::error::AppError;
-use crate::values::{Id, JsonText, Timestamp};
+use crate::values::{Id, JsonText, Patch, Timestamp};
 use crate::values::{Role, VersionLifecycle};
 
 const LABEL_MAX: usize = 128;
 
-#[derive(Debug, InputObject)]
-pub struct CreateModelVersionInput {
+#[derive(Debug)]
+pub struct NewModelVersion {
     pub model_id: Id,
     /// The label, unique per model: letters, digits, `.`, `_`, `-`, `+`.
     pub version: String,
@@ -31,14 +29,14 @@ pub struct CreateModelVersionInput {
 
 /// Only the fields given change; null clears a nullable one. The label, release date, training
 /// run and metrics are fixed once a version leaves DRAFT.
-#[derive(Debug, InputObject)]
-pub struct UpdateModelVersionInput {
+#[derive(Debug)]
+pub struct VersionUpdate {
     pub id: Id,
     pub version: Option<String>,
-    pub description: MaybeUndefined<String>,
-    pub release_date: MaybeUndefined<Timestamp>,
-    pub training_run_id: MaybeUndefined<String>,
-    pub metrics: MaybeUndefined<JsonText>,
+    pub description: Patch<String>,
+    pub release_date: Patch<Timestamp>,
+    pub training_run_id: Patch<String>,
+    pub metrics: Patch<JsonText>,
 }
 
 /// What a caller asks of a version's lifecycle.
@@ -100,7 +98,7 @@ fn label_taken(label: &str) -> AppError {
 pub async fn create(
     db: &Db,
     caller: &Principal,
-    input: CreateModelVersionInput,
+    input: NewModelVersion,
 ) -> Result<ModelVersion, AppError> {
     let model = visible_model(db, caller, input.model_id, Role::Editor).await?;
     let project = projects::find(db, model.project_id)
@@ -177,32 +175,30 @@ pub async fn visible_version(
 pub async fn update(
     db: &Db,
     caller: &Principal,
-    input: UpdateModelVersionInput,
+    input: VersionUpdate,
 ) -> Result<ModelVersion, AppError> {
     let (version, _) = visible_version(db, caller, input.id, Role::Editor).await?;
     let changes = VersionChanges {
         version: input.version.map(|v| label("version", &v)).transpose()?,
         description: match input.description {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(d) => {
-                Some(validate::text("description", Some(d), DESCRIPTION_MAX)?)
-            }
+            Patch::Keep => None,
+            Patch::Clear => Some(None),
+            Patch::Set(d) => Some(validate::text("description", Some(d), DESCRIPTION_MAX)?),
         },
-        release_date: input.release_date.as_opt_ref().map(|d| d.copied()),
+        release_date: input.release_date.into_change(),
         training_run_id: match input.training_run_id {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(t) => Some(validate::text(
+            Patch::Keep => None,
+            Patch::Clear => Some(None),
+            Patch::Set(t) => Some(validate::text(
                 "trainingRunId",
                 Some(t),
                 validate::SHORT_TEXT_MAX,
             )?),
         },
         metrics: match input.metrics {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(m) => Some(metrics(Some(m))?),
+            Patch::Keep => None,
+            Patch::Clear => Some(None),
+            Patch::Set(m) => Some(metrics(Some(m))?),
         },
         updated_at: Some(Timestamp::now()),
     };

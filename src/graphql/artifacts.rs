@@ -1,4 +1,6 @@
-use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject,
+};
 
 use super::ContextExt;
 use super::pagination::{self, Conn};
@@ -6,11 +8,11 @@ use crate::db::artifacts::{self, Artifact, ArtifactSet, PackageRow};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::db::page::Cursor;
-use crate::domain::artifacts::{self as rules, CreateArtifactPackageInput, UpdateArtifactInput};
+use crate::domain::artifacts::{self as rules, ArtifactUpdate, NewPackage, PackageMember};
 use crate::error::AppError;
 use crate::graphql::loaders::{ModelKey, VersionKey};
 use crate::values::{ArtifactKind, Role};
-use crate::values::{Id, Timestamp};
+use crate::values::{Id, JsonText, Timestamp};
 
 /// A URL that works without an API key until `expiresAt`.
 #[derive(SimpleObject)]
@@ -194,7 +196,7 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: UpdateArtifactInput,
     ) -> Result<ArtifactPayload> {
-        let artifact = rules::update(ctx.app(), ctx.caller()?, input).await?;
+        let artifact = rules::update(ctx.app(), ctx.caller()?, input.into()).await?;
         Ok(ArtifactPayload { artifact })
     }
 
@@ -213,7 +215,66 @@ impl ArtifactMutation {
         ctx: &Context<'_>,
         input: CreateArtifactPackageInput,
     ) -> Result<ArtifactPackagePayload> {
-        let package = rules::create_package(ctx.app(), ctx.caller()?, input).await?;
+        let package = rules::create_package(ctx.app(), ctx.caller()?, input.into()).await?;
         Ok(ArtifactPackagePayload { package })
+    }
+}
+
+/// Only the fields given change; null clears a nullable one.
+#[derive(Debug, InputObject)]
+pub struct UpdateArtifactInput {
+    pub id: Id,
+    /// True makes this the model's current artifact (the previous one stops being current).
+    pub is_current: Option<bool>,
+    pub version_label: MaybeUndefined<String>,
+    pub metadata: MaybeUndefined<JsonText>,
+}
+
+impl From<UpdateArtifactInput> for ArtifactUpdate {
+    fn from(input: UpdateArtifactInput) -> Self {
+        ArtifactUpdate {
+            id: input.id,
+            is_current: input.is_current,
+            version_label: super::patch(input.version_label),
+            metadata: super::patch(input.metadata),
+        }
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct PackageMemberInput {
+    pub artifact_id: Id,
+    /// What the file is in the package: `weights`, `tokenizer`, `config`… (lower-case).
+    pub role: String,
+}
+
+impl From<PackageMemberInput> for PackageMember {
+    fn from(input: PackageMemberInput) -> Self {
+        PackageMember {
+            artifact_id: input.artifact_id,
+            role: input.role,
+        }
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateArtifactPackageInput {
+    pub version_id: Id,
+    /// How the package deploys (`safetensors`, `gguf`, `onnx`, `mlflow`…).
+    pub format: String,
+    pub primary: PackageMemberInput,
+    pub sidecars: Option<Vec<PackageMemberInput>>,
+}
+
+impl From<CreateArtifactPackageInput> for NewPackage {
+    fn from(input: CreateArtifactPackageInput) -> Self {
+        NewPackage {
+            version_id: input.version_id,
+            format: input.format,
+            primary: input.primary.into(),
+            sidecars: input
+                .sidecars
+                .map(|v| v.into_iter().map(Into::into).collect()),
+        }
     }
 }

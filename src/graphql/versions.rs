@@ -1,4 +1,6 @@
-use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject,
+};
 
 use super::ContextExt;
 use super::artifacts::ArtifactDownloadUrl;
@@ -6,12 +8,12 @@ use super::pagination::Conn;
 use crate::db::artifacts::{Artifact, ArtifactSet, PackageRow};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
-use crate::domain::versions::{self, CreateModelVersionInput, UpdateModelVersionInput};
+use crate::domain::versions::{self, NewModelVersion, VersionUpdate};
 use crate::error::AppError;
 use crate::graphql::loaders::ModelKey;
 use crate::values::ArtifactKind;
-use crate::values::Id;
 use crate::values::Role;
+use crate::values::{Id, JsonText, Timestamp};
 
 #[ComplexObject]
 impl ModelVersion {
@@ -103,7 +105,7 @@ impl VersionMutation {
         ctx: &Context<'_>,
         input: CreateModelVersionInput,
     ) -> Result<ModelVersionPayload> {
-        let model_version = versions::create(ctx.db(), ctx.caller()?, input).await?;
+        let model_version = versions::create(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(ModelVersionPayload { model_version })
     }
 
@@ -112,7 +114,7 @@ impl VersionMutation {
         ctx: &Context<'_>,
         input: UpdateModelVersionInput,
     ) -> Result<ModelVersionPayload> {
-        let model_version = versions::update(ctx.db(), ctx.caller()?, input).await?;
+        let model_version = versions::update(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(ModelVersionPayload { model_version })
     }
 
@@ -159,5 +161,55 @@ impl VersionMutation {
     ) -> Result<SetCurrentModelVersionPayload> {
         let model = versions::set_current(ctx.db(), ctx.caller()?, input.id).await?;
         Ok(SetCurrentModelVersionPayload { model })
+    }
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateModelVersionInput {
+    pub model_id: Id,
+    /// The label, unique per model: letters, digits, `.`, `_`, `-`, `+`.
+    pub version: String,
+    pub description: Option<String>,
+    pub release_date: Option<Timestamp>,
+    pub training_run_id: Option<String>,
+    /// A JSON object of evaluation metrics.
+    pub metrics: Option<JsonText>,
+}
+
+impl From<CreateModelVersionInput> for NewModelVersion {
+    fn from(input: CreateModelVersionInput) -> Self {
+        NewModelVersion {
+            model_id: input.model_id,
+            version: input.version,
+            description: input.description,
+            release_date: input.release_date,
+            training_run_id: input.training_run_id,
+            metrics: input.metrics,
+        }
+    }
+}
+
+/// Only the fields given change; null clears a nullable one. The label, release date, training
+/// run and metrics are fixed once a version leaves DRAFT.
+#[derive(Debug, InputObject)]
+pub struct UpdateModelVersionInput {
+    pub id: Id,
+    pub version: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub release_date: MaybeUndefined<Timestamp>,
+    pub training_run_id: MaybeUndefined<String>,
+    pub metrics: MaybeUndefined<JsonText>,
+}
+
+impl From<UpdateModelVersionInput> for VersionUpdate {
+    fn from(input: UpdateModelVersionInput) -> Self {
+        VersionUpdate {
+            id: input.id,
+            version: input.version,
+            description: super::patch(input.description),
+            release_date: super::patch(input.release_date),
+            training_run_id: super::patch(input.training_run_id),
+            metrics: super::patch(input.metrics),
+        }
     }
 }

@@ -8,3 +8,14 @@ pub enum Patch<T> {
     Clear,
     Set(T),
 }
+
+impl<T> Patch<T> {
+    /// As a column change: `None` leaves it, `Some(None)` clears it, `Some(Some(v))` sets it.
+    pub fn into_change(self) -> Option<Option<T>> {
+        match self {
+            Patch::Keep => None,
+            Patch::Clear => Some(None),
+            Patch::Set(value) => Some(Some(value)),
+        }
+    }
+}
