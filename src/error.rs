@@ -177,6 +177,15 @@ impl AppError {
     }
 }
 
+/// Whether `err` or anything in its chain of sources matches `test`: how a cause buried under
+/// other crates' wrappers (a full disk under OpenDAL, a body timeout under axum) is found.
+pub fn caused_by(
+    err: &(dyn std::error::Error + 'static),
+    test: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    std::iter::successors(Some(err), |e| e.source()).any(test)
+}
+
 /// True when the database refused a row because a unique constraint already holds its value.
 pub fn is_unique_violation(err: &DieselError) -> bool {
     matches!(

@@ -95,32 +95,11 @@ pub fn redacted_uri(uri: &axum::http::Uri) -> String {
     format!("{}?{}", uri.path(), redacted.join("&"))
 }
 
-/// `%XX` escapes (and `+`) of a query parameter name, decoded leniently.
+/// A query parameter name as the server's form decoding reads it: `+` is a space, `%XX` a byte.
 fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The caller of a request: no header is UNAUTHENTICATED for anything that needs a key;
@@ -206,16 +185,21 @@ impl SignedQuery {
     }
 }
 
+/// An error answered with the request body (partly) unread: the connection cannot carry
+/// another request, so the answer says it closes, or a client reusing it would send its next
+/// request into the rest of this body and see a reset.
+pub(crate) fn closing(error: AppError) -> Response {
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 /// Whether reading a request body failed because it paused past the body-read timeout.
 pub(crate) fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(current) = next {
-        if current.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        next = current.source();
-    }
-    false
+    crate::error::caused_by(err, |e| e.is::<tower_http::timeout::TimeoutError>())
 }
 
 /// Whether a request body is declared JSON (`application/json`, any parameters). Forms and
@@ -236,15 +220,9 @@ async fn graphql_post(
     body: Body,
 ) -> Response {
     if !is_json(&headers) {
-        let mut response = AppError::UnsupportedMediaType(
+        return closing(AppError::UnsupportedMediaType(
             "a GraphQL request is a JSON body: send `Content-Type: application/json`".into(),
-        )
-        .into_response();
-        response.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-        return response;
+        ));
     }
     let limit = app.config.graphql_body_limit;
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
@@ -255,14 +233,7 @@ async fn graphql_post(
             } else {
                 AppError::PayloadTooLarge(format!("a GraphQL request may be at most {limit} bytes"))
             };
-            // The rest of the body is left unread, so this connection cannot carry another
-            // request: say so, or a client may reuse it and see a reset.
-            let mut response = error.into_response();
-            response.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-            return response;
+            return closing(error);
         }
     };
     let request: async_graphql::Request = match serde_json::from_slice(&bytes) {

@@ -179,16 +179,7 @@ pub async fn put_direct(
 fn finish(result: Result<impl IntoResponse, AppError>) -> Response {
     match result {
         Ok(ok) => ok.into_response(),
-        Err(err) => {
-            let mut response = err.into_response();
-            if response.status() != StatusCode::OK {
-                response.headers_mut().insert(
-                    header::CONNECTION,
-                    header::HeaderValue::from_static("close"),
-                );
-            }
-            response
-        }
+        Err(err) => super::closing(err),
     }
 }
 

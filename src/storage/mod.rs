@@ -377,19 +377,14 @@ pub fn storage_error(err: opendal::Error) -> AppError {
 
 /// Whether an io error (ENOSPC, EDQUOT) sits anywhere in the error's chain.
 fn is_out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(current) = next {
-        if let Some(io) = current.downcast_ref::<std::io::Error>()
-            && matches!(
+    crate::error::caused_by(err, |e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
                 io.kind(),
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
             )
-        {
-            return true;
-        }
-        next = current.source();
-    }
-    false
+        })
+    })
 }
 
 #[cfg(test)]
