@@ -235,27 +235,34 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Principal, AppError> 
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let now = Timestamp::now();
-    if !key.is_usable(now) {
-        return Err(AppError::Unauthenticated);
-    }
-    let stale = key
+    let principal = principal_of(db, key, now)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    let stale = principal
+        .key
         .last_used_at
         .is_none_or(|t| (now.0 - t.0).num_seconds() >= LAST_USED_RESOLUTION_SECS);
     if stale {
-        db.transaction(async |tx| api_keys::touch(tx, key.id, now).await)
+        let id = principal.key.id;
+        db.transaction(async |tx| api_keys::touch(tx, id, now).await)
             .await?;
     }
-    let scope = scope_of(db, &key).await?.ok_or(AppError::Unauthenticated)?;
-    Ok(Principal { key, scope })
+    Ok(principal)
 }
 
 /// The caller behind a signed URL: the key that minted it, while that key is usable. A revoked
 /// or expired key, or one whose project is gone, takes its URLs with it.
 pub async fn signer_of_url(db: &Db, key_id: Id) -> Result<Option<Principal>, AppError> {
-    let Some(key) = api_keys::find(db, key_id).await? else {
-        return Ok(None);
-    };
-    if !key.is_usable(Timestamp::now()) {
+    match api_keys::find(db, key_id).await? {
+        Some(key) => principal_of(db, key, Timestamp::now()).await,
+        None => Ok(None),
+    }
+}
+
+/// The key as a caller, when it is usable at `now` and its scope still exists: the one check
+/// behind both a presented secret and a signed URL.
+async fn principal_of(db: &Db, key: ApiKey, now: Timestamp) -> Result<Option<Principal>, AppError> {
+    if !key.is_usable(now) {
         return Ok(None);
     }
     Ok(scope_of(db, &key)
