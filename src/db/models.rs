@@ -500,25 +500,27 @@ pub async fn touch(tx: &mut Tx<'_>, id: Id, now: Timestamp) -> Result<(), AppErr
 }
 
 /// Moves the model to `to` if its status is still `from` (a compare-and-set, so concurrent
-/// changes cannot both apply); answers whether it moved. `deleted_at` follows DELETED.
+/// changes cannot both apply); answers the moved model, or `None` when it was not `from`.
+/// `deleted_at` follows DELETED.
 pub async fn set_status(
     tx: &mut Tx<'_>,
     id: Id,
     from: ModelStatus,
     to: ModelStatus,
     now: Timestamp,
-) -> Result<bool, AppError> {
+) -> Result<Option<Model>, AppError> {
     on_tx!(tx, conn => {
         let deleted_at = (to == ModelStatus::Deleted).then_some(now);
-        let changed = diesel::update(models::table.find(id).filter(models::status.eq(from)))
+        Ok(diesel::update(models::table.find(id).filter(models::status.eq(from)))
             .set((
                 models::status.eq(to),
                 models::deleted_at.eq(deleted_at),
                 models::updated_at.eq(now),
             ))
-            .execute(conn)
-            .await?;
-        Ok(changed == 1)
+            .returning(Model::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?)
     })
 }
 

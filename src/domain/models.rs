@@ -426,18 +426,17 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppErr
     let model = visible_model(db, caller, id, Role::Editor).await?;
     let now = Timestamp::now();
     db.transaction(async |tx| {
-        models::set_current_version(tx, model.id, None, now).await?;
+        // The row as it stands inside the transaction: its status is what the move starts from.
+        let current = models::set_current_version(tx, model.id, None, now).await?;
         artifacts::retire(tx, ArtifactSet::Model(model.id), now).await?;
         // Open upload sessions stay until they expire: the expiry job removes their chunks,
         // and nobody can reach them through a deleted model meanwhile.
         model_versions::delete_all_of_model(tx, model.id).await?;
-        let current = models::get(tx, model.id).await?;
-        if !set_status(tx, &current, ModelStatus::Deleted, now).await? {
-            return Err(AppError::conflict(
-                "the model changed while it was being deleted; try again",
-            ));
-        }
-        models::get(tx, model.id).await
+        set_status(tx, &current, ModelStatus::Deleted, now)
+            .await?
+            .ok_or_else(|| {
+                AppError::conflict("the model changed while it was being deleted; try again")
+            })
     })
     .await
 }
@@ -466,13 +465,13 @@ pub fn status_transition(from: ModelStatus, to: ModelStatus) -> Result<(), AppEr
 }
 
 /// Moves `model` to `to` inside `tx`, if the state machine allows it and the status is still
-/// what `model` says (a concurrent change wins, and this answers `false`).
+/// what `model` says; answers the moved model (`None`: a concurrent change won).
 pub async fn set_status(
     tx: &mut Tx<'_>,
     model: &Model,
     to: ModelStatus,
     now: Timestamp,
-) -> Result<bool, AppError> {
+) -> Result<Option<Model>, AppError> {
     status_transition(model.status, to)?;
     models::set_status(tx, model.id, model.status, to, now).await
 }
