@@ -100,118 +100,84 @@ mod tests {
     fn signatures_bind_method_path_time_and_key() {
         let signer = Signer::new(b"k");
         let key = Id::new();
-        let query = signer.sign("GET", "/v1/artifacts/a/download", 100, key);
+        let path = "/v1/artifacts/a/download";
+        let query = signer.sign("GET", path, 100, key);
         let sig = query.split("signature=").nth(1).unwrap().to_owned();
         let (key_text, other_key) = (key.to_string(), Id::new().to_string());
-        let params = |expires: &'static str, key_id: &str, signature: &str| {
-            (expires.to_owned(), key_id.to_owned(), signature.to_owned())
+        // (signer, method, path, expires, key id, signature, now, maximum lifetime)
+        let verify = |case: (&Signer, &str, &str, &str, &str, &str, i64, i64)| {
+            let (signer, method, path, expires, key_id, signature, now, max) = case;
+            let params = SignedParams {
+                expires,
+                key_id,
+                signature,
+            };
+            signer.verify(method, path, &params, now, max)
         };
-        let check = |signer: &Signer,
-                     method: &str,
-                     path: &str,
-                     p: &(String, String, String),
-                     now: i64,
-                     max: i64| {
-            signer.verify(
-                method,
-                path,
-                &SignedParams {
-                    expires: &p.0,
-                    key_id: &p.1,
-                    signature: &p.2,
-                },
-                now,
-                max,
-            )
-        };
-        let good = params("100", &key_text, &sig);
-        let path = "/v1/artifacts/a/download";
-        assert_eq!(check(&signer, "GET", path, &good, 99, 3600), Some(key));
         assert_eq!(
-            check(&signer, "GET", path, &good, 100, 3600),
-            None,
-            "expired"
+            verify((&signer, "GET", path, "100", &key_text, &sig, 99, 3600)),
+            Some(key)
         );
-        assert_eq!(
-            check(&signer, "GET", path, &good, 10, 20),
-            None,
-            "beyond the maximum lifetime"
-        );
-        assert_eq!(
-            check(&signer, "GET", "/v1/artifacts/b/download", &good, 99, 3600),
-            None
-        );
-        assert_eq!(check(&signer, "PUT", path, &good, 99, 3600), None);
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("101", &key_text, &sig),
-                99,
-                3600
+        let other_signer = Signer::new(b"other");
+        let (upper_key, upper_sig) = (key_text.to_uppercase(), sig.to_uppercase());
+        let refused = [
+            (
+                "expired",
+                (&signer, "GET", path, "100", &*key_text, &*sig, 100, 3600),
             ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("100", &other_key, &sig),
-                99,
-                3600
+            (
+                "beyond the maximum lifetime",
+                (&signer, "GET", path, "100", &key_text, &sig, 10, 20),
             ),
-            None
-        );
-        assert_eq!(
-            check(&Signer::new(b"other"), "GET", path, &good, 99, 3600),
-            None
-        );
-        // Other spellings of the same values are not accepted.
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("+100", &key_text, &sig),
-                99,
-                3600
+            (
+                "another path",
+                (
+                    &signer,
+                    "GET",
+                    "/v1/artifacts/b/download",
+                    "100",
+                    &key_text,
+                    &sig,
+                    99,
+                    3600,
+                ),
             ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("0100", &key_text, &sig),
-                99,
-                3600
+            (
+                "another method",
+                (&signer, "PUT", path, "100", &key_text, &sig, 99, 3600),
             ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("100", &key_text.to_uppercase(), &sig),
-                99,
-                3600
+            (
+                "another expiry",
+                (&signer, "GET", path, "101", &key_text, &sig, 99, 3600),
             ),
-            None
-        );
-        assert_eq!(
-            check(
-                &signer,
-                "GET",
-                path,
-                &params("100", &key_text, &sig.to_uppercase()),
-                99,
-                3600
+            (
+                "another key",
+                (&signer, "GET", path, "100", &other_key, &sig, 99, 3600),
             ),
-            None
-        );
+            (
+                "another signing key",
+                (&other_signer, "GET", path, "100", &key_text, &sig, 99, 3600),
+            ),
+            // Other spellings of the same values.
+            (
+                "a plus sign",
+                (&signer, "GET", path, "+100", &key_text, &sig, 99, 3600),
+            ),
+            (
+                "a leading zero",
+                (&signer, "GET", path, "0100", &key_text, &sig, 99, 3600),
+            ),
+            (
+                "an upper-case key id",
+                (&signer, "GET", path, "100", &upper_key, &sig, 99, 3600),
+            ),
+            (
+                "an upper-case signature",
+                (&signer, "GET", path, "100", &key_text, &upper_sig, 99, 3600),
+            ),
+        ];
+        for (what, case) in refused {
+            assert_eq!(verify(case), None, "{what}");
+        }
     }
 }
