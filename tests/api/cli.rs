@@ -51,17 +51,22 @@ impl Setup {
     }
 
     pub fn serve(&self) -> Server {
+        self.serve_with(|command| {
+            command.stderr(Stdio::null());
+        })
+    }
+
+    /// `serve` on a free loopback port, with `adjust` applied to the command (its logs, say).
+    pub fn serve_with(&self, adjust: impl FnOnce(&mut Command)) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = self
-            .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut command = self.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        command.stdout(Stdio::piped());
+        adjust(&mut command);
+        let child = command.spawn().unwrap();
         Server {
             child,
             base: format!("http://127.0.0.1:{port}"),

@@ -175,22 +175,9 @@ async fn secrets_stay_out_of_the_logs(postgres: bool) {
     let setup = Setup::new(postgres).await;
     let log_path = setup.dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = setup
-        .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "trace")
-        .stdout(std::process::Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut server = crate::cli::Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let mut server = setup.serve_with(|command| {
+        command.env("RUST_LOG", "trace").stderr(log);
+    });
     server.wait_ready().await;
     let admin = server.admin_key();
     let base = server.base.clone();
