@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use model_registry::auth;
-use model_registry::domain::models::{CreateModelInput, create as create_model};
+use model_registry::domain::models::{ModelFields, NewModel, create as create_model};
 use model_registry::domain::versions::{NewModelVersion, create as create_version};
+use model_registry::values::Patch;
 use model_registry::{App, Config, router};
 use serde_json::json;
 
@@ -169,37 +170,17 @@ async fn run(args: Args) {
                 let model = create_model(
                     &db,
                     &caller,
-                    CreateModelInput {
+                    NewModel {
                         project_id: project,
-                        name: format!("model-{i:05}"),
-                        slug: None,
-                        description: Some(format!("Benchmark model number {i}")),
-                        long_description: None,
-                        product_type: None,
-                        provider: Some("bench".into()),
-                        environment: None,
-                        risk_classification: None,
-                        lifecycle_stage: None,
-                        model_family: None,
-                        model_task_type: Some("classification".into()),
-                        model_architecture: None,
-                        framework: Some(["torch", "onnx", "sklearn"][i % 3].into()),
-                        intended_use: None,
-                        limitations: None,
-                        deployment_status: None,
-                        serving_url: None,
-                        input_schema: None,
-                        output_schema: None,
-                        ai_system_type: None,
-                        vendor_name: None,
-                        vendor_product_name: None,
-                        vendor_model_id: None,
-                        deployment_environment: None,
-                        business_use_case: None,
-                        is_gpai: None,
-                        capabilities: Some(vec!["scoring".into()]),
-                        tags: None,
-                        enabled: None,
+                        fields: ModelFields {
+                            name: Patch::Set(format!("model-{i:05}")),
+                            description: Patch::Set(format!("Benchmark model number {i}")),
+                            provider: Patch::Set("bench".into()),
+                            model_task_type: Patch::Set("classification".into()),
+                            framework: Patch::Set(["torch", "onnx", "sklearn"][i % 3].into()),
+                            capabilities: Patch::Set(vec!["scoring".into()]),
+                            ..ModelFields::default()
+                        },
                     },
                 )
                 .await

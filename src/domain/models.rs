@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use async_graphql::{InputObject, MaybeUndefined, SimpleObject};
-
 use crate::auth::{Principal, ProjectRef};
 use crate::db::artifacts::{self, ArtifactSet};
 use crate::db::models::{self, FilterValues, Model, ModelChanges, ModelFilter, ModelOrder};
@@ -12,7 +10,7 @@ use crate::db::{Db, Tx, model_versions, projects};
 use crate::domain::organizations::{project_by_slug, visible_project};
 use crate::domain::validate::{self, DESCRIPTION_MAX, LONG_TEXT_MAX, SHORT_TEXT_MAX};
 use crate::error::AppError;
-use crate::values::{Id, JsonText, Timestamp};
+use crate::values::{Id, JsonText, Patch, Timestamp};
 use crate::values::{ModelFamily, ModelStatus, ProductType, Role};
 
 pub const DEFAULT_ENVIRONMENT: &str = "development";
@@ -21,154 +19,156 @@ const TAG_KEY_MAX: usize = 128;
 const TAG_VALUE_MAX: usize = 1024;
 
 /// A free key/value label on a model.
-#[derive(Debug, Clone, PartialEq, InputObject, SimpleObject)]
-#[graphql(input_name = "TagInput")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tag {
     pub key: String,
     pub value: String,
 }
 
-#[derive(Debug, InputObject)]
-pub struct CreateModelInput {
-    pub project_id: Id,
-    /// Unique in the project.
-    pub name: String,
-    /// Derived from the name when absent.
-    pub slug: Option<String>,
-    pub description: Option<String>,
-    pub long_description: Option<String>,
-    /// Default `ML_MODEL`.
-    pub product_type: Option<ProductType>,
-    pub provider: Option<String>,
-    /// Default `development`.
-    pub environment: Option<String>,
-    pub risk_classification: Option<String>,
-    pub lifecycle_stage: Option<String>,
-    pub model_family: Option<ModelFamily>,
-    pub model_task_type: Option<String>,
-    pub model_architecture: Option<String>,
-    pub framework: Option<String>,
-    pub intended_use: Option<String>,
-    pub limitations: Option<String>,
-    /// Default `development`.
-    pub deployment_status: Option<String>,
-    pub serving_url: Option<String>,
-    /// A JSON Schema object.
-    pub input_schema: Option<JsonText>,
-    /// A JSON Schema object.
-    pub output_schema: Option<JsonText>,
-    pub ai_system_type: Option<String>,
-    pub vendor_name: Option<String>,
-    pub vendor_product_name: Option<String>,
-    pub vendor_model_id: Option<String>,
-    pub deployment_environment: Option<String>,
-    pub business_use_case: Option<String>,
-    pub is_gpai: Option<bool>,
-    pub capabilities: Option<Vec<String>>,
-    pub tags: Option<Vec<Tag>>,
-    /// Default true.
-    pub enabled: Option<bool>,
+/// A model's describable fields, as a create or an update gives them. Creating starts from the
+/// defaults, so `Keep` there means the default; clearing a field that cannot be empty is
+/// refused naming it.
+#[derive(Debug, Default)]
+pub struct ModelFields {
+    pub name: Patch<String>,
+    pub slug: Patch<String>,
+    pub description: Patch<String>,
+    pub long_description: Patch<String>,
+    pub product_type: Patch<ProductType>,
+    pub provider: Patch<String>,
+    pub environment: Patch<String>,
+    pub risk_classification: Patch<String>,
+    pub lifecycle_stage: Patch<String>,
+    pub model_family: Patch<ModelFamily>,
+    pub model_task_type: Patch<String>,
+    pub model_architecture: Patch<String>,
+    pub framework: Patch<String>,
+    pub intended_use: Patch<String>,
+    pub limitations: Patch<String>,
+    pub deployment_status: Patch<String>,
+    pub serving_url: Patch<String>,
+    pub input_schema: Patch<JsonText>,
+    pub output_schema: Patch<JsonText>,
+    pub ai_system_type: Patch<String>,
+    pub vendor_name: Patch<String>,
+    pub vendor_product_name: Patch<String>,
+    pub vendor_model_id: Patch<String>,
+    pub deployment_environment: Patch<String>,
+    pub business_use_case: Patch<String>,
+    pub is_gpai: Patch<bool>,
+    /// Replaces the whole list.
+    pub capabilities: Patch<Vec<String>>,
+    /// Replaces every tag.
+    pub tags: Patch<Vec<Tag>>,
+    pub enabled: Patch<bool>,
+    pub archived: Patch<bool>,
 }
 
-/// Only the fields given change. For nullable fields an explicit null clears the value;
-/// for the others null is refused.
-#[derive(Debug, InputObject)]
-pub struct UpdateModelInput {
+/// A model to register: `name` is required, the slug is derived from it when not given.
+#[derive(Debug)]
+pub struct NewModel {
+    pub project_id: Id,
+    pub fields: ModelFields,
+}
+
+#[derive(Debug)]
+pub struct ModelUpdate {
     pub id: Id,
-    pub name: Option<String>,
-    pub slug: Option<String>,
-    pub description: MaybeUndefined<String>,
-    pub long_description: MaybeUndefined<String>,
-    pub product_type: Option<ProductType>,
-    pub provider: MaybeUndefined<String>,
-    pub environment: Option<String>,
-    pub risk_classification: MaybeUndefined<String>,
-    pub lifecycle_stage: MaybeUndefined<String>,
-    pub model_family: MaybeUndefined<ModelFamily>,
-    pub model_task_type: MaybeUndefined<String>,
-    pub model_architecture: MaybeUndefined<String>,
-    pub framework: MaybeUndefined<String>,
-    pub intended_use: MaybeUndefined<String>,
-    pub limitations: MaybeUndefined<String>,
-    pub deployment_status: Option<String>,
-    pub serving_url: MaybeUndefined<String>,
-    pub input_schema: MaybeUndefined<JsonText>,
-    pub output_schema: MaybeUndefined<JsonText>,
-    pub ai_system_type: MaybeUndefined<String>,
-    pub vendor_name: MaybeUndefined<String>,
-    pub vendor_product_name: MaybeUndefined<String>,
-    pub vendor_model_id: MaybeUndefined<String>,
-    pub deployment_environment: MaybeUndefined<String>,
-    pub business_use_case: MaybeUndefined<String>,
-    pub is_gpai: Option<bool>,
-    /// Replaces the whole list.
-    pub capabilities: Option<Vec<String>>,
-    /// Replaces every tag.
-    pub tags: Option<Vec<Tag>>,
-    /// False blocks new endpoints; running ones keep serving.
-    pub enabled: Option<bool>,
-    /// Archived models leave the default lists.
-    pub archived: Option<bool>,
+    pub fields: ModelFields,
+}
+
+/// A column that cannot be empty: clearing it is refused.
+fn required<T, U>(
+    field: &str,
+    value: Patch<T>,
+    check: impl FnOnce(&str, T) -> Result<U, AppError>,
+) -> Result<Option<U>, AppError> {
+    match value {
+        Patch::Keep => Ok(None),
+        Patch::Clear => Err(AppError::bad_input(field, "cannot be cleared")),
+        Patch::Set(v) => check(field, v).map(Some),
+    }
+}
+
+/// A nullable column: clearing it stores null.
+fn nullable<T, U>(
+    field: &str,
+    value: Patch<T>,
+    check: impl FnOnce(&str, Option<T>) -> Result<Option<U>, AppError>,
+) -> Result<Option<Option<U>>, AppError> {
+    match value {
+        Patch::Keep => Ok(None),
+        Patch::Clear => Ok(Some(None)),
+        Patch::Set(v) => check(field, Some(v)).map(Some),
+    }
 }
 
 fn short(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
     validate::text(field, value, SHORT_TEXT_MAX)
 }
 
-fn required_short(field: &str, value: Option<String>, default: &str) -> Result<String, AppError> {
-    match value {
-        Some(v) => validate::name(field, &v),
-        None => Ok(default.to_owned()),
-    }
+fn description(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    validate::text(field, value, DESCRIPTION_MAX)
 }
 
-/// A patch of a nullable text column: absent → unchanged, null → cleared.
-fn patch(
-    field: &str,
-    value: MaybeUndefined<String>,
-    check: impl Fn(&str, Option<String>) -> Result<Option<String>, AppError>,
-) -> Result<Option<Option<String>>, AppError> {
-    match value {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => Ok(Some(check(field, Some(v))?)),
-    }
+fn as_given<T>(_: &str, value: T) -> Result<T, AppError> {
+    Ok(value)
 }
 
-fn patch_short(
-    field: &str,
-    value: MaybeUndefined<String>,
-) -> Result<Option<Option<String>>, AppError> {
-    patch(field, value, short)
+/// The one check of a model's fields, for create and update alike: the columns they change.
+fn changes(fields: ModelFields) -> Result<ModelChanges, AppError> {
+    Ok(ModelChanges {
+        name: required("name", fields.name, |f, v| validate::name(f, &v))?,
+        slug: required("slug", fields.slug, |f, v| validate::slug(f, &v))?,
+        description: nullable("description", fields.description, description)?,
+        long_description: nullable("longDescription", fields.long_description, |f, v| {
+            validate::text(f, v, LONG_TEXT_MAX)
+        })?,
+        product_type: required("productType", fields.product_type, as_given)?,
+        provider: nullable("provider", fields.provider, short)?,
+        environment: required("environment", fields.environment, |f, v| {
+            validate::name(f, &v)
+        })?,
+        risk_classification: nullable("riskClassification", fields.risk_classification, short)?,
+        lifecycle_stage: nullable("lifecycleStage", fields.lifecycle_stage, short)?,
+        model_family: nullable("modelFamily", fields.model_family, as_given)?,
+        model_task_type: nullable("modelTaskType", fields.model_task_type, short)?,
+        model_architecture: nullable("modelArchitecture", fields.model_architecture, short)?,
+        framework: nullable("framework", fields.framework, short)?,
+        intended_use: nullable("intendedUse", fields.intended_use, description)?,
+        limitations: nullable("limitations", fields.limitations, description)?,
+        deployment_status: required("deploymentStatus", fields.deployment_status, |f, v| {
+            validate::name(f, &v)
+        })?,
+        serving_url: nullable("servingUrl", fields.serving_url, validate::url)?,
+        input_schema: nullable("inputSchema", fields.input_schema, validate::json_schema)?,
+        output_schema: nullable("outputSchema", fields.output_schema, validate::json_schema)?,
+        ai_system_type: nullable("aiSystemType", fields.ai_system_type, short)?,
+        vendor_name: nullable("vendorName", fields.vendor_name, short)?,
+        vendor_product_name: nullable("vendorProductName", fields.vendor_product_name, short)?,
+        vendor_model_id: nullable("vendorModelId", fields.vendor_model_id, short)?,
+        deployment_environment: nullable(
+            "deploymentEnvironment",
+            fields.deployment_environment,
+            short,
+        )?,
+        business_use_case: nullable("businessUseCase", fields.business_use_case, description)?,
+        is_gpai: required("isGpai", fields.is_gpai, as_given)?,
+        capabilities: required("capabilities", fields.capabilities, capabilities)?,
+        tags: required("tags", fields.tags, tags)?,
+        enabled: required("enabled", fields.enabled, as_given)?,
+        archived: required("archived", fields.archived, as_given)?,
+        updated_at: None,
+    })
 }
 
-fn patch_text(
-    field: &str,
-    value: MaybeUndefined<String>,
-    max: usize,
-) -> Result<Option<Option<String>>, AppError> {
-    patch(field, value, |f, v| validate::text(f, v, max))
-}
-
-fn patch_schema(
-    field: &str,
-    value: MaybeUndefined<JsonText>,
-) -> Result<Option<Option<JsonText>>, AppError> {
-    match value {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => Ok(Some(validate::json_schema(field, Some(v))?)),
-    }
-}
-
-fn capabilities(values: Vec<String>) -> Result<JsonText, AppError> {
+fn capabilities(field: &str, values: Vec<String>) -> Result<JsonText, AppError> {
     Ok(JsonText(serde_json::json!(validate::labels(
-        "capabilities",
-        values
+        field, values
     )?)))
 }
 
-fn tags(values: Vec<Tag>) -> Result<JsonText, AppError> {
+fn tags(_: &str, values: Vec<Tag>) -> Result<JsonText, AppError> {
     if values.len() > validate::LIST_MAX {
         return Err(AppError::bad_input(
             "tags",
@@ -223,60 +223,56 @@ fn slug_taken(slug: &str) -> AppError {
     ))
 }
 
-pub async fn create(
-    db: &Db,
-    caller: &Principal,
-    input: CreateModelInput,
-) -> Result<Model, AppError> {
+pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Model, AppError> {
     let project = visible_project(db, caller, input.project_id).await?;
     caller.require(ProjectRef::from(&project), Role::Editor, "project")?;
-    let name = validate::name("name", &input.name)?;
-    let slug = match input.slug {
-        Some(s) => validate::slug("slug", &s)?,
-        None => validate::slugify(&name),
-    };
+    let given = changes(input.fields)?;
+    let name = given
+        .name
+        .ok_or_else(|| AppError::bad_input("name", "is required"))?;
+    let slug = given.slug.unwrap_or_else(|| validate::slugify(&name));
     let now = Timestamp::now();
     let model = Model {
         id: Id::new(),
         project_id: project.id,
         name,
         slug,
-        description: validate::text("description", input.description, DESCRIPTION_MAX)?,
-        long_description: validate::text("longDescription", input.long_description, LONG_TEXT_MAX)?,
-        product_type: input.product_type.unwrap_or(ProductType::MlModel),
-        provider: short("provider", input.provider)?,
-        environment: required_short("environment", input.environment, DEFAULT_ENVIRONMENT)?,
-        risk_classification: short("riskClassification", input.risk_classification)?,
-        lifecycle_stage: short("lifecycleStage", input.lifecycle_stage)?,
-        model_family: input.model_family,
-        model_task_type: short("modelTaskType", input.model_task_type)?,
-        model_architecture: short("modelArchitecture", input.model_architecture)?,
-        framework: short("framework", input.framework)?,
-        intended_use: validate::text("intendedUse", input.intended_use, DESCRIPTION_MAX)?,
-        limitations: validate::text("limitations", input.limitations, DESCRIPTION_MAX)?,
-        deployment_status: required_short(
-            "deploymentStatus",
-            input.deployment_status,
-            DEFAULT_DEPLOYMENT_STATUS,
-        )?,
-        serving_url: validate::url("servingUrl", input.serving_url)?,
-        input_schema: validate::json_schema("inputSchema", input.input_schema)?,
-        output_schema: validate::json_schema("outputSchema", input.output_schema)?,
-        ai_system_type: short("aiSystemType", input.ai_system_type)?,
-        vendor_name: short("vendorName", input.vendor_name)?,
-        vendor_product_name: short("vendorProductName", input.vendor_product_name)?,
-        vendor_model_id: short("vendorModelId", input.vendor_model_id)?,
-        deployment_environment: short("deploymentEnvironment", input.deployment_environment)?,
-        business_use_case: validate::text(
-            "businessUseCase",
-            input.business_use_case,
-            DESCRIPTION_MAX,
-        )?,
-        is_gpai: input.is_gpai.unwrap_or(false),
-        capabilities: capabilities(input.capabilities.unwrap_or_default())?,
-        tags: tags(input.tags.unwrap_or_default())?,
-        enabled: input.enabled.unwrap_or(true),
-        archived: false,
+        description: given.description.flatten(),
+        long_description: given.long_description.flatten(),
+        product_type: given.product_type.unwrap_or(ProductType::MlModel),
+        provider: given.provider.flatten(),
+        environment: given
+            .environment
+            .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_owned()),
+        risk_classification: given.risk_classification.flatten(),
+        lifecycle_stage: given.lifecycle_stage.flatten(),
+        model_family: given.model_family.flatten(),
+        model_task_type: given.model_task_type.flatten(),
+        model_architecture: given.model_architecture.flatten(),
+        framework: given.framework.flatten(),
+        intended_use: given.intended_use.flatten(),
+        limitations: given.limitations.flatten(),
+        deployment_status: given
+            .deployment_status
+            .unwrap_or_else(|| DEFAULT_DEPLOYMENT_STATUS.to_owned()),
+        serving_url: given.serving_url.flatten(),
+        input_schema: given.input_schema.flatten(),
+        output_schema: given.output_schema.flatten(),
+        ai_system_type: given.ai_system_type.flatten(),
+        vendor_name: given.vendor_name.flatten(),
+        vendor_product_name: given.vendor_product_name.flatten(),
+        vendor_model_id: given.vendor_model_id.flatten(),
+        deployment_environment: given.deployment_environment.flatten(),
+        business_use_case: given.business_use_case.flatten(),
+        is_gpai: given.is_gpai.unwrap_or(false),
+        capabilities: given
+            .capabilities
+            .unwrap_or_else(|| JsonText(serde_json::json!([]))),
+        tags: given
+            .tags
+            .unwrap_or_else(|| JsonText(serde_json::json!({}))),
+        enabled: given.enabled.unwrap_or(true),
+        archived: given.archived.unwrap_or(false),
         status: ModelStatus::Pending,
         current_version_id: None,
         next_version_number: 1,
@@ -350,54 +346,11 @@ pub async fn by_name(
         .ok_or(AppError::NotFound("model"))
 }
 
-pub async fn update(
-    db: &Db,
-    caller: &Principal,
-    input: UpdateModelInput,
-) -> Result<Model, AppError> {
+pub async fn update(db: &Db, caller: &Principal, input: ModelUpdate) -> Result<Model, AppError> {
     let model = visible_model(db, caller, input.id, Role::Editor).await?;
     let changes = ModelChanges {
-        name: input.name.map(|n| validate::name("name", &n)).transpose()?,
-        slug: input.slug.map(|s| validate::slug("slug", &s)).transpose()?,
-        description: patch_text("description", input.description, DESCRIPTION_MAX)?,
-        long_description: patch_text("longDescription", input.long_description, LONG_TEXT_MAX)?,
-        product_type: input.product_type,
-        provider: patch_short("provider", input.provider)?,
-        environment: input
-            .environment
-            .map(|v| validate::name("environment", &v))
-            .transpose()?,
-        risk_classification: patch_short("riskClassification", input.risk_classification)?,
-        lifecycle_stage: patch_short("lifecycleStage", input.lifecycle_stage)?,
-        model_family: match input.model_family {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(f) => Some(Some(f)),
-        },
-        model_task_type: patch_short("modelTaskType", input.model_task_type)?,
-        model_architecture: patch_short("modelArchitecture", input.model_architecture)?,
-        framework: patch_short("framework", input.framework)?,
-        intended_use: patch_text("intendedUse", input.intended_use, DESCRIPTION_MAX)?,
-        limitations: patch_text("limitations", input.limitations, DESCRIPTION_MAX)?,
-        deployment_status: input
-            .deployment_status
-            .map(|v| validate::name("deploymentStatus", &v))
-            .transpose()?,
-        serving_url: patch("servingUrl", input.serving_url, validate::url)?,
-        input_schema: patch_schema("inputSchema", input.input_schema)?,
-        output_schema: patch_schema("outputSchema", input.output_schema)?,
-        ai_system_type: patch_short("aiSystemType", input.ai_system_type)?,
-        vendor_name: patch_short("vendorName", input.vendor_name)?,
-        vendor_product_name: patch_short("vendorProductName", input.vendor_product_name)?,
-        vendor_model_id: patch_short("vendorModelId", input.vendor_model_id)?,
-        deployment_environment: patch_short("deploymentEnvironment", input.deployment_environment)?,
-        business_use_case: patch_text("businessUseCase", input.business_use_case, DESCRIPTION_MAX)?,
-        is_gpai: input.is_gpai,
-        capabilities: input.capabilities.map(capabilities).transpose()?,
-        tags: input.tags.map(tags).transpose()?,
-        enabled: input.enabled,
-        archived: input.archived,
         updated_at: Some(Timestamp::now()),
+        ..changes(input.fields)?
     };
     db.transaction(async |tx| {
         let clash = models::clash(
@@ -536,5 +489,48 @@ mod tests {
             let err = status_transition(from, to).unwrap_err();
             assert_eq!(err.code(), "PRECONDITION_FAILED", "{from} → {to}");
         }
+    }
+
+    #[test]
+    fn create_and_update_check_fields_alike() {
+        let refused = |fields: ModelFields| changes(fields).unwrap_err();
+        for (field, err) in [
+            (
+                "name",
+                refused(ModelFields {
+                    name: Patch::Clear,
+                    ..Default::default()
+                }),
+            ),
+            (
+                "environment",
+                refused(ModelFields {
+                    environment: Patch::Clear,
+                    ..Default::default()
+                }),
+            ),
+            (
+                "deploymentStatus",
+                refused(ModelFields {
+                    deployment_status: Patch::Set("  ".into()),
+                    ..Default::default()
+                }),
+            ),
+        ] {
+            assert_eq!(err.code(), "BAD_USER_INPUT", "{field}");
+            assert_eq!(err.field(), Some(field));
+        }
+        let given = changes(ModelFields {
+            name: Patch::Set(" Churn ".into()),
+            description: Patch::Set("   ".into()),
+            provider: Patch::Clear,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(given.name.as_deref(), Some("Churn"));
+        // A blank text is no text: it clears, as null does.
+        assert_eq!(given.description, Some(None));
+        assert_eq!(given.provider, Some(None));
+        assert_eq!(given.framework, None);
     }
 }

@@ -81,6 +81,12 @@ pub(crate) fn patch<T>(value: async_graphql::MaybeUndefined<T>) -> crate::values
     }
 }
 
+/// A field the API cannot clear (non-null in the schema, so its null means absent) as a
+/// [`Patch`](crate::values::Patch): absent keeps it.
+pub(crate) fn given<T>(value: Option<T>) -> crate::values::Patch<T> {
+    value.map_or(crate::values::Patch::Keep, crate::values::Patch::Set)
+}
+
 /// Who called: a key, or the reason there is none.
 pub struct Caller(pub Result<Principal, AppError>);
 

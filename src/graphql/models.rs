@@ -2,10 +2,12 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use async_graphql::{ComplexObject, Context, InputObject, Interface, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, InputObject, Interface, MaybeUndefined, Object, Result, SimpleObject,
+};
 
-use super::ContextExt;
 use super::pagination::{self, Conn};
+use super::{ContextExt, given, patch};
 use crate::db::api_keys::ApiKey;
 use crate::db::artifacts::{Artifact, ArtifactSet};
 use crate::db::model_versions::{self, ModelVersion};
@@ -13,15 +15,15 @@ use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
 use crate::db::organizations::Organization;
 use crate::db::page::{Page, PageRequest};
 use crate::db::projects::Project;
-use crate::domain::models::{self, CreateModelInput, Tag, UpdateModelInput};
+use crate::domain::models::{self, ModelFields, ModelUpdate, NewModel};
 use crate::domain::{organizations, versions};
 use crate::error::AppError;
 use crate::graphql::loaders::{
     ArtifactCountKey, CurrentArtifactKey, LatestPublishedKey, NewestVersionsKey, OrganizationKey,
     ProjectKey, RegistryLoader, VersionCountKey, VersionKey,
 };
-use crate::values::ArtifactKind;
-use crate::values::Id;
+use crate::values::{ArtifactKind, Patch};
+use crate::values::{Id, JsonText, ModelFamily, ProductType};
 
 #[ComplexObject]
 impl Model {
@@ -39,7 +41,7 @@ impl Model {
 
     /// Key/value labels, by key.
     async fn tags(&self) -> Vec<Tag> {
-        models::tags_of(self)
+        models::tags_of(self).into_iter().map(Tag::from).collect()
     }
 
     async fn version_count(&self, ctx: &Context<'_>) -> Result<i64> {
@@ -389,7 +391,7 @@ impl ModelMutation {
         ctx: &Context<'_>,
         input: CreateModelInput,
     ) -> Result<CreateModelPayload> {
-        let model = models::create(ctx.db(), ctx.caller()?, input).await?;
+        let model = models::create(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(CreateModelPayload { model })
     }
 
@@ -398,7 +400,7 @@ impl ModelMutation {
         ctx: &Context<'_>,
         input: UpdateModelInput,
     ) -> Result<UpdateModelPayload> {
-        let model = models::update(ctx.db(), ctx.caller()?, input).await?;
+        let model = models::update(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(UpdateModelPayload { model })
     }
 
@@ -410,5 +412,198 @@ impl ModelMutation {
     ) -> Result<DeleteModelPayload> {
         let model = models::delete(ctx.db(), ctx.caller()?, input.id).await?;
         Ok(DeleteModelPayload { model })
+    }
+}
+
+/// A free key/value label on a model.
+#[derive(Debug, Clone, PartialEq, InputObject, SimpleObject)]
+#[graphql(input_name = "TagInput")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+impl From<models::Tag> for Tag {
+    fn from(tag: models::Tag) -> Self {
+        Tag {
+            key: tag.key,
+            value: tag.value,
+        }
+    }
+}
+
+impl From<Tag> for models::Tag {
+    fn from(tag: Tag) -> Self {
+        models::Tag {
+            key: tag.key,
+            value: tag.value,
+        }
+    }
+}
+
+fn tag_list(tags: Option<Vec<Tag>>) -> Patch<Vec<models::Tag>> {
+    given(tags.map(|tags| tags.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, InputObject)]
+pub struct CreateModelInput {
+    pub project_id: Id,
+    /// Unique in the project.
+    pub name: String,
+    /// Derived from the name when absent.
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    pub long_description: Option<String>,
+    /// Default `ML_MODEL`.
+    pub product_type: Option<ProductType>,
+    pub provider: Option<String>,
+    /// Default `development`.
+    pub environment: Option<String>,
+    pub risk_classification: Option<String>,
+    pub lifecycle_stage: Option<String>,
+    pub model_family: Option<ModelFamily>,
+    pub model_task_type: Option<String>,
+    pub model_architecture: Option<String>,
+    pub framework: Option<String>,
+    pub intended_use: Option<String>,
+    pub limitations: Option<String>,
+    /// Default `development`.
+    pub deployment_status: Option<String>,
+    pub serving_url: Option<String>,
+    /// A JSON Schema object.
+    pub input_schema: Option<JsonText>,
+    /// A JSON Schema object.
+    pub output_schema: Option<JsonText>,
+    pub ai_system_type: Option<String>,
+    pub vendor_name: Option<String>,
+    pub vendor_product_name: Option<String>,
+    pub vendor_model_id: Option<String>,
+    pub deployment_environment: Option<String>,
+    pub business_use_case: Option<String>,
+    pub is_gpai: Option<bool>,
+    pub capabilities: Option<Vec<String>>,
+    pub tags: Option<Vec<Tag>>,
+    /// Default true.
+    pub enabled: Option<bool>,
+}
+
+impl From<CreateModelInput> for NewModel {
+    fn from(input: CreateModelInput) -> Self {
+        NewModel {
+            project_id: input.project_id,
+            fields: ModelFields {
+                name: Patch::Set(input.name),
+                slug: given(input.slug),
+                description: given(input.description),
+                long_description: given(input.long_description),
+                product_type: given(input.product_type),
+                provider: given(input.provider),
+                environment: given(input.environment),
+                risk_classification: given(input.risk_classification),
+                lifecycle_stage: given(input.lifecycle_stage),
+                model_family: given(input.model_family),
+                model_task_type: given(input.model_task_type),
+                model_architecture: given(input.model_architecture),
+                framework: given(input.framework),
+                intended_use: given(input.intended_use),
+                limitations: given(input.limitations),
+                deployment_status: given(input.deployment_status),
+                serving_url: given(input.serving_url),
+                input_schema: given(input.input_schema),
+                output_schema: given(input.output_schema),
+                ai_system_type: given(input.ai_system_type),
+                vendor_name: given(input.vendor_name),
+                vendor_product_name: given(input.vendor_product_name),
+                vendor_model_id: given(input.vendor_model_id),
+                deployment_environment: given(input.deployment_environment),
+                business_use_case: given(input.business_use_case),
+                is_gpai: given(input.is_gpai),
+                capabilities: given(input.capabilities),
+                tags: tag_list(input.tags),
+                enabled: given(input.enabled),
+                archived: Patch::Keep,
+            },
+        }
+    }
+}
+
+/// Only the fields given change. For nullable fields an explicit null clears the value;
+/// for the others null is refused.
+#[derive(Debug, InputObject)]
+pub struct UpdateModelInput {
+    pub id: Id,
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub long_description: MaybeUndefined<String>,
+    pub product_type: Option<ProductType>,
+    pub provider: MaybeUndefined<String>,
+    pub environment: Option<String>,
+    pub risk_classification: MaybeUndefined<String>,
+    pub lifecycle_stage: MaybeUndefined<String>,
+    pub model_family: MaybeUndefined<ModelFamily>,
+    pub model_task_type: MaybeUndefined<String>,
+    pub model_architecture: MaybeUndefined<String>,
+    pub framework: MaybeUndefined<String>,
+    pub intended_use: MaybeUndefined<String>,
+    pub limitations: MaybeUndefined<String>,
+    pub deployment_status: Option<String>,
+    pub serving_url: MaybeUndefined<String>,
+    pub input_schema: MaybeUndefined<JsonText>,
+    pub output_schema: MaybeUndefined<JsonText>,
+    pub ai_system_type: MaybeUndefined<String>,
+    pub vendor_name: MaybeUndefined<String>,
+    pub vendor_product_name: MaybeUndefined<String>,
+    pub vendor_model_id: MaybeUndefined<String>,
+    pub deployment_environment: MaybeUndefined<String>,
+    pub business_use_case: MaybeUndefined<String>,
+    pub is_gpai: Option<bool>,
+    /// Replaces the whole list.
+    pub capabilities: Option<Vec<String>>,
+    /// Replaces every tag.
+    pub tags: Option<Vec<Tag>>,
+    /// False blocks new endpoints; running ones keep serving.
+    pub enabled: Option<bool>,
+    /// Archived models leave the default lists.
+    pub archived: Option<bool>,
+}
+
+impl From<UpdateModelInput> for ModelUpdate {
+    fn from(input: UpdateModelInput) -> Self {
+        ModelUpdate {
+            id: input.id,
+            fields: ModelFields {
+                name: given(input.name),
+                slug: given(input.slug),
+                description: patch(input.description),
+                long_description: patch(input.long_description),
+                product_type: given(input.product_type),
+                provider: patch(input.provider),
+                environment: given(input.environment),
+                risk_classification: patch(input.risk_classification),
+                lifecycle_stage: patch(input.lifecycle_stage),
+                model_family: patch(input.model_family),
+                model_task_type: patch(input.model_task_type),
+                model_architecture: patch(input.model_architecture),
+                framework: patch(input.framework),
+                intended_use: patch(input.intended_use),
+                limitations: patch(input.limitations),
+                deployment_status: given(input.deployment_status),
+                serving_url: patch(input.serving_url),
+                input_schema: patch(input.input_schema),
+                output_schema: patch(input.output_schema),
+                ai_system_type: patch(input.ai_system_type),
+                vendor_name: patch(input.vendor_name),
+                vendor_product_name: patch(input.vendor_product_name),
+                vendor_model_id: patch(input.vendor_model_id),
+                deployment_environment: patch(input.deployment_environment),
+                business_use_case: patch(input.business_use_case),
+                is_gpai: given(input.is_gpai),
+                capabilities: given(input.capabilities),
+                tags: tag_list(input.tags),
+                enabled: given(input.enabled),
+                archived: given(input.archived),
+            },
+        }
     }
 }
