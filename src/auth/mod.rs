@@ -6,7 +6,7 @@
 
 pub mod keys;
 
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::Enum;
 
 use crate::db::Db;
 use crate::db::api_keys::{self, ApiKey};
@@ -268,13 +268,4 @@ async fn principal_of(db: &Db, key: ApiKey, now: Timestamp) -> Result<Option<Pri
     Ok(scope_of(db, &key)
         .await?
         .map(|scope| Principal { key, scope }))
-}
-
-/// `viewer`: the calling key as the API shows it.
-#[derive(SimpleObject)]
-pub struct Viewer {
-    pub key: ApiKey,
-    pub role: Role,
-    pub scope: ScopeKind,
-    pub is_instance_admin: bool,
 }

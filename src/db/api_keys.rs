@@ -1,4 +1,3 @@
-use async_graphql::SimpleObject;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -9,20 +8,16 @@ use crate::values::Role;
 use crate::values::{Id, Timestamp};
 
 /// A stored key. The secret itself is never stored: only its SHA-256 and a visible prefix.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
-#[graphql(complex)]
 pub struct ApiKey {
     pub id: Id,
     pub name: String,
     /// The first characters of the secret, enough to recognise a key in a list.
     pub prefix: String,
-    #[graphql(skip)]
     pub secret_hash: String,
     pub role: Role,
-    #[graphql(skip)]
     pub organization_id: Option<Id>,
-    #[graphql(skip)]
     pub project_id: Option<Id>,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use async_graphql::SimpleObject;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -14,16 +13,12 @@ use crate::values::{ArtifactKind, ArtifactStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 /// One stored file of a model, verified by its SHA-256.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = artifacts)]
-#[graphql(complex)]
 pub struct Artifact {
     pub id: Id,
-    #[graphql(skip)]
     pub model_id: Id,
-    #[graphql(skip)]
     pub version_id: Option<Id>,
-    #[graphql(skip)]
     pub package_id: Option<Id>,
     /// This file's role in its package (`weights`, `tokenizer`, `config`…).
     pub package_role: Option<String>,

@@ -1,6 +1,5 @@
 use std::collections::HashMap;
 
-use async_graphql::SimpleObject;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -12,12 +11,10 @@ use crate::values::VersionLifecycle;
 use crate::values::{Id, JsonText, Timestamp};
 
 /// A numbered, labelled version of a model.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = model_versions)]
-#[graphql(complex)]
 pub struct ModelVersion {
     pub id: Id,
-    #[graphql(skip)]
     pub model_id: Id,
     /// The label, unique per model (`v1.2.0`, `2026-11-rc1`).
     pub version: String,

@@ -1,4 +1,3 @@
-use async_graphql::{Enum, InputObject, SimpleObject};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -17,12 +16,10 @@ diesel::define_sql_function! {
 
 /// A registered model and its metadata. Deleted models keep their row with status `DELETED`
 /// and `deleted_at` set; every lookup here skips them.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = models)]
-#[graphql(complex)]
 pub struct Model {
     pub id: Id,
-    #[graphql(skip)]
     pub project_id: Id,
     /// Unique in the project; the handle for `modelByName` and the manifest.
     pub name: String,
@@ -51,21 +48,16 @@ pub struct Model {
     pub deployment_environment: Option<String>,
     pub business_use_case: Option<String>,
     pub is_gpai: bool,
-    #[graphql(skip)]
     pub capabilities: JsonText,
-    #[graphql(skip)]
     pub tags: JsonText,
     /// False blocks new endpoints; running ones keep serving.
     pub enabled: bool,
     pub archived: bool,
     pub status: ModelStatus,
-    #[graphql(skip)]
     pub current_version_id: Option<Id>,
-    #[graphql(skip)]
     pub next_version_number: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    #[graphql(skip)]
     pub deleted_at: Option<Timestamp>,
 }
 
@@ -108,7 +100,7 @@ pub struct ModelChanges {
 }
 
 /// One filter object for `models(...)`; every field narrows the list.
-#[derive(Debug, Clone, Default, InputObject)]
+#[derive(Debug, Clone, Default)]
 pub struct ModelFilter {
     /// Only this project's models; absent: every project the key sees.
     pub project_id: Option<Id>,
@@ -123,24 +115,23 @@ pub struct ModelFilter {
     pub framework: Option<String>,
     pub status: Option<ModelStatus>,
     /// Archived models are left out unless this is true.
-    #[graphql(default = false)]
     pub include_archived: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelOrderField {
     CreatedAt,
     UpdatedAt,
     Name,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderDirection {
     Asc,
     Desc,
 }
 
-#[derive(Debug, Clone, Copy, InputObject)]
+#[derive(Debug, Clone, Copy)]
 pub struct ModelOrder {
     pub field: ModelOrderField,
     pub direction: OrderDirection,
@@ -333,8 +324,7 @@ pub async fn page(
 }
 
 /// The distinct values present in a project, for filter drop-downs.
-#[derive(SimpleObject)]
-#[graphql(name = "ModelFilterValues")]
+#[derive(Debug, Clone)]
 pub struct FilterValues {
     pub frameworks: Vec<String>,
     pub capabilities: Vec<String>,

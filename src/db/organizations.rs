@@ -1,4 +1,3 @@
-use async_graphql::SimpleObject;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -8,9 +7,8 @@ use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
 /// A tenant: owns projects and organization-scoped keys.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organizations)]
-#[graphql(complex)]
 pub struct Organization {
     pub id: Id,
     pub slug: String,

@@ -1,4 +1,3 @@
-use async_graphql::SimpleObject;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -8,19 +7,15 @@ use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
 /// A space inside an organization: every model belongs to one.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, SimpleObject)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = projects)]
-#[graphql(complex)]
 pub struct Project {
     pub id: Id,
-    #[graphql(skip)]
     pub organization_id: Id,
     pub slug: String,
     pub name: String,
     pub description: Option<String>,
-    #[graphql(skip)]
     pub max_models: Option<i64>,
-    #[graphql(skip)]
     pub max_versions_per_month: Option<i64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -1,37 +1,95 @@
-use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::ContextExt;
+use super::organizations::{OrganizationView, ProjectView};
 use super::pagination::{self, Conn};
-use crate::auth::{ScopeKind, Viewer};
+use crate::auth::ScopeKind;
 use crate::db::api_keys::ApiKey;
-use crate::db::organizations::Organization;
 use crate::db::page::Cursor;
-use crate::db::projects::Project;
 use crate::domain::api_keys::{self, NewApiKey};
 use crate::graphql::loaders::{OrganizationKey, ProjectKey};
 use crate::values::{Id, Role, Timestamp};
 
-#[ComplexObject]
-impl ApiKey {
+pub struct ApiKeyView(pub ApiKey);
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(key: ApiKey) -> Self {
+        ApiKeyView(key)
+    }
+}
+
+/// A stored key. The secret itself is never stored: only its SHA-256 and a visible prefix.
+#[Object(name = "ApiKey")]
+impl ApiKeyView {
+    pub async fn id(&self) -> &Id {
+        &self.0.id
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The first characters of the secret, enough to recognise a key in a list.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.0.created_at
+    }
+
+    async fn expires_at(&self) -> Option<Timestamp> {
+        self.0.expires_at
+    }
+
+    async fn revoked_at(&self) -> Option<Timestamp> {
+        self.0.revoked_at
+    }
+
+    async fn last_used_at(&self) -> Option<Timestamp> {
+        self.0.last_used_at
+    }
+
     async fn scope(&self) -> ScopeKind {
-        self.scope_kind()
+        self.0.scope_kind()
     }
 
     /// The organization of an organization-scoped key.
-    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
-        match self.organization_id {
-            Some(id) => Ok(ctx.loader().load_one(OrganizationKey(id)).await?),
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<OrganizationView>> {
+        match self.0.organization_id {
+            Some(id) => Ok(ctx
+                .loader()
+                .load_one(OrganizationKey(id))
+                .await?
+                .map(OrganizationView)),
             None => Ok(None),
         }
     }
 
     /// The project of a project-scoped key.
-    async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
-        match self.project_id {
-            Some(id) => Ok(ctx.loader().load_one(ProjectKey(id)).await?),
+    async fn project(&self, ctx: &Context<'_>) -> Result<Option<ProjectView>> {
+        match self.0.project_id {
+            Some(id) => Ok(ctx
+                .loader()
+                .load_one(ProjectKey(id))
+                .await?
+                .map(ProjectView)),
             None => Ok(None),
         }
     }
+}
+
+/// `viewer`: the calling key as the API shows it.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    pub key: ApiKeyView,
+    pub role: Role,
+    pub scope: ScopeKind,
+    pub is_instance_admin: bool,
 }
 
 #[derive(Default)]
@@ -43,7 +101,7 @@ impl ApiKeyQuery {
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
         let caller = ctx.caller()?;
         Ok(Viewer {
-            key: caller.key.clone(),
+            key: ApiKeyView(caller.key.clone()),
             role: caller.role(),
             scope: caller.key.scope_kind(),
             is_instance_admin: caller.is_instance_admin(),
@@ -58,7 +116,7 @@ impl ApiKeyQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<ApiKey>> {
+    ) -> Result<Conn<ApiKeyView>> {
         let page = pagination::request(first, after, last, before)?;
         let keys = api_keys::list(ctx.db(), ctx.caller()?).await?;
         Ok(pagination::slice(keys, &page, |k| Cursor {
@@ -70,7 +128,7 @@ impl ApiKeyQuery {
 
 #[derive(SimpleObject)]
 pub struct CreateApiKeyPayload {
-    api_key: ApiKey,
+    api_key: ApiKeyView,
     /// The secret, shown this once: only its hash is stored.
     secret: String,
 }
@@ -82,7 +140,7 @@ pub struct RevokeApiKeyInput {
 
 #[derive(SimpleObject)]
 pub struct RevokeApiKeyPayload {
-    api_key: ApiKey,
+    api_key: ApiKeyView,
 }
 
 #[derive(Default)]
@@ -98,7 +156,7 @@ impl ApiKeyMutation {
     ) -> Result<CreateApiKeyPayload> {
         let created = api_keys::create(ctx.db(), ctx.caller()?, input.into()).await?;
         Ok(CreateApiKeyPayload {
-            api_key: created.api_key,
+            api_key: ApiKeyView(created.api_key),
             secret: created.secret,
         })
     }
@@ -110,7 +168,9 @@ impl ApiKeyMutation {
         input: RevokeApiKeyInput,
     ) -> Result<RevokeApiKeyPayload> {
         let api_key = api_keys::revoke(ctx.db(), ctx.caller()?, input.id).await?;
-        Ok(RevokeApiKeyPayload { api_key })
+        Ok(RevokeApiKeyPayload {
+            api_key: ApiKeyView(api_key),
+        })
     }
 }
 

@@ -1,18 +1,17 @@
-use async_graphql::{
-    ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject,
-};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 
 use super::ContextExt;
+use super::models::ModelView;
 use super::pagination::{self, Conn};
+use super::versions::VersionView;
 use crate::db::artifacts::{self, Artifact, ArtifactSet, PackageRow};
 use crate::db::model_versions::ModelVersion;
-use crate::db::models::Model;
 use crate::db::page::Cursor;
 use crate::domain::artifacts::{self as rules, ArtifactUpdate, NewPackage, PackageMember};
 use crate::error::AppError;
 use crate::graphql::loaders::{ModelKey, VersionKey};
-use crate::values::{ArtifactKind, Role};
-use crate::values::{Id, JsonText, Timestamp};
+use crate::values::{ArtifactKind, ArtifactStatus, Role};
+use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 /// A URL that works without an API key until `expiresAt`.
 #[derive(SimpleObject)]
@@ -24,32 +23,136 @@ pub struct SignedUrl {
 /// One artifact's signed download URL, for fetching a whole version.
 #[derive(SimpleObject)]
 pub struct ArtifactDownloadUrl {
-    pub artifact: Artifact,
+    pub artifact: ArtifactView,
     pub url: String,
     pub expires_at: Timestamp,
 }
 
-#[ComplexObject]
-impl Artifact {
-    async fn model(&self, ctx: &Context<'_>) -> Result<Model> {
+pub struct ArtifactView(pub Artifact);
+
+impl From<Artifact> for ArtifactView {
+    fn from(artifact: Artifact) -> Self {
+        ArtifactView(artifact)
+    }
+}
+
+/// One stored file of a model, verified by its SHA-256.
+#[Object(name = "Artifact")]
+impl ArtifactView {
+    async fn id(&self) -> &Id {
+        &self.0.id
+    }
+
+    /// This file's role in its package (`weights`, `tokenizer`, `config`…).
+    async fn package_role(&self) -> Option<&str> {
+        self.0.package_role.as_deref()
+    }
+
+    async fn kind(&self) -> ArtifactKind {
+        self.0.kind
+    }
+
+    /// A human-readable label for this file (`fp16`, `v2.0.0`), free-form.
+    async fn version_label(&self) -> Option<&str> {
+        self.0.version_label.as_deref()
+    }
+
+    async fn file_name(&self) -> &str {
+        &self.0.file_name
+    }
+
+    async fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+
+    async fn size_bytes(&self) -> BigInt {
+        self.0.size_bytes
+    }
+
+    /// Lowercase hex SHA-256 of the bytes, computed by the server.
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    /// The serialization format (`safetensors`, `gguf`, `onnx`…), from metadata or the file name.
+    async fn format(&self) -> Option<&str> {
+        self.0.format.as_deref()
+    }
+
+    /// `fs`, `s3` or `memory`.
+    async fn storage_backend(&self) -> &str {
+        &self.0.storage_backend
+    }
+
+    async fn storage_uri(&self) -> &str {
+        &self.0.storage_uri
+    }
+
+    /// Where the same file also lives outside this registry, as given at upload.
+    async fn external_uri(&self) -> Option<&str> {
+        self.0.external_uri.as_deref()
+    }
+
+    async fn training_run_id(&self) -> Option<&str> {
+        self.0.training_run_id.as_deref()
+    }
+
+    async fn status(&self) -> ArtifactStatus {
+        self.0.status
+    }
+
+    /// Whether this is the model's current artifact (at most one is).
+    async fn is_current(&self) -> bool {
+        self.0.is_current
+    }
+
+    async fn metadata(&self) -> Option<&JsonText> {
+        self.0.metadata.as_ref()
+    }
+
+    /// The API key that uploaded it.
+    async fn uploaded_by(&self) -> Option<Id> {
+        self.0.uploaded_by
+    }
+
+    async fn uploaded_at(&self) -> Timestamp {
+        self.0.uploaded_at
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> Timestamp {
+        self.0.updated_at
+    }
+
+    async fn model(&self, ctx: &Context<'_>) -> Result<ModelView> {
         Ok(ctx
             .loader()
-            .load_one(ModelKey(self.model_id))
+            .load_one(ModelKey(self.0.model_id))
             .await?
+            .map(ModelView)
             .ok_or(AppError::NotFound("model"))?)
     }
 
-    async fn version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
-        match self.version_id {
-            Some(id) => Ok(ctx.loader().load_one(VersionKey(id)).await?),
+    async fn version(&self, ctx: &Context<'_>) -> Result<Option<VersionView>> {
+        match self.0.version_id {
+            Some(id) => Ok(ctx
+                .loader()
+                .load_one(VersionKey(id))
+                .await?
+                .map(VersionView)),
             None => Ok(None),
         }
     }
 
     /// The package this file deploys with, if any.
-    async fn package(&self, ctx: &Context<'_>) -> Result<Option<PackageRow>> {
-        match self.package_id {
-            Some(id) => Ok(artifacts::find_package(ctx.db(), id).await?),
+    async fn package(&self, ctx: &Context<'_>) -> Result<Option<PackageView>> {
+        match self.0.package_id {
+            Some(id) => Ok(artifacts::find_package(ctx.db(), id)
+                .await?
+                .map(PackageView)),
             None => Ok(None),
         }
     }
@@ -66,7 +169,7 @@ impl Artifact {
         let app = ctx.app();
         let ttl = rules::url_ttl(expires_in_seconds, app.config.max_signed_url_secs)?;
         let signed =
-            rules::signed_download_url(app, ctx.caller()?, self, ttl, ctx.origin()).await?;
+            rules::signed_download_url(app, ctx.caller()?, &self.0, ttl, ctx.origin()).await?;
         Ok(SignedUrl {
             url: signed.url,
             expires_at: signed.expires_at,
@@ -74,36 +177,42 @@ impl Artifact {
     }
 }
 
+pub struct PackageView(pub PackageRow);
+
 /// A primary artifact and its sidecars: one unit that deploys together.
 #[Object(name = "ArtifactPackage")]
-impl PackageRow {
+impl PackageView {
     async fn id(&self) -> Id {
-        self.id
+        self.0.id
     }
 
     async fn format(&self) -> &str {
-        &self.format
+        &self.0.format
     }
 
     async fn created_at(&self) -> Timestamp {
-        self.created_at
+        self.0.created_at
     }
 
-    async fn version(&self, ctx: &Context<'_>) -> Result<ModelVersion> {
+    async fn version(&self, ctx: &Context<'_>) -> Result<VersionView> {
         Ok(ctx
             .loader()
-            .load_one(VersionKey(self.version_id))
+            .load_one(VersionKey(self.0.version_id))
             .await?
+            .map(VersionView)
             .ok_or(AppError::NotFound("model version"))?)
     }
 
-    async fn primary(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
-        Ok(artifacts::find(ctx.db(), self.primary_artifact_id).await?)
+    async fn primary(&self, ctx: &Context<'_>) -> Result<Option<ArtifactView>> {
+        Ok(artifacts::find(ctx.db(), self.0.primary_artifact_id)
+            .await?
+            .map(ArtifactView))
     }
 
     /// Every file of the package, the primary first; each carries its `packageRole`.
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Artifact>> {
-        Ok(rules::package_members(ctx.app(), self).await?)
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactView>> {
+        let members = rules::package_members(ctx.app(), &self.0).await?;
+        Ok(members.into_iter().map(ArtifactView).collect())
     }
 }
 
@@ -120,7 +229,7 @@ pub(super) async fn artifact_list(
     set: ArtifactSet,
     kind: Option<ArtifactKind>,
     page: (Option<i32>, Option<String>, Option<i32>, Option<String>),
-) -> Result<Conn<Artifact>> {
+) -> Result<Conn<ArtifactView>> {
     let page = pagination::request(page.0, page.1, page.2, page.3)?;
     let rows = artifacts::page(ctx.db(), set, kind, &page, ctx.wants_total()).await?;
     Ok(pagination::connection(rows, artifact_cursor))
@@ -129,8 +238,9 @@ pub(super) async fn artifact_list(
 pub(super) async fn version_packages(
     ctx: &Context<'_>,
     version: &ModelVersion,
-) -> Result<Vec<PackageRow>> {
-    Ok(artifacts::packages_of_version(ctx.db(), version.id).await?)
+) -> Result<Vec<PackageView>> {
+    let packages = artifacts::packages_of_version(ctx.db(), version.id).await?;
+    Ok(packages.into_iter().map(PackageView).collect())
 }
 
 pub(super) async fn version_download_urls(
@@ -146,7 +256,7 @@ pub(super) async fn version_download_urls(
     for artifact in rows {
         let signed = rules::signed_download_url(app, caller, &artifact, ttl, ctx.origin()).await?;
         out.push(ArtifactDownloadUrl {
-            artifact,
+            artifact: ArtifactView(artifact),
             url: signed.url,
             expires_at: signed.expires_at,
         });
@@ -160,12 +270,10 @@ pub struct ArtifactQuery;
 #[Object]
 impl ArtifactQuery {
     /// An available artifact by id.
-    async fn artifact(&self, ctx: &Context<'_>, id: Id) -> Result<Artifact> {
-        Ok(
-            rules::visible_artifact(ctx.app(), ctx.caller()?, id, Role::Viewer)
-                .await?
-                .0,
-        )
+    async fn artifact(&self, ctx: &Context<'_>, id: Id) -> Result<ArtifactView> {
+        let (artifact, _) =
+            rules::visible_artifact(ctx.app(), ctx.caller()?, id, Role::Viewer).await?;
+        Ok(ArtifactView(artifact))
     }
 }
 
@@ -176,12 +284,12 @@ pub struct ArtifactIdInput {
 
 #[derive(SimpleObject)]
 pub struct ArtifactPayload {
-    artifact: Artifact,
+    artifact: ArtifactView,
 }
 
 #[derive(SimpleObject)]
 pub struct ArtifactPackagePayload {
-    package: PackageRow,
+    package: PackageView,
 }
 
 #[derive(Default)]
@@ -197,7 +305,9 @@ impl ArtifactMutation {
         input: UpdateArtifactInput,
     ) -> Result<ArtifactPayload> {
         let artifact = rules::update(ctx.app(), ctx.caller()?, input.into()).await?;
-        Ok(ArtifactPayload { artifact })
+        Ok(ArtifactPayload {
+            artifact: ArtifactView(artifact),
+        })
     }
 
     /// Marks the artifact DELETED; refused on a published version.
@@ -207,7 +317,9 @@ impl ArtifactMutation {
         input: ArtifactIdInput,
     ) -> Result<ArtifactPayload> {
         let artifact = rules::delete(ctx.app(), ctx.caller()?, input.id).await?;
-        Ok(ArtifactPayload { artifact })
+        Ok(ArtifactPayload {
+            artifact: ArtifactView(artifact),
+        })
     }
 
     async fn create_artifact_package(
@@ -216,7 +328,9 @@ impl ArtifactMutation {
         input: CreateArtifactPackageInput,
     ) -> Result<ArtifactPackagePayload> {
         let package = rules::create_package(ctx.app(), ctx.caller()?, input.into()).await?;
-        Ok(ArtifactPackagePayload { package })
+        Ok(ArtifactPackagePayload {
+            package: PackageView(package),
+        })
     }
 }
 

@@ -1,5 +1,8 @@
 //! The GraphQL API: one schema, merged from one root per area. Resolvers parse, take the
 //! caller from the context, call `domain` and map the result; they hold no rules.
+//!
+//! Rows reach the API wrapped in views (`ModelView(Model)`, …) that name each field they show:
+//! a column added to a table stays out of the schema until a view shows it.
 
 mod api_keys;
 mod artifacts;

@@ -3,18 +3,19 @@ use std::hash::Hash;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{
-    ComplexObject, Context, InputObject, Interface, MaybeUndefined, Object, Result, SimpleObject,
+    Context, Enum, InputObject, Interface, MaybeUndefined, Object, Result, SimpleObject,
 };
 
+use super::api_keys::ApiKeyView;
+use super::artifacts::ArtifactView;
+use super::organizations::{OrganizationView, ProjectView};
 use super::pagination::{self, Conn};
+use super::versions::VersionView;
 use super::{ContextExt, given, patch};
-use crate::db::api_keys::ApiKey;
-use crate::db::artifacts::{Artifact, ArtifactSet};
-use crate::db::model_versions::{self, ModelVersion};
+use crate::db::artifacts::ArtifactSet;
+use crate::db::model_versions;
 use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
-use crate::db::organizations::Organization;
 use crate::db::page::{Page, PageRequest};
-use crate::db::projects::Project;
 use crate::domain::models::{self, ModelFields, ModelUpdate, NewModel};
 use crate::domain::{organizations, versions};
 use crate::error::AppError;
@@ -22,51 +23,200 @@ use crate::graphql::loaders::{
     ArtifactCountKey, CurrentArtifactKey, LatestPublishedKey, NewestVersionsKey, OrganizationKey,
     ProjectKey, RegistryLoader, VersionCountKey, VersionKey,
 };
-use crate::values::{ArtifactKind, Patch};
-use crate::values::{Id, JsonText, ModelFamily, ProductType};
+use crate::values::{ArtifactKind, ModelStatus, Patch};
+use crate::values::{Id, JsonText, ModelFamily, ProductType, Timestamp};
 
-#[ComplexObject]
-impl Model {
-    async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
+pub struct ModelView(pub Model);
+
+impl From<Model> for ModelView {
+    fn from(model: Model) -> Self {
+        ModelView(model)
+    }
+}
+
+/// A registered model and its metadata. Deleted models keep their row with status `DELETED`
+/// and `deleted_at` set; every lookup here skips them.
+#[Object(name = "Model")]
+impl ModelView {
+    pub async fn id(&self) -> &Id {
+        &self.0.id
+    }
+
+    /// Unique in the project; the handle for `modelByName` and the manifest.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    async fn long_description(&self) -> Option<&str> {
+        self.0.long_description.as_deref()
+    }
+
+    async fn product_type(&self) -> ProductType {
+        self.0.product_type
+    }
+
+    async fn provider(&self) -> Option<&str> {
+        self.0.provider.as_deref()
+    }
+
+    async fn environment(&self) -> &str {
+        &self.0.environment
+    }
+
+    async fn risk_classification(&self) -> Option<&str> {
+        self.0.risk_classification.as_deref()
+    }
+
+    async fn lifecycle_stage(&self) -> Option<&str> {
+        self.0.lifecycle_stage.as_deref()
+    }
+
+    async fn model_family(&self) -> Option<ModelFamily> {
+        self.0.model_family
+    }
+
+    async fn model_task_type(&self) -> Option<&str> {
+        self.0.model_task_type.as_deref()
+    }
+
+    async fn model_architecture(&self) -> Option<&str> {
+        self.0.model_architecture.as_deref()
+    }
+
+    async fn framework(&self) -> Option<&str> {
+        self.0.framework.as_deref()
+    }
+
+    async fn intended_use(&self) -> Option<&str> {
+        self.0.intended_use.as_deref()
+    }
+
+    async fn limitations(&self) -> Option<&str> {
+        self.0.limitations.as_deref()
+    }
+
+    async fn deployment_status(&self) -> &str {
+        &self.0.deployment_status
+    }
+
+    async fn serving_url(&self) -> Option<&str> {
+        self.0.serving_url.as_deref()
+    }
+
+    async fn input_schema(&self) -> Option<&JsonText> {
+        self.0.input_schema.as_ref()
+    }
+
+    async fn output_schema(&self) -> Option<&JsonText> {
+        self.0.output_schema.as_ref()
+    }
+
+    async fn ai_system_type(&self) -> Option<&str> {
+        self.0.ai_system_type.as_deref()
+    }
+
+    async fn vendor_name(&self) -> Option<&str> {
+        self.0.vendor_name.as_deref()
+    }
+
+    async fn vendor_product_name(&self) -> Option<&str> {
+        self.0.vendor_product_name.as_deref()
+    }
+
+    async fn vendor_model_id(&self) -> Option<&str> {
+        self.0.vendor_model_id.as_deref()
+    }
+
+    async fn deployment_environment(&self) -> Option<&str> {
+        self.0.deployment_environment.as_deref()
+    }
+
+    async fn business_use_case(&self) -> Option<&str> {
+        self.0.business_use_case.as_deref()
+    }
+
+    async fn is_gpai(&self) -> bool {
+        self.0.is_gpai
+    }
+
+    /// False blocks new endpoints; running ones keep serving.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+
+    async fn archived(&self) -> bool {
+        self.0.archived
+    }
+
+    async fn status(&self) -> ModelStatus {
+        self.0.status
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> Timestamp {
+        self.0.updated_at
+    }
+
+    async fn project(&self, ctx: &Context<'_>) -> Result<ProjectView> {
         Ok(ctx
             .loader()
-            .load_one(ProjectKey(self.project_id))
+            .load_one(ProjectKey(self.0.project_id))
             .await?
+            .map(ProjectView)
             .ok_or(AppError::NotFound("project"))?)
     }
 
     async fn capabilities(&self) -> Vec<String> {
-        models::capabilities_of(self)
+        models::capabilities_of(&self.0)
     }
 
     /// Key/value labels, by key.
     async fn tags(&self) -> Vec<Tag> {
-        models::tags_of(self).into_iter().map(Tag::from).collect()
+        models::tags_of(&self.0)
+            .into_iter()
+            .map(Tag::from)
+            .collect()
     }
 
     async fn version_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(ctx
             .loader()
-            .load_one(VersionCountKey(self.id))
+            .load_one(VersionCountKey(self.0.id))
             .await?
             .unwrap_or(0))
     }
 
     /// The version clients get when they ask for the model without naming one.
-    async fn current_version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
-        match self.current_version_id {
-            Some(id) => Ok(ctx.loader().load_one(VersionKey(id)).await?),
+    async fn current_version(&self, ctx: &Context<'_>) -> Result<Option<VersionView>> {
+        match self.0.current_version_id {
+            Some(id) => Ok(ctx
+                .loader()
+                .load_one(VersionKey(id))
+                .await?
+                .map(VersionView)),
             None => Ok(None),
         }
     }
 
     /// The highest-numbered PUBLISHED version.
-    async fn latest_published_version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
+    async fn latest_published_version(&self, ctx: &Context<'_>) -> Result<Option<VersionView>> {
         Ok(ctx
             .loader()
-            .load_one(LatestPublishedKey(self.id))
+            .load_one(LatestPublishedKey(self.0.id))
             .await?
-            .flatten())
+            .flatten()
+            .map(VersionView))
     }
 
     /// Newest (highest number) first.
@@ -80,26 +230,26 @@ impl Model {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<ModelVersion>> {
+    ) -> Result<Conn<VersionView>> {
         let page = pagination::request(first, after, last, before)?;
         let want_total = ctx.wants_total();
         let result = if let Some(limit) = batched_limit(&page) {
             let loader = ctx.loader();
             let rows = loader
                 .load_one(NewestVersionsKey {
-                    model: self.id,
+                    model: self.0.id,
                     limit,
                 })
                 .await?
                 .unwrap_or_default();
             let total = if want_total {
-                loader.load_one(VersionCountKey(self.id)).await?
+                loader.load_one(VersionCountKey(self.0.id)).await?
             } else {
                 None
             };
             page.finish(rows, total)
         } else {
-            versions::list(ctx.db(), self, &page, want_total).await?
+            versions::list(ctx.db(), &self.0, &page, want_total).await?
         };
         Ok(pagination::connection(result, model_versions::cursor))
     }
@@ -113,10 +263,10 @@ impl Model {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<Artifact>> {
+    ) -> Result<Conn<ArtifactView>> {
         super::artifacts::artifact_list(
             ctx,
-            ArtifactSet::Model(self.id),
+            ArtifactSet::Model(self.0.id),
             kind,
             (first, after, last, before),
         )
@@ -124,21 +274,121 @@ impl Model {
     }
 
     /// The version with this label, if the model has one.
-    async fn version(&self, ctx: &Context<'_>, label: String) -> Result<Option<ModelVersion>> {
-        Ok(model_versions::by_label(ctx.db(), self.id, label.trim()).await?)
+    async fn version(&self, ctx: &Context<'_>, label: String) -> Result<Option<VersionView>> {
+        Ok(model_versions::by_label(ctx.db(), self.0.id, label.trim())
+            .await?
+            .map(VersionView))
     }
 
     async fn artifact_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(ctx
             .loader()
-            .load_one(ArtifactCountKey(self.id))
+            .load_one(ArtifactCountKey(self.0.id))
             .await?
             .unwrap_or(0))
     }
 
     /// The artifact marked current (at most one per model).
-    async fn current_artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
-        Ok(ctx.loader().load_one(CurrentArtifactKey(self.id)).await?)
+    async fn current_artifact(&self, ctx: &Context<'_>) -> Result<Option<ArtifactView>> {
+        Ok(ctx
+            .loader()
+            .load_one(CurrentArtifactKey(self.0.id))
+            .await?
+            .map(ArtifactView))
+    }
+}
+
+/// One filter object for `models(...)`; every field narrows the list.
+#[derive(Debug, InputObject)]
+#[graphql(name = "ModelFilter")]
+pub struct ModelFilterInput {
+    /// Only this project's models; absent: every project the key sees.
+    pub project_id: Option<Id>,
+    /// Case-insensitive substring of name, slug or description.
+    pub q: Option<String>,
+    pub model_family: Option<ModelFamily>,
+    /// Any of these product types.
+    pub product_types: Option<Vec<ProductType>>,
+    pub deployment_status: Option<String>,
+    pub model_task_type: Option<String>,
+    pub risk_classification: Option<String>,
+    pub framework: Option<String>,
+    pub status: Option<ModelStatus>,
+    /// Archived models are left out unless this is true.
+    #[graphql(default = false)]
+    pub include_archived: bool,
+}
+
+impl From<ModelFilterInput> for ModelFilter {
+    fn from(input: ModelFilterInput) -> Self {
+        ModelFilter {
+            project_id: input.project_id,
+            q: input.q,
+            model_family: input.model_family,
+            product_types: input.product_types,
+            deployment_status: input.deployment_status,
+            model_task_type: input.model_task_type,
+            risk_classification: input.risk_classification,
+            framework: input.framework,
+            status: input.status,
+            include_archived: input.include_archived,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(
+    name = "ModelOrderField",
+    remote = "crate::db::models::ModelOrderField"
+)]
+pub enum ModelOrderFieldInput {
+    CreatedAt,
+    UpdatedAt,
+    Name,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(name = "OrderDirection", remote = "crate::db::models::OrderDirection")]
+pub enum OrderDirectionInput {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, InputObject)]
+#[graphql(name = "ModelOrder")]
+pub struct ModelOrderInput {
+    pub field: ModelOrderFieldInput,
+    pub direction: OrderDirectionInput,
+}
+
+impl From<ModelOrderInput> for ModelOrder {
+    fn from(input: ModelOrderInput) -> Self {
+        ModelOrder {
+            field: input.field.into(),
+            direction: input.direction.into(),
+        }
+    }
+}
+
+pub struct FilterValuesView(pub FilterValues);
+
+/// The distinct values present in a project, for filter drop-downs.
+#[Object(name = "ModelFilterValues")]
+impl FilterValuesView {
+    async fn frameworks(&self) -> &[String] {
+        &self.0.frameworks
+    }
+
+    async fn capabilities(&self) -> &[String] {
+        &self.0.capabilities
+    }
+
+    async fn model_families(&self) -> &[ModelFamily] {
+        &self.0.model_families
+    }
+
+    async fn model_task_types(&self) -> &[String] {
+        &self.0.model_task_types
     }
 }
 
@@ -266,11 +516,11 @@ where
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "&Id"))]
 pub enum Node {
-    Organization(Organization),
-    Project(Project),
-    ApiKey(ApiKey),
-    Model(Model),
-    ModelVersion(ModelVersion),
+    Organization(OrganizationView),
+    Project(ProjectView),
+    ApiKey(ApiKeyView),
+    Model(ModelView),
+    ModelVersion(VersionView),
 }
 
 #[derive(Default)]
@@ -287,16 +537,16 @@ impl ModelQuery {
     async fn models(
         &self,
         ctx: &Context<'_>,
-        filter: Option<ModelFilter>,
-        order_by: Option<ModelOrder>,
+        filter: Option<ModelFilterInput>,
+        order_by: Option<ModelOrderInput>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<Model>> {
+    ) -> Result<Conn<ModelView>> {
         let page = pagination::request(first, after, last, before)?;
-        let filter = filter.unwrap_or_default();
-        let order = order_by.unwrap_or_default();
+        let filter = filter.map(ModelFilter::from).unwrap_or_default();
+        let order = order_by.map(ModelOrder::from).unwrap_or_default();
         let result: Page<Model> = models::list(
             ctx.db(),
             ctx.caller()?,
@@ -310,8 +560,10 @@ impl ModelQuery {
         Ok(pagination::connection(result, |m| order.cursor(m)))
     }
 
-    async fn model(&self, ctx: &Context<'_>, id: Id) -> Result<Model> {
-        Ok(models::visible_model(ctx.db(), ctx.caller()?, id, crate::values::Role::Viewer).await?)
+    async fn model(&self, ctx: &Context<'_>, id: Id) -> Result<ModelView> {
+        let model =
+            models::visible_model(ctx.db(), ctx.caller()?, id, crate::values::Role::Viewer).await?;
+        Ok(ModelView(model))
     }
 
     /// Resolve by name: exact, case-sensitive `name` inside the project with slug `project`.
@@ -320,13 +572,21 @@ impl ModelQuery {
         ctx: &Context<'_>,
         project: String,
         name: String,
-    ) -> Result<Model> {
-        Ok(models::by_name(ctx.db(), ctx.caller()?, &project, &name).await?)
+    ) -> Result<ModelView> {
+        Ok(ModelView(
+            models::by_name(ctx.db(), ctx.caller()?, &project, &name).await?,
+        ))
     }
 
     /// The distinct frameworks, capabilities, families and task types of a project's models.
-    async fn model_filter_values(&self, ctx: &Context<'_>, project_id: Id) -> Result<FilterValues> {
-        Ok(models::filter_values(ctx.db(), ctx.caller()?, project_id).await?)
+    async fn model_filter_values(
+        &self,
+        ctx: &Context<'_>,
+        project_id: Id,
+    ) -> Result<FilterValuesView> {
+        Ok(FilterValuesView(
+            models::filter_values(ctx.db(), ctx.caller()?, project_id).await?,
+        ))
     }
 
     /// Any object by id, if this key can see it.
@@ -334,27 +594,27 @@ impl ModelQuery {
         use crate::values::Role;
         let (db, caller) = (ctx.db(), ctx.caller()?);
         match models::visible_model(db, caller, id, Role::Viewer).await {
-            Ok(model) => return Ok(Node::Model(model)),
+            Ok(model) => return Ok(Node::Model(ModelView(model))),
             Err(AppError::NotFound(_)) => {}
             Err(other) => return Err(other.into()),
         }
         match versions::visible_version(db, caller, id, Role::Viewer).await {
-            Ok((version, _)) => return Ok(Node::ModelVersion(version)),
+            Ok((version, _)) => return Ok(Node::ModelVersion(VersionView(version))),
             Err(AppError::NotFound(_)) => {}
             Err(other) => return Err(other.into()),
         }
         if let Ok(project) = organizations::visible_project(db, caller, id).await {
-            return Ok(Node::Project(project));
+            return Ok(Node::Project(ProjectView(project)));
         }
         if let Ok(org) = organizations::visible_organization(db, caller, id).await {
-            return Ok(Node::Organization(org));
+            return Ok(Node::Organization(OrganizationView(org)));
         }
         if let Some(key) = crate::domain::api_keys::list(db, caller)
             .await?
             .into_iter()
             .find(|k| k.id == id)
         {
-            return Ok(Node::ApiKey(key));
+            return Ok(Node::ApiKey(ApiKeyView(key)));
         }
         Err(AppError::NotFound("node").into())
     }
@@ -362,12 +622,12 @@ impl ModelQuery {
 
 #[derive(SimpleObject)]
 pub struct CreateModelPayload {
-    model: Model,
+    model: ModelView,
 }
 
 #[derive(SimpleObject)]
 pub struct UpdateModelPayload {
-    model: Model,
+    model: ModelView,
 }
 
 #[derive(InputObject)]
@@ -378,7 +638,7 @@ pub struct DeleteModelInput {
 #[derive(SimpleObject)]
 pub struct DeleteModelPayload {
     /// The model as deleted: status DELETED, gone from every list and lookup.
-    model: Model,
+    model: ModelView,
 }
 
 #[derive(Default)]
@@ -392,7 +652,9 @@ impl ModelMutation {
         input: CreateModelInput,
     ) -> Result<CreateModelPayload> {
         let model = models::create(ctx.db(), ctx.caller()?, input.into()).await?;
-        Ok(CreateModelPayload { model })
+        Ok(CreateModelPayload {
+            model: ModelView(model),
+        })
     }
 
     async fn update_model(
@@ -401,7 +663,9 @@ impl ModelMutation {
         input: UpdateModelInput,
     ) -> Result<UpdateModelPayload> {
         let model = models::update(ctx.db(), ctx.caller()?, input.into()).await?;
-        Ok(UpdateModelPayload { model })
+        Ok(UpdateModelPayload {
+            model: ModelView(model),
+        })
     }
 
     /// Deletes the model and its versions; its name can be registered again.
@@ -411,7 +675,9 @@ impl ModelMutation {
         input: DeleteModelInput,
     ) -> Result<DeleteModelPayload> {
         let model = models::delete(ctx.db(), ctx.caller()?, input.id).await?;
-        Ok(DeleteModelPayload { model })
+        Ok(DeleteModelPayload {
+            model: ModelView(model),
+        })
     }
 }
 

@@ -1,6 +1,4 @@
-use async_graphql::{
-    ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject,
-};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 
 use super::ContextExt;
 use super::pagination::{self, Conn};
@@ -10,7 +8,7 @@ use crate::db::projects::Project;
 use crate::domain::organizations::{self, NewOrganization, NewProject, QuotaChange};
 use crate::error::AppError;
 use crate::graphql::loaders::OrganizationKey;
-use crate::values::Id;
+use crate::values::{Id, Timestamp};
 
 fn org_cursor(o: &Organization) -> Cursor {
     Cursor {
@@ -26,8 +24,37 @@ fn project_cursor(p: &Project) -> Cursor {
     }
 }
 
-#[ComplexObject]
-impl Organization {
+pub struct OrganizationView(pub Organization);
+
+impl From<Organization> for OrganizationView {
+    fn from(org: Organization) -> Self {
+        OrganizationView(org)
+    }
+}
+
+/// A tenant: owns projects and organization-scoped keys.
+#[Object(name = "Organization")]
+impl OrganizationView {
+    pub async fn id(&self) -> &Id {
+        &self.0.id
+    }
+
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> Timestamp {
+        self.0.updated_at
+    }
+
     /// The organization's projects this key can see, by slug.
     async fn projects(
         &self,
@@ -36,31 +63,65 @@ impl Organization {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<Project>> {
+    ) -> Result<Conn<ProjectView>> {
         let page = pagination::request(first, after, last, before)?;
-        let list = organizations::list_projects(ctx.db(), ctx.caller()?, Some(self.id)).await?;
+        let list = organizations::list_projects(ctx.db(), ctx.caller()?, Some(self.0.id)).await?;
         Ok(pagination::slice(list, &page, project_cursor))
     }
 }
 
-#[ComplexObject]
-impl Project {
-    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+pub struct ProjectView(pub Project);
+
+impl From<Project> for ProjectView {
+    fn from(project: Project) -> Self {
+        ProjectView(project)
+    }
+}
+
+/// A space inside an organization: every model belongs to one.
+#[Object(name = "Project")]
+impl ProjectView {
+    pub async fn id(&self) -> &Id {
+        &self.0.id
+    }
+
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> Timestamp {
+        self.0.updated_at
+    }
+
+    async fn organization(&self, ctx: &Context<'_>) -> Result<OrganizationView> {
         Ok(ctx
             .loader()
-            .load_one(OrganizationKey(self.organization_id))
+            .load_one(OrganizationKey(self.0.organization_id))
             .await?
+            .map(OrganizationView)
             .ok_or(AppError::NotFound("organization"))?)
     }
 
     /// Most live models; null: no limit.
     async fn max_models(&self) -> Option<i64> {
-        self.max_models
+        self.0.max_models
     }
 
     /// Most versions created per calendar month (UTC); null: no limit.
     async fn max_versions_per_month(&self) -> Option<i64> {
-        self.max_versions_per_month
+        self.0.max_versions_per_month
     }
 }
 
@@ -77,16 +138,17 @@ impl OrganizationQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<Organization>> {
+    ) -> Result<Conn<OrganizationView>> {
         let page = pagination::request(first, after, last, before)?;
         let list = organizations::list_organizations(ctx.db(), ctx.caller()?).await?;
         Ok(pagination::slice(list, &page, org_cursor))
     }
 
-    async fn organization(&self, ctx: &Context<'_>, slug: String) -> Result<Organization> {
+    async fn organization(&self, ctx: &Context<'_>, slug: String) -> Result<OrganizationView> {
         Ok(
             organizations::organization_by_slug(ctx.db(), ctx.caller()?, &slug)
                 .await?
+                .map(OrganizationView)
                 .ok_or(AppError::NotFound("organization"))?,
         )
     }
@@ -100,30 +162,32 @@ impl OrganizationQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<Project>> {
+    ) -> Result<Conn<ProjectView>> {
         let page = pagination::request(first, after, last, before)?;
         let list = organizations::list_projects(ctx.db(), ctx.caller()?, organization_id).await?;
         Ok(pagination::slice(list, &page, project_cursor))
     }
 
-    async fn project(&self, ctx: &Context<'_>, id: Id) -> Result<Project> {
-        Ok(organizations::visible_project(ctx.db(), ctx.caller()?, id).await?)
+    async fn project(&self, ctx: &Context<'_>, id: Id) -> Result<ProjectView> {
+        Ok(ProjectView(
+            organizations::visible_project(ctx.db(), ctx.caller()?, id).await?,
+        ))
     }
 }
 
 #[derive(SimpleObject)]
 pub struct CreateOrganizationPayload {
-    organization: Organization,
+    organization: OrganizationView,
 }
 
 #[derive(SimpleObject)]
 pub struct CreateProjectPayload {
-    project: Project,
+    project: ProjectView,
 }
 
 #[derive(SimpleObject)]
 pub struct UpdateProjectQuotasPayload {
-    project: Project,
+    project: ProjectView,
 }
 
 #[derive(Default)]
@@ -139,7 +203,9 @@ impl OrganizationMutation {
     ) -> Result<CreateOrganizationPayload> {
         let organization =
             organizations::create_organization(ctx.db(), ctx.caller()?, input.into()).await?;
-        Ok(CreateOrganizationPayload { organization })
+        Ok(CreateOrganizationPayload {
+            organization: OrganizationView(organization),
+        })
     }
 
     /// Organization (or instance) admins.
@@ -149,7 +215,9 @@ impl OrganizationMutation {
         input: CreateProjectInput,
     ) -> Result<CreateProjectPayload> {
         let project = organizations::create_project(ctx.db(), ctx.caller()?, input.into()).await?;
-        Ok(CreateProjectPayload { project })
+        Ok(CreateProjectPayload {
+            project: ProjectView(project),
+        })
     }
 
     /// Organization (or instance) admins: a project key cannot raise its own limits.
@@ -159,7 +227,9 @@ impl OrganizationMutation {
         input: UpdateProjectQuotasInput,
     ) -> Result<UpdateProjectQuotasPayload> {
         let project = organizations::update_quotas(ctx.db(), ctx.caller()?, input.into()).await?;
-        Ok(UpdateProjectQuotasPayload { project })
+        Ok(UpdateProjectQuotasPayload {
+            project: ProjectView(project),
+        })
     }
 }
 

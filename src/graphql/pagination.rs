@@ -23,7 +23,11 @@ pub fn request(
     PageRequest::from_relay(first, after, last, before)
 }
 
-pub fn connection<T: OutputType>(page: Page<T>, cursor: impl Fn(&T) -> Cursor) -> Conn<T> {
+/// A page of rows as a connection of their views.
+pub fn connection<R, T: OutputType + From<R>>(
+    page: Page<R>,
+    cursor: impl Fn(&R) -> Cursor,
+) -> Conn<T> {
     let mut conn = Connection::with_additional_fields(
         page.has_previous,
         page.has_next,
@@ -34,16 +38,16 @@ pub fn connection<T: OutputType>(page: Page<T>, cursor: impl Fn(&T) -> Cursor) -
     conn.edges.extend(
         page.items
             .into_iter()
-            .map(|item| Edge::new(cursor(&item).encode(), item)),
+            .map(|item| Edge::new(cursor(&item).encode(), T::from(item))),
     );
     conn
 }
 
 /// Pages a short list that is read whole (organizations, projects, keys) by its sort key.
-pub fn slice<T: OutputType>(
-    items: Vec<T>,
+pub fn slice<R, T: OutputType + From<R>>(
+    items: Vec<R>,
     page: &PageRequest,
-    cursor: impl Fn(&T) -> Cursor,
+    cursor: impl Fn(&R) -> Cursor,
 ) -> Conn<T> {
     let total = items.len() as i64;
     let position = |c: &Cursor| items.iter().position(|item| cursor(item).id == c.id);
@@ -61,7 +65,7 @@ pub fn slice<T: OutputType>(
     };
     let has_previous = from > 0;
     let has_next = to < items.len();
-    let items: Vec<T> = items.into_iter().skip(from).take(to - from).collect();
+    let items: Vec<R> = items.into_iter().skip(from).take(to - from).collect();
     connection(
         Page {
             items,

@@ -1,10 +1,10 @@
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::ContextExt;
+use super::artifacts::ArtifactView;
+use super::models::ModelView;
 use super::pagination::{self, Conn};
-use crate::db::artifacts::Artifact;
-use crate::db::model_versions::ModelVersion;
-use crate::db::models::Model;
+use super::versions::VersionView;
 use crate::db::page::Cursor;
 use crate::domain::uploads::{self, Completion, NewUploadSession, SessionQuery, SessionState};
 use crate::error::AppError;
@@ -19,17 +19,22 @@ impl SessionState {
         self.session.id
     }
 
-    async fn model(&self, ctx: &Context<'_>) -> Result<Model> {
+    async fn model(&self, ctx: &Context<'_>) -> Result<ModelView> {
         Ok(ctx
             .loader()
             .load_one(ModelKey(self.session.model_id))
             .await?
+            .map(ModelView)
             .ok_or(AppError::NotFound("model"))?)
     }
 
-    async fn version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
+    async fn version(&self, ctx: &Context<'_>) -> Result<Option<VersionView>> {
         match self.session.version_id {
-            Some(id) => Ok(ctx.loader().load_one(VersionKey(id)).await?),
+            Some(id) => Ok(ctx
+                .loader()
+                .load_one(VersionKey(id))
+                .await?
+                .map(VersionView)),
             None => Ok(None),
         }
     }
@@ -117,9 +122,11 @@ impl SessionState {
     }
 
     /// The artifact a COMPLETED session created.
-    async fn artifact(&self, ctx: &Context<'_>) -> Result<Option<Artifact>> {
+    async fn artifact(&self, ctx: &Context<'_>) -> Result<Option<ArtifactView>> {
         match self.session.artifact_id {
-            Some(id) => Ok(crate::db::artifacts::find(ctx.db(), id).await?),
+            Some(id) => Ok(crate::db::artifacts::find(ctx.db(), id)
+                .await?
+                .map(ArtifactView)),
             None => Ok(None),
         }
     }
@@ -189,7 +196,7 @@ pub struct UploadSessionPayload {
 
 #[derive(SimpleObject)]
 pub struct CompleteUploadSessionPayload {
-    artifact: Artifact,
+    artifact: ArtifactView,
     upload_session: SessionState,
 }
 
@@ -252,7 +259,7 @@ impl UploadMutation {
         let artifact = uploads::complete(ctx.app(), ctx.caller()?, input.into()).await?;
         let upload_session = session_state(ctx, id).await?;
         Ok(CompleteUploadSessionPayload {
-            artifact,
+            artifact: ArtifactView(artifact),
             upload_session,
         })
     }
@@ -305,7 +312,7 @@ impl UploadMutation {
         let artifact = uploads::complete(ctx.app(), ctx.caller()?, input.into()).await?;
         let upload_session = session_state(ctx, id).await?;
         Ok(CompleteUploadSessionPayload {
-            artifact,
+            artifact: ArtifactView(artifact),
             upload_session,
         })
     }

@@ -1,27 +1,85 @@
-use async_graphql::{
-    ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject,
-};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 
 use super::ContextExt;
-use super::artifacts::ArtifactDownloadUrl;
+use super::artifacts::{ArtifactDownloadUrl, ArtifactView, PackageView};
+use super::models::ModelView;
 use super::pagination::Conn;
-use crate::db::artifacts::{Artifact, ArtifactSet, PackageRow};
+use crate::db::artifacts::ArtifactSet;
 use crate::db::model_versions::ModelVersion;
-use crate::db::models::Model;
 use crate::domain::versions::{self, NewModelVersion, VersionUpdate};
 use crate::error::AppError;
 use crate::graphql::loaders::ModelKey;
-use crate::values::ArtifactKind;
 use crate::values::Role;
+use crate::values::{ArtifactKind, VersionLifecycle};
 use crate::values::{Id, JsonText, Timestamp};
 
-#[ComplexObject]
-impl ModelVersion {
-    async fn model(&self, ctx: &Context<'_>) -> Result<Model> {
+pub struct VersionView(pub ModelVersion);
+
+impl From<ModelVersion> for VersionView {
+    fn from(version: ModelVersion) -> Self {
+        VersionView(version)
+    }
+}
+
+/// A numbered, labelled version of a model.
+#[Object(name = "ModelVersion")]
+impl VersionView {
+    pub async fn id(&self) -> &Id {
+        &self.0.id
+    }
+
+    /// The label, unique per model (`v1.2.0`, `2026-11-rc1`).
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+
+    /// Assigned by the server: 1, 2, 3… per model, never reused.
+    async fn number(&self) -> i64 {
+        self.0.number
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    async fn release_date(&self) -> Option<Timestamp> {
+        self.0.release_date
+    }
+
+    async fn training_run_id(&self) -> Option<&str> {
+        self.0.training_run_id.as_deref()
+    }
+
+    async fn metrics(&self) -> Option<&JsonText> {
+        self.0.metrics.as_ref()
+    }
+
+    async fn lifecycle(&self) -> VersionLifecycle {
+        self.0.lifecycle
+    }
+
+    async fn published_at(&self) -> Option<Timestamp> {
+        self.0.published_at
+    }
+
+    async fn deprecated_at(&self) -> Option<Timestamp> {
+        self.0.deprecated_at
+    }
+
+    async fn created_at(&self) -> Timestamp {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> Timestamp {
+        self.0.updated_at
+    }
+
+    async fn model(&self, ctx: &Context<'_>) -> Result<ModelView> {
         Ok(ctx
             .loader()
-            .load_one(ModelKey(self.model_id))
+            .load_one(ModelKey(self.0.model_id))
             .await?
+            .map(ModelView)
             .ok_or(AppError::NotFound("model"))?)
     }
 
@@ -34,18 +92,18 @@ impl ModelVersion {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<Artifact>> {
+    ) -> Result<Conn<ArtifactView>> {
         super::artifacts::artifact_list(
             ctx,
-            ArtifactSet::Version(self.id),
+            ArtifactSet::Version(self.0.id),
             kind,
             (first, after, last, before),
         )
         .await
     }
 
-    async fn packages(&self, ctx: &Context<'_>) -> Result<Vec<PackageRow>> {
-        super::artifacts::version_packages(ctx, self).await
+    async fn packages(&self, ctx: &Context<'_>) -> Result<Vec<PackageView>> {
+        super::artifacts::version_packages(ctx, &self.0).await
     }
 
     /// Signed URLs for every available artifact of the version (1 s to 7 days).
@@ -54,7 +112,7 @@ impl ModelVersion {
         ctx: &Context<'_>,
         #[graphql(default = 3600)] expires_in_seconds: i32,
     ) -> Result<Vec<ArtifactDownloadUrl>> {
-        super::artifacts::version_download_urls(ctx, self, expires_in_seconds).await
+        super::artifacts::version_download_urls(ctx, &self.0, expires_in_seconds).await
     }
 }
 
@@ -64,12 +122,10 @@ pub struct VersionQuery;
 #[Object]
 impl VersionQuery {
     /// A version by id, without its model's id.
-    async fn model_version(&self, ctx: &Context<'_>, id: Id) -> Result<ModelVersion> {
-        Ok(
-            versions::visible_version(ctx.db(), ctx.caller()?, id, Role::Viewer)
-                .await?
-                .0,
-        )
+    async fn model_version(&self, ctx: &Context<'_>, id: Id) -> Result<VersionView> {
+        let (version, _) =
+            versions::visible_version(ctx.db(), ctx.caller()?, id, Role::Viewer).await?;
+        Ok(VersionView(version))
     }
 }
 
@@ -80,18 +136,18 @@ pub struct ModelVersionIdInput {
 
 #[derive(SimpleObject)]
 pub struct ModelVersionPayload {
-    model_version: ModelVersion,
+    model_version: VersionView,
 }
 
 #[derive(SimpleObject)]
 pub struct DeleteModelVersionPayload {
     deleted_model_version_id: Id,
-    model: Model,
+    model: ModelView,
 }
 
 #[derive(SimpleObject)]
 pub struct SetCurrentModelVersionPayload {
-    model: Model,
+    model: ModelView,
 }
 
 #[derive(Default)]
@@ -106,7 +162,9 @@ impl VersionMutation {
         input: CreateModelVersionInput,
     ) -> Result<ModelVersionPayload> {
         let model_version = versions::create(ctx.db(), ctx.caller()?, input.into()).await?;
-        Ok(ModelVersionPayload { model_version })
+        Ok(ModelVersionPayload {
+            model_version: VersionView(model_version),
+        })
     }
 
     async fn update_model_version(
@@ -115,7 +173,9 @@ impl VersionMutation {
         input: UpdateModelVersionInput,
     ) -> Result<ModelVersionPayload> {
         let model_version = versions::update(ctx.db(), ctx.caller()?, input.into()).await?;
-        Ok(ModelVersionPayload { model_version })
+        Ok(ModelVersionPayload {
+            model_version: VersionView(model_version),
+        })
     }
 
     /// DRAFT → PUBLISHED; needs an available artifact with a verified SHA-256.
@@ -125,7 +185,9 @@ impl VersionMutation {
         input: ModelVersionIdInput,
     ) -> Result<ModelVersionPayload> {
         let model_version = versions::publish(ctx.db(), ctx.caller()?, input.id).await?;
-        Ok(ModelVersionPayload { model_version })
+        Ok(ModelVersionPayload {
+            model_version: VersionView(model_version),
+        })
     }
 
     /// PUBLISHED → DEPRECATED.
@@ -135,7 +197,9 @@ impl VersionMutation {
         input: ModelVersionIdInput,
     ) -> Result<ModelVersionPayload> {
         let model_version = versions::deprecate(ctx.db(), ctx.caller()?, input.id).await?;
-        Ok(ModelVersionPayload { model_version })
+        Ok(ModelVersionPayload {
+            model_version: VersionView(model_version),
+        })
     }
 
     async fn delete_model_version(
@@ -150,7 +214,7 @@ impl VersionMutation {
                 .await?;
         Ok(DeleteModelVersionPayload {
             deleted_model_version_id: deleted.id,
-            model,
+            model: ModelView(model),
         })
     }
 
@@ -160,7 +224,9 @@ impl VersionMutation {
         input: ModelVersionIdInput,
     ) -> Result<SetCurrentModelVersionPayload> {
         let model = versions::set_current(ctx.db(), ctx.caller()?, input.id).await?;
-        Ok(SetCurrentModelVersionPayload { model })
+        Ok(SetCurrentModelVersionPayload {
+            model: ModelView(model),
+        })
     }
 }
 
