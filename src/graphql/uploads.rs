@@ -6,30 +6,46 @@ use super::models::ModelView;
 use super::pagination::{self, Conn};
 use super::versions::VersionView;
 use crate::db::page::Cursor;
-use crate::domain::uploads::{self, Completion, NewUploadSession, SessionQuery, SessionState};
+use crate::domain::uploads::{
+    self, Completion, NewUploadSession, Progress, SessionQuery, SessionState,
+};
 use crate::error::AppError;
 use crate::graphql::loaders::{ModelKey, VersionKey};
 use crate::values::{ArtifactKind, Role, UploadMethod, UploadStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
 
+/// The derived fields are computed when the view is made: every field of one answer reads the
+/// same instant.
+pub struct UploadSessionView {
+    state: SessionState,
+    progress: Progress,
+}
+
+impl From<SessionState> for UploadSessionView {
+    fn from(state: SessionState) -> Self {
+        let progress = state.progress();
+        UploadSessionView { state, progress }
+    }
+}
+
 /// A resumable upload: what was announced, what arrived, what is missing.
 #[Object(name = "UploadSession")]
-impl SessionState {
+impl UploadSessionView {
     async fn id(&self) -> Id {
-        self.session.id
+        self.state.session.id
     }
 
     async fn model(&self, ctx: &Context<'_>) -> Result<ModelView> {
         Ok(ctx
             .loader()
-            .load_one(ModelKey(self.session.model_id))
+            .load_one(ModelKey(self.state.session.model_id))
             .await?
             .map(ModelView)
             .ok_or(AppError::NotFound("model"))?)
     }
 
     async fn version(&self, ctx: &Context<'_>) -> Result<Option<VersionView>> {
-        match self.session.version_id {
+        match self.state.session.version_id {
             Some(id) => Ok(ctx
                 .loader()
                 .load_one(VersionKey(id))
@@ -40,90 +56,90 @@ impl SessionState {
     }
 
     async fn method(&self) -> UploadMethod {
-        self.session.method
+        self.state.session.method
     }
 
     async fn file_name(&self) -> &str {
-        &self.session.file_name
+        &self.state.session.file_name
     }
 
     async fn content_type(&self) -> &str {
-        &self.session.content_type
+        &self.state.session.content_type
     }
 
     async fn total_size_bytes(&self) -> BigInt {
-        self.session.total_size_bytes
+        self.state.session.total_size_bytes
     }
 
     async fn expected_sha256(&self) -> Option<&str> {
-        self.session.expected_sha256.as_deref()
+        self.state.session.expected_sha256.as_deref()
     }
 
     /// Every chunk but the last has exactly this many bytes.
     async fn chunk_size_bytes(&self) -> BigInt {
-        self.session.chunk_size_bytes
+        self.state.session.chunk_size_bytes
     }
 
     async fn chunk_count(&self) -> i64 {
-        self.session.chunk_count
+        self.state.session.chunk_count
     }
 
     async fn artifact_kind(&self) -> ArtifactKind {
-        self.session.artifact_kind
+        self.state.session.artifact_kind
     }
 
     async fn version_label(&self) -> Option<&str> {
-        self.session.version_label.as_deref()
+        self.state.session.version_label.as_deref()
     }
 
     async fn training_run_id(&self) -> Option<&str> {
-        self.session.training_run_id.as_deref()
+        self.state.session.training_run_id.as_deref()
     }
 
     async fn is_current(&self) -> bool {
-        self.session.is_current
+        self.state.session.is_current
     }
 
     async fn external_uri(&self) -> Option<&str> {
-        self.session.external_uri.as_deref()
+        self.state.session.external_uri.as_deref()
     }
 
     async fn metadata(&self) -> Option<&JsonText> {
-        self.session.metadata.as_ref()
+        self.state.session.metadata.as_ref()
     }
 
     /// EXPIRED as soon as `expiresAt` passed.
     async fn status(&self) -> UploadStatus {
-        self.effective_status()
+        self.progress.status
     }
 
     /// Why the session FAILED (a digest mismatch, an abort).
     async fn failure_reason(&self) -> Option<&str> {
-        self.session.failure_reason.as_deref()
+        self.state.session.failure_reason.as_deref()
     }
 
     async fn received_bytes(&self) -> BigInt {
-        BigInt(self.received_total())
+        BigInt(self.progress.received_bytes)
     }
 
     /// Indexes of the chunks stored so far, ascending.
-    async fn received_chunks(&self) -> Vec<i64> {
-        self.received_indexes()
+    async fn received_chunks(&self) -> &[i64] {
+        &self.progress.received_chunks
     }
 
     /// Indexes still to send, ascending: what a resuming client uploads.
-    async fn missing_chunks(&self) -> Vec<i64> {
-        self.missing()
+    async fn missing_chunks(&self) -> &[i64] {
+        &self.progress.missing_chunks
     }
 
     /// `PUT` each chunk here, `{index}` replaced by its zero-based index (chunked uploads).
     async fn chunk_url_template(&self) -> Option<&str> {
-        self.chunk_url_template.as_deref()
+        self.state.chunk_url_template.as_deref()
     }
 
     /// The artifact a COMPLETED session created.
     async fn artifact(&self, ctx: &Context<'_>) -> Result<Option<ArtifactView>> {
-        match self.session.artifact_id {
+        match self.state.session.artifact_id {
             Some(id) => Ok(crate::db::artifacts::find(ctx.db(), id)
                 .await?
                 .map(ArtifactView)),
@@ -132,19 +148,19 @@ impl SessionState {
     }
 
     async fn expires_at(&self) -> Timestamp {
-        self.session.expires_at
+        self.state.session.expires_at
     }
 
     async fn created_at(&self) -> Timestamp {
-        self.session.created_at
+        self.state.session.created_at
     }
 
     async fn updated_at(&self) -> Timestamp {
-        self.session.updated_at
+        self.state.session.updated_at
     }
 
     async fn completed_at(&self) -> Option<Timestamp> {
-        self.session.completed_at
+        self.state.session.completed_at
     }
 }
 
@@ -160,8 +176,8 @@ pub struct UploadQuery;
 
 #[Object]
 impl UploadQuery {
-    async fn upload_session(&self, ctx: &Context<'_>, id: Id) -> Result<SessionState> {
-        session_state(ctx, id).await
+    async fn upload_session(&self, ctx: &Context<'_>, id: Id) -> Result<UploadSessionView> {
+        session_view(ctx, id).await
     }
 
     /// A model's upload sessions, newest first: how a client finds the one to resume.
@@ -173,7 +189,7 @@ impl UploadQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<SessionState>> {
+    ) -> Result<Conn<UploadSessionView>> {
         let page = pagination::request(first, after, last, before)?;
         let caller = ctx.caller()?;
         let sessions = uploads::list(
@@ -191,13 +207,13 @@ impl UploadQuery {
 
 #[derive(SimpleObject)]
 pub struct UploadSessionPayload {
-    upload_session: SessionState,
+    upload_session: UploadSessionView,
 }
 
 #[derive(SimpleObject)]
 pub struct CompleteUploadSessionPayload {
     artifact: ArtifactView,
-    upload_session: SessionState,
+    upload_session: UploadSessionView,
 }
 
 #[derive(async_graphql::InputObject)]
@@ -214,7 +230,7 @@ pub struct HttpHeader {
 
 #[derive(SimpleObject)]
 pub struct DirectUploadPayload {
-    upload_session: SessionState,
+    upload_session: UploadSessionView,
     /// `PUT` the whole file here, then call `confirmDirectUpload`.
     upload_url: String,
     method: String,
@@ -226,10 +242,10 @@ pub struct DirectUploadPayload {
 pub struct UploadMutation;
 
 /// A session the caller may read, with its received chunks.
-async fn session_state(ctx: &Context<'_>, id: Id) -> Result<SessionState> {
+async fn session_view(ctx: &Context<'_>, id: Id) -> Result<UploadSessionView> {
     let app = ctx.app();
     let (session, _) = uploads::visible_session(app, ctx.caller()?, id, Role::Viewer).await?;
-    Ok(uploads::state(app, session, ctx.origin()).await?)
+    Ok(uploads::state(app, session, ctx.origin()).await?.into())
 }
 
 #[Object]
@@ -244,7 +260,7 @@ impl UploadMutation {
         let app = ctx.app();
         let session =
             uploads::create(app, ctx.caller()?, input.into(), UploadMethod::Chunked).await?;
-        let upload_session = uploads::state(app, session, ctx.origin()).await?;
+        let upload_session = uploads::state(app, session, ctx.origin()).await?.into();
         Ok(UploadSessionPayload { upload_session })
     }
 
@@ -257,7 +273,7 @@ impl UploadMutation {
     ) -> Result<CompleteUploadSessionPayload> {
         let id = input.id;
         let artifact = uploads::complete(ctx.app(), ctx.caller()?, input.into()).await?;
-        let upload_session = session_state(ctx, id).await?;
+        let upload_session = session_view(ctx, id).await?;
         Ok(CompleteUploadSessionPayload {
             artifact: ArtifactView(artifact),
             upload_session,
@@ -271,7 +287,7 @@ impl UploadMutation {
         input: UploadSessionIdInput,
     ) -> Result<UploadSessionPayload> {
         uploads::abort(ctx.app(), ctx.caller()?, input.id).await?;
-        let upload_session = session_state(ctx, input.id).await?;
+        let upload_session = session_view(ctx, input.id).await?;
         Ok(UploadSessionPayload { upload_session })
     }
 
@@ -291,7 +307,7 @@ impl UploadMutation {
             value: session.content_type.clone(),
         }];
         let expires_at = session.expires_at;
-        let upload_session = uploads::state(app, session, ctx.origin()).await?;
+        let upload_session = uploads::state(app, session, ctx.origin()).await?.into();
         Ok(DirectUploadPayload {
             upload_session,
             upload_url,
@@ -310,7 +326,7 @@ impl UploadMutation {
     ) -> Result<CompleteUploadSessionPayload> {
         let id = input.id;
         let artifact = uploads::complete(ctx.app(), ctx.caller()?, input.into()).await?;
-        let upload_session = session_state(ctx, id).await?;
+        let upload_session = session_view(ctx, id).await?;
         Ok(CompleteUploadSessionPayload {
             artifact: ArtifactView(artifact),
             upload_session,

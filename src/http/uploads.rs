@@ -62,6 +62,7 @@ pub fn parse_content_digest(header: &str) -> Result<String, AppError> {
 /// The REST answer for a session: the same fields and names as the GraphQL type.
 fn session_json(state: &SessionState) -> serde_json::Value {
     let s = &state.session;
+    let progress = state.progress();
     let ts = |t: Timestamp| async_graphql::ScalarType::to_value(&t).into_json().ok();
     serde_json::json!({
         "id": s.id,
@@ -75,11 +76,11 @@ fn session_json(state: &SessionState) -> serde_json::Value {
         "chunkSizeBytes": s.chunk_size_bytes.0,
         "chunkCount": s.chunk_count,
         "artifactKind": s.artifact_kind.as_str(),
-        "status": state.effective_status().as_str(),
+        "status": progress.status.as_str(),
         "failureReason": s.failure_reason,
-        "receivedBytes": state.received_total(),
-        "receivedChunks": state.received_indexes(),
-        "missingChunks": state.missing(),
+        "receivedBytes": progress.received_bytes,
+        "receivedChunks": progress.received_chunks,
+        "missingChunks": progress.missing_chunks,
         "chunkUrlTemplate": state.chunk_url_template,
         "artifactId": s.artifact_id,
         "expiresAt": ts(s.expires_at),

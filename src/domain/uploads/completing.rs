@@ -72,7 +72,7 @@ pub(super) async fn require_parts(app: &App, state: &SessionState) -> Result<(),
     let session = &state.session;
     match session.method {
         UploadMethod::Chunked => {
-            let missing = state.missing();
+            let missing = state.progress().missing_chunks;
             if !missing.is_empty() {
                 let shown: Vec<String> = missing.iter().take(50).map(i64::to_string).collect();
                 let more = missing.len().saturating_sub(50);

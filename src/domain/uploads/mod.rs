@@ -59,38 +59,47 @@ pub fn status_now(session: &UploadSession) -> UploadStatus {
     }
 }
 
+/// What clients are told about a session beyond its row. Computed in one place, at one
+/// instant, so the GraphQL type and the REST answer cannot disagree on a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// EXPIRED as soon as the time ran out, even before the expiry job marked it.
+    pub status: UploadStatus,
+    pub received_bytes: i64,
+    /// Ascending.
+    pub received_chunks: Vec<i64>,
+    /// Ascending: what a resuming client still sends.
+    pub missing_chunks: Vec<i64>,
+}
+
 impl SessionState {
-    pub fn effective_status(&self) -> UploadStatus {
-        status_now(&self.session)
-    }
-
-    pub fn received_total(&self) -> i64 {
-        match self.session.status {
-            UploadStatus::Completed => self.session.total_size_bytes.0,
-            _ => self.received.iter().map(|c| c.size).sum(),
+    /// A completed session reports every chunk as received: its chunk rows go when it completes.
+    pub fn progress(&self) -> Progress {
+        let session = &self.session;
+        if session.status == UploadStatus::Completed {
+            return Progress {
+                status: status_now(session),
+                received_bytes: session.total_size_bytes.0,
+                received_chunks: (0..session.chunk_count).collect(),
+                missing_chunks: Vec::new(),
+            };
         }
-    }
-
-    pub fn received_indexes(&self) -> Vec<i64> {
-        match self.session.status {
-            UploadStatus::Completed => (0..self.session.chunk_count).collect(),
-            _ => self.received.iter().map(|c| c.index).collect(),
-        }
-    }
-
-    pub fn missing(&self) -> Vec<i64> {
-        if self.session.status == UploadStatus::Completed {
-            return Vec::new();
-        }
-        let mut have = self.received.iter().map(|c| c.index).peekable();
-        (0..self.session.chunk_count)
+        let received_chunks: Vec<i64> = self.received.iter().map(|c| c.index).collect();
+        let mut have = received_chunks.iter().copied().peekable();
+        let missing_chunks = (0..session.chunk_count)
             .filter(|i| {
                 while have.peek().is_some_and(|h| h < i) {
                     have.next();
                 }
                 have.peek() != Some(i)
             })
-            .collect()
+            .collect();
+        Progress {
+            status: status_now(session),
+            received_bytes: self.received.iter().map(|c| c.size).sum(),
+            received_chunks,
+            missing_chunks,
+        }
     }
 }
 
@@ -160,4 +169,72 @@ fn require_open_to_finish(session: &UploadSession) -> Result<(), AppError> {
         AppError::Conflict(m) => AppError::precondition(m),
         other => other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: UploadStatus, expires_in: chrono::Duration, chunks: &[i64]) -> SessionState {
+        let now = Timestamp::now();
+        SessionState {
+            session: UploadSession {
+                id: Id::new(),
+                model_id: Id::new(),
+                version_id: None,
+                method: UploadMethod::Chunked,
+                file_name: "model.bin".into(),
+                content_type: "application/octet-stream".into(),
+                total_size_bytes: BigInt(35),
+                expected_sha256: None,
+                chunk_size_bytes: BigInt(10),
+                chunk_count: 4,
+                artifact_kind: ArtifactKind::ModelBinary,
+                version_label: None,
+                training_run_id: None,
+                is_current: false,
+                external_uri: None,
+                metadata: None,
+                status,
+                failure_reason: None,
+                artifact_id: None,
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+                expires_at: Timestamp(now.0 + expires_in),
+                completed_at: None,
+            },
+            received: chunks
+                .iter()
+                .map(|&index| Received {
+                    index,
+                    size: if index == 3 { 5 } else { 10 },
+                    generation: Id::new(),
+                })
+                .collect(),
+            chunk_url_template: None,
+        }
+    }
+
+    #[test]
+    fn progress_reports_what_arrived_and_what_is_missing() {
+        let hour = chrono::Duration::hours(1);
+        let open = state(UploadStatus::Uploading, hour, &[0, 3]).progress();
+        assert_eq!(
+            open,
+            Progress {
+                status: UploadStatus::Uploading,
+                received_bytes: 15,
+                received_chunks: vec![0, 3],
+                missing_chunks: vec![1, 2],
+            }
+        );
+        let done = state(UploadStatus::Completed, hour, &[]).progress();
+        assert_eq!(done.received_bytes, 35);
+        assert_eq!(done.received_chunks, vec![0, 1, 2, 3]);
+        assert!(done.missing_chunks.is_empty());
+        let late = state(UploadStatus::Initialized, -hour, &[]).progress();
+        assert_eq!(late.status, UploadStatus::Expired);
+        assert_eq!(late.missing_chunks, vec![0, 1, 2, 3]);
+    }
 }
