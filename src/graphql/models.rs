@@ -707,8 +707,8 @@ impl From<Tag> for models::Tag {
     }
 }
 
-fn tag_list(tags: Option<Vec<Tag>>) -> Patch<Vec<models::Tag>> {
-    given(tags.map(|tags| tags.into_iter().map(Into::into).collect()))
+fn tags_of_input(tags: Vec<Tag>) -> Vec<models::Tag> {
+    tags.into_iter().map(Into::into).collect()
 }
 
 #[derive(Debug, InputObject)]
@@ -785,7 +785,7 @@ impl From<CreateModelInput> for NewModel {
                 business_use_case: given(input.business_use_case),
                 is_gpai: given(input.is_gpai),
                 capabilities: given(input.capabilities),
-                tags: tag_list(input.tags),
+                tags: given(input.tags).map(tags_of_input),
                 enabled: given(input.enabled),
                 archived: Patch::Keep,
             },
@@ -798,13 +798,13 @@ impl From<CreateModelInput> for NewModel {
 #[derive(Debug, InputObject)]
 pub struct UpdateModelInput {
     pub id: Id,
-    pub name: Option<String>,
-    pub slug: Option<String>,
+    pub name: MaybeUndefined<String>,
+    pub slug: MaybeUndefined<String>,
     pub description: MaybeUndefined<String>,
     pub long_description: MaybeUndefined<String>,
-    pub product_type: Option<ProductType>,
+    pub product_type: MaybeUndefined<ProductType>,
     pub provider: MaybeUndefined<String>,
-    pub environment: Option<String>,
+    pub environment: MaybeUndefined<String>,
     pub risk_classification: MaybeUndefined<String>,
     pub lifecycle_stage: MaybeUndefined<String>,
     pub model_family: MaybeUndefined<ModelFamily>,
@@ -813,7 +813,7 @@ pub struct UpdateModelInput {
     pub framework: MaybeUndefined<String>,
     pub intended_use: MaybeUndefined<String>,
     pub limitations: MaybeUndefined<String>,
-    pub deployment_status: Option<String>,
+    pub deployment_status: MaybeUndefined<String>,
     pub serving_url: MaybeUndefined<String>,
     pub input_schema: MaybeUndefined<JsonText>,
     pub output_schema: MaybeUndefined<JsonText>,
@@ -823,15 +823,15 @@ pub struct UpdateModelInput {
     pub vendor_model_id: MaybeUndefined<String>,
     pub deployment_environment: MaybeUndefined<String>,
     pub business_use_case: MaybeUndefined<String>,
-    pub is_gpai: Option<bool>,
+    pub is_gpai: MaybeUndefined<bool>,
     /// Replaces the whole list.
-    pub capabilities: Option<Vec<String>>,
+    pub capabilities: MaybeUndefined<Vec<String>>,
     /// Replaces every tag.
-    pub tags: Option<Vec<Tag>>,
+    pub tags: MaybeUndefined<Vec<Tag>>,
     /// False blocks new endpoints; running ones keep serving.
-    pub enabled: Option<bool>,
+    pub enabled: MaybeUndefined<bool>,
     /// Archived models leave the default lists.
-    pub archived: Option<bool>,
+    pub archived: MaybeUndefined<bool>,
 }
 
 impl From<UpdateModelInput> for ModelUpdate {
@@ -839,13 +839,13 @@ impl From<UpdateModelInput> for ModelUpdate {
         ModelUpdate {
             id: input.id,
             fields: ModelFields {
-                name: given(input.name),
-                slug: given(input.slug),
+                name: patch(input.name),
+                slug: patch(input.slug),
                 description: patch(input.description),
                 long_description: patch(input.long_description),
-                product_type: given(input.product_type),
+                product_type: patch(input.product_type),
                 provider: patch(input.provider),
-                environment: given(input.environment),
+                environment: patch(input.environment),
                 risk_classification: patch(input.risk_classification),
                 lifecycle_stage: patch(input.lifecycle_stage),
                 model_family: patch(input.model_family),
@@ -854,7 +854,7 @@ impl From<UpdateModelInput> for ModelUpdate {
                 framework: patch(input.framework),
                 intended_use: patch(input.intended_use),
                 limitations: patch(input.limitations),
-                deployment_status: given(input.deployment_status),
+                deployment_status: patch(input.deployment_status),
                 serving_url: patch(input.serving_url),
                 input_schema: patch(input.input_schema),
                 output_schema: patch(input.output_schema),
@@ -864,11 +864,11 @@ impl From<UpdateModelInput> for ModelUpdate {
                 vendor_model_id: patch(input.vendor_model_id),
                 deployment_environment: patch(input.deployment_environment),
                 business_use_case: patch(input.business_use_case),
-                is_gpai: given(input.is_gpai),
-                capabilities: given(input.capabilities),
-                tags: tag_list(input.tags),
-                enabled: given(input.enabled),
-                archived: given(input.archived),
+                is_gpai: patch(input.is_gpai),
+                capabilities: patch(input.capabilities),
+                tags: patch(input.tags).map(tags_of_input),
+                enabled: patch(input.enabled),
+                archived: patch(input.archived),
             },
         }
     }

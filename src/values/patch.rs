@@ -18,4 +18,13 @@ impl<T> Patch<T> {
             Patch::Set(value) => Some(Some(value)),
         }
     }
+
+    /// The same change with its value converted.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Patch<U> {
+        match self {
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(value) => Patch::Set(f(value)),
+        }
+    }
 }

@@ -107,6 +107,18 @@ backends! {
         assert_eq!(data["updateModel"]["model"]["enabled"], false);
     }
 
+    async fn null_for_a_field_that_cannot_be_empty_is_refused(app) {
+        let project = app.default_project().await;
+        let id = app.create_model(&app.admin, &project, "kept", json!({ "tags": [{ "key": "a", "value": "b" }] })).await;
+        for field in ["name", "slug", "environment", "deploymentStatus", "productType", "isGpai", "enabled", "archived", "capabilities", "tags"] {
+            let error = app.fails(&app.admin, UPDATE, json!({ "input": { "id": id, field: null, "description": "changed" } }), "BAD_USER_INPUT").await;
+            assert_eq!(error["extensions"]["field"], field, "{error}");
+        }
+        let model = app.ok(&app.admin, &get_model(), json!({ "id": id })).await;
+        assert_eq!(model["model"]["name"], "kept", "nothing changed");
+        assert_eq!(model["model"]["description"], Value::Null);
+    }
+
     async fn names_and_slugs_are_unique_per_project(app) {
         let project = app.default_project().await;
         let other = app.create_project("elsewhere").await;
