@@ -6,8 +6,6 @@
 
 pub mod keys;
 
-use async_graphql::Enum;
-
 use crate::db::Db;
 use crate::db::api_keys::{self, ApiKey};
 use crate::db::projects::{self, ProjectSet};
@@ -23,7 +21,7 @@ pub enum Scope {
     Project { organization: Id, project: Id },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeKind {
     Instance,
     Organization,

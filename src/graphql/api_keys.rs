@@ -3,7 +3,6 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use super::ContextExt;
 use super::organizations::{OrganizationView, ProjectView};
 use super::pagination::{self, Conn};
-use crate::auth::ScopeKind;
 use crate::db::api_keys::ApiKey;
 use crate::db::page::Cursor;
 use crate::domain::api_keys::{self, NewApiKey};
@@ -55,7 +54,7 @@ impl ApiKeyView {
     }
 
     async fn scope(&self) -> ScopeKind {
-        self.0.scope_kind()
+        self.0.scope_kind().into()
     }
 
     /// The organization of an organization-scoped key.
@@ -83,6 +82,15 @@ impl ApiKeyView {
     }
 }
 
+// Where a key acts, as the API names it (`auth::ScopeKind` knows nothing of GraphQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(remote = "crate::auth::ScopeKind")]
+pub enum ScopeKind {
+    Instance,
+    Organization,
+    Project,
+}
+
 /// `viewer`: the calling key as the API shows it.
 #[derive(SimpleObject)]
 pub struct Viewer {
@@ -103,7 +111,7 @@ impl ApiKeyQuery {
         Ok(Viewer {
             key: ApiKeyView(caller.key.clone()),
             role: caller.role(),
-            scope: caller.key.scope_kind(),
+            scope: caller.key.scope_kind().into(),
             is_instance_admin: caller.is_instance_admin(),
         })
     }

@@ -9,7 +9,6 @@ use super::{SignedQuery, caller, origin, parse_id};
 use crate::app::App;
 use crate::domain::uploads::{self, ChunkRequest, SessionState};
 use crate::error::AppError;
-use crate::values::Timestamp;
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
     headers
@@ -63,7 +62,6 @@ pub fn parse_content_digest(header: &str) -> Result<String, AppError> {
 fn session_json(state: &SessionState) -> serde_json::Value {
     let s = &state.session;
     let progress = state.progress();
-    let ts = |t: Timestamp| async_graphql::ScalarType::to_value(&t).into_json().ok();
     serde_json::json!({
         "id": s.id,
         "modelId": s.model_id,
@@ -83,10 +81,10 @@ fn session_json(state: &SessionState) -> serde_json::Value {
         "missingChunks": progress.missing_chunks,
         "chunkUrlTemplate": state.chunk_url_template,
         "artifactId": s.artifact_id,
-        "expiresAt": ts(s.expires_at),
-        "createdAt": ts(s.created_at),
-        "updatedAt": ts(s.updated_at),
-        "completedAt": s.completed_at.and_then(ts),
+        "expiresAt": s.expires_at.rfc3339(),
+        "createdAt": s.created_at.rfc3339(),
+        "updatedAt": s.updated_at.rfc3339(),
+        "completedAt": s.completed_at.map(|t| t.rfc3339()),
     })
 }
 

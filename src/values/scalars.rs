@@ -120,6 +120,13 @@ impl Timestamp {
     pub fn to_utc(self) -> DateTime<Utc> {
         self.0.and_utc()
     }
+
+    /// RFC 3339 in UTC (`…Z`), with as many fraction digits as it has: how both APIs write
+    /// a time.
+    pub fn rfc3339(self) -> String {
+        self.to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
 }
 
 impl From<DateTime<Utc>> for Timestamp {
@@ -164,10 +171,7 @@ impl ScalarType for Timestamp {
     }
 
     fn to_value(&self) -> Value {
-        Value::String(
-            self.to_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        )
+        Value::String(self.rfc3339())
     }
 }
 
