@@ -108,6 +108,36 @@ pub struct Config {
     )]
     pub idle_timeout_secs: u64,
 
+    /// Origins of browser apps that may call the API (`https://app.example.com`, comma
+    /// separated); `*` lets any page call it, for development only. Default: none.
+    #[arg(
+        long,
+        env = "MR_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = parse_origin,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Where the GraphiQL page loads GraphiQL and React from: a CDN in unpkg's layout
+    /// (`<url>/<package>@<version>/<file>`), or a mirror of it on an air-gapped network.
+    #[arg(
+        long,
+        env = "MR_GRAPHIQL_ASSETS_URL",
+        default_value = "https://unpkg.com",
+        global = true
+    )]
+    pub graphiql_assets_url: String,
+
+    /// Bytes of query text a replica keeps for automatic persisted queries.
+    #[arg(
+        long,
+        env = "MR_PERSISTED_QUERIES_BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        global = true
+    )]
+    pub persisted_queries_bytes: usize,
+
     #[arg(
         long,
         env = "MR_LOG_FORMAT",
@@ -116,6 +146,28 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
+}
+
+/// `*`, or `scheme://host[:port]` as a browser sends it in `Origin` (no path, no slash).
+fn parse_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text == "*" {
+        return Ok(text.to_owned());
+    }
+    let valid = text.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme, "http" | "https")
+            && !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an origin: expected `*` or `https://host[:port]`, without a path"
+        ))
+    }
 }
 
 impl Config {
@@ -172,5 +224,31 @@ mod tests {
         let embedded = Config::embedded("/tmp/x");
         assert_eq!(embedded.upload_ttl_secs, defaults.upload_ttl_secs);
         assert_eq!(embedded.jobs_interval_secs, 0);
+        assert!(
+            defaults.cors_origins.is_empty(),
+            "no origin is allowed unless configured"
+        );
+    }
+
+    #[test]
+    fn origins_are_checked_when_read() {
+        for good in [
+            "*",
+            "http://localhost:3000",
+            "https://app.example.com",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(parse_origin(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "localhost:3000",
+            "https://app.example.com/",
+            "ftp://x",
+            "https://a b",
+            "https://",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -37,6 +37,11 @@ pub enum AppError {
     Gone(String),
     /// The request body is not in a media type the route reads (415).
     UnsupportedMediaType(String),
+    /// The operation needs another HTTP method: a mutation sent by GET (405).
+    MethodNotAllowed(String),
+    /// An automatic persisted query's hash the replica does not know: the client sends the
+    /// query text with it next (Apollo's protocol, which matches on this code and message).
+    PersistedQueryNotFound,
     /// The client paused its request body longer than the body-read timeout (408).
     RequestTimeout,
     /// The database cannot be reached now (pool timeout, refused or dropped connection, a
@@ -86,6 +91,8 @@ impl AppError {
             AppError::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             AppError::Gone(_) => "PRECONDITION_FAILED",
             AppError::UnsupportedMediaType(_) => "BAD_USER_INPUT",
+            AppError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            AppError::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             AppError::RequestTimeout => "REQUEST_TIMEOUT",
             AppError::Unavailable => "UNAVAILABLE",
             AppError::InsufficientStorage => "INSUFFICIENT_STORAGE",
@@ -106,6 +113,8 @@ impl AppError {
             AppError::ChecksumMismatch { .. } => StatusCode::BAD_REQUEST,
             AppError::Gone(_) => StatusCode::GONE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::PersistedQueryNotFound => StatusCode::BAD_REQUEST,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
@@ -128,7 +137,9 @@ impl AppError {
             | AppError::QuotaExceeded(m)
             | AppError::PayloadTooLarge(m)
             | AppError::UnsupportedMediaType(m)
+            | AppError::MethodNotAllowed(m)
             | AppError::Gone(m) => m.clone(),
+            AppError::PersistedQueryNotFound => "PersistedQueryNotFound".into(),
             AppError::RequestTimeout => "the request body stalled; send it again".into(),
             AppError::ChecksumMismatch { expected, actual } => {
                 format!("the bytes received hash to sha256 {actual}, not the expected {expected}")

@@ -448,6 +448,25 @@ async fn presigned_read(
         .map(Some)
 }
 
+/// A package of a version the caller may see with `role`; otherwise NOT_FOUND.
+pub async fn visible_package(
+    app: &App,
+    caller: &Principal,
+    id: Id,
+    role: Role,
+) -> Result<PackageRow, AppError> {
+    let package = artifacts::find_package(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound("artifact package"))?;
+    visible_version(&app.db, caller, package.version_id, role)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound("artifact package"),
+            other => other,
+        })?;
+    Ok(package)
+}
+
 pub async fn package_members(app: &App, package: &PackageRow) -> Result<Vec<Artifact>, AppError> {
     let mut members =
         artifacts::list(&app.db, artifacts::ArtifactSet::Package(package.id), None).await?;

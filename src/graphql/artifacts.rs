@@ -39,7 +39,7 @@ impl From<Artifact> for ArtifactView {
 /// One stored file of a model, verified by its SHA-256.
 #[Object(name = "Artifact")]
 impl ArtifactView {
-    async fn id(&self) -> &Id {
+    pub async fn id(&self) -> &Id {
         &self.0.id
     }
 
@@ -182,8 +182,8 @@ pub struct PackageView(pub PackageRow);
 /// A primary artifact and its sidecars: one unit that deploys together.
 #[Object(name = "ArtifactPackage")]
 impl PackageView {
-    async fn id(&self) -> Id {
-        self.0.id
+    pub async fn id(&self) -> &Id {
+        &self.0.id
     }
 
     async fn format(&self) -> &str {

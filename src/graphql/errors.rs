@@ -15,6 +15,15 @@ use async_graphql::{Pos, Response, ServerError, ServerResult, Variables};
 
 pub struct ErrorCodes;
 
+/// An [`AppError`](crate::error::AppError) as an error of the engine's own phases (preparing,
+/// parsing), with its code, through the one mapping of `crate::error`.
+pub(crate) fn server_error(error: crate::error::AppError, pos: Option<Pos>) -> ServerError {
+    let error = async_graphql::Error::from(error);
+    let mut server = ServerError::new(error.message, pos);
+    server.extensions = error.extensions;
+    server
+}
+
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(ErrorCodesExtension::default())

@@ -5,17 +5,30 @@
 //!   measured by a flat scan before it is parsed, and the variables (already bounded by the
 //!   JSON reader) before they are used; deeper than [`MAX_NESTING`] is BAD_USER_INPUT. Chains
 //!   of fragments are bounded by their count ([`MAX_FRAGMENTS`]) for the same reason.
+//! - **Depth and size of what is read.** Data fields may nest [`MAX_DEPTH`] deep, counted
+//!   through fragments. Introspection (`__schema`, `__type`) is not counted there: every
+//!   client's standard introspection query needs 9 levels of `ofType` alone. What bounds it
+//!   instead is what makes it costly, lists inside lists: at most [`MAX_INTROSPECTION_LISTS`]
+//!   on any path (the standard query uses `types → fields → args`). A query whose fragments,
+//!   spelled out, would hold more than [`MAX_INLINED_FIELDS`] fields is refused before the
+//!   engine's validator, which spells them out, runs.
+//! - **Reads over GET.** A request marked [`ReadOnly`] may not run a mutation.
 //! - **Control characters.** Every string an operation receives, from a literal or a variable,
 //!   follows one rule (`domain::validate::forbidden_control`), so both databases see the same
 //!   input: PostgreSQL cannot store NUL in text at all, and SQLite would store it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{Directive, ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
+    SelectionSet,
+};
 use async_graphql::{Pos, Positioned, ServerError, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value};
 
+use super::errors::server_error;
 use crate::domain::validate;
 use crate::error::AppError;
 
@@ -26,6 +39,21 @@ pub const MAX_NESTING: usize = 48;
 
 /// Most fragments one query may define: generated clients use dozens.
 pub const MAX_FRAGMENTS: usize = 256;
+
+/// Deepest nesting of data fields: enough for every real query of this schema (a model's
+/// version's artifacts' package is 6), shallow enough to refuse recursive abuse.
+pub const MAX_DEPTH: usize = 12;
+
+/// Most introspection lists on one path (`types`, `fields`, `args`, …): each multiplies the
+/// answer by the size of the schema.
+pub const MAX_INTROSPECTION_LISTS: usize = 3;
+
+/// Most fields a query may hold once its fragments are spelled out. A fragment spread twice
+/// in each of a chain of fragments doubles per link; validation would walk every copy.
+pub const MAX_INLINED_FIELDS: usize = 100_000;
+
+/// Marks a request that arrived by GET: it may read, never write.
+pub struct ReadOnly;
 
 pub struct RequestGuard;
 
@@ -65,16 +93,175 @@ impl Extension for RequestGuard {
             ));
         }
         check_strings(&document, variables)?;
+        check_shape(&document)?;
+        if ctx.data_opt::<ReadOnly>().is_some() && writes(&document, ctx) {
+            return Err(server_error(
+                AppError::MethodNotAllowed("a mutation is sent with POST; GET only reads".into()),
+                None,
+            ));
+        }
         Ok(document)
     }
 }
 
-/// BAD_USER_INPUT naming `field`, through the one mapping of `crate::error`.
+/// Whether the operation the request selects is a mutation (or a subscription). A name that
+/// selects nothing is left to the engine, which reports it.
+fn writes(document: &ExecutableDocument, ctx: &ExtensionContext<'_>) -> bool {
+    let name = ctx.data_opt::<OperationName>().and_then(|n| n.0.as_deref());
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(map), Some(name)) => map.get(name),
+        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.is_some_and(|op| op.node.ty != OperationType::Query)
+}
+
+/// The operation name a GET request asked for: the extension context does not carry it.
+pub struct OperationName(pub Option<String>);
+
+/// What one selection set costs, its fragments spelled out.
+#[derive(Clone, Copy, Default)]
+struct Shape {
+    /// Nesting of data fields.
+    depth: usize,
+    /// Introspection lists on the worst path.
+    lists: usize,
+    /// Fields, each fragment counted once per spread (saturating).
+    fields: usize,
+}
+
+impl Shape {
+    fn widen(self, other: Shape) -> Shape {
+        Shape {
+            depth: self.depth.max(other.depth),
+            lists: self.lists.max(other.lists),
+            fields: self.fields.saturating_add(other.fields),
+        }
+    }
+}
+
+/// The introspection fields that answer lists.
+const INTROSPECTION_LISTS: [&str; 8] = [
+    "types",
+    "fields",
+    "inputFields",
+    "interfaces",
+    "possibleTypes",
+    "enumValues",
+    "args",
+    "directives",
+];
+
+/// Measures selection sets, each fragment once per context (inside introspection or not):
+/// however often a fragment is spread, the walk is linear in the query's text.
+struct Measure<'a> {
+    document: &'a ExecutableDocument,
+    done: HashMap<(&'a str, bool), Shape>,
+    /// Fragments being measured: a spread of one of them is a cycle, which validation reports.
+    open: Vec<&'a str>,
+}
+
+impl<'a> Measure<'a> {
+    fn set(&mut self, set: &'a SelectionSet, introspection: bool) -> Shape {
+        let mut shape = Shape::default();
+        for item in &set.items {
+            let inner = match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    let entering = name == "__schema" || name == "__type";
+                    let inside = introspection || entering;
+                    let below = self.set(&field.node.selection_set.node, inside);
+                    Shape {
+                        depth: below.depth + usize::from(!inside),
+                        lists: below.lists
+                            + usize::from(introspection && INTROSPECTION_LISTS.contains(&name)),
+                        fields: below.fields.saturating_add(1),
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.set(&fragment.node.selection_set.node, introspection)
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(spread.node.fragment_name.node.as_str(), introspection)
+                }
+            };
+            shape = shape.widen(inner);
+        }
+        shape
+    }
+
+    fn fragment(&mut self, name: &'a str, introspection: bool) -> Shape {
+        if let Some(shape) = self.done.get(&(name, introspection)) {
+            return *shape;
+        }
+        let document = self.document;
+        let Some((key, fragment)) = document.fragments.get_key_value(name) else {
+            return Shape::default();
+        };
+        if self.open.contains(&key.as_str()) {
+            return Shape::default();
+        }
+        self.open.push(key.as_str());
+        let shape = self.set(&fragment.node.selection_set.node, introspection);
+        self.open.pop();
+        self.done.insert((key.as_str(), introspection), shape);
+        shape
+    }
+}
+
+/// Refuses operations deeper than [`MAX_DEPTH`], introspection with more than
+/// [`MAX_INTROSPECTION_LISTS`] lists on a path, and queries larger than [`MAX_INLINED_FIELDS`]
+/// spelled out.
+fn check_shape(document: &ExecutableDocument) -> ServerResult<()> {
+    let mut measure = Measure {
+        document,
+        done: HashMap::new(),
+        open: Vec::new(),
+    };
+    let mut fields = 0usize;
+    for (_, operation) in document.operations.iter() {
+        let shape = measure.set(&operation.node.selection_set.node, false);
+        let pos = Some(operation.pos);
+        if shape.depth > MAX_DEPTH {
+            return Err(refusal(
+                pos,
+                "query",
+                format!(
+                    "the query is nested too deep: data fields may nest at most {MAX_DEPTH} levels"
+                ),
+            ));
+        }
+        if shape.lists > MAX_INTROSPECTION_LISTS {
+            return Err(refusal(
+                pos,
+                "query",
+                format!(
+                    "introspection nests lists too deep: at most {MAX_INTROSPECTION_LISTS} on one path"
+                ),
+            ));
+        }
+        fields = fields.saturating_add(shape.fields);
+    }
+    // Unused fragments are validated too: each counts once.
+    for name in document.fragments.keys() {
+        fields = fields.saturating_add(measure.fragment(name.as_str(), false).fields);
+    }
+    if fields > MAX_INLINED_FIELDS {
+        return Err(refusal(
+            None,
+            "query",
+            format!(
+                "the query holds more than {MAX_INLINED_FIELDS} fields once its fragments are spelled out"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// BAD_USER_INPUT naming `field`.
 fn refusal(pos: Option<Pos>, field: &str, message: String) -> ServerError {
-    let error = async_graphql::Error::from(AppError::bad_input(field, message));
-    let mut refused = ServerError::new(error.message, pos);
-    refused.extensions = error.extensions;
-    refused
+    server_error(AppError::bad_input(field, message), pos)
 }
 
 /// The deepest nesting of `[`, `{` and `(` outside strings and comments, stopping early once

@@ -10,8 +10,10 @@ mod errors;
 mod guard;
 pub mod loaders;
 mod models;
+mod nulls;
 mod organizations;
 mod pagination;
+mod persisted;
 mod uploads;
 mod versions;
 
@@ -24,10 +26,11 @@ use crate::db::Db;
 use crate::error::AppError;
 use crate::graphql::loaders::RegistryLoader;
 
-pub use guard::{MAX_FRAGMENTS, MAX_NESTING};
+pub use guard::{
+    MAX_DEPTH, MAX_FRAGMENTS, MAX_INLINED_FIELDS, MAX_INTROSPECTION_LISTS, MAX_NESTING,
+    OperationName, ReadOnly,
+};
 
-/// Deep enough for every real query of this schema, shallow enough to refuse recursive abuse.
-pub const MAX_DEPTH: usize = 12;
 /// Each field counts 1; a connection multiplies its children by its page size.
 pub const MAX_COMPLEXITY: usize = 50_000;
 
@@ -53,24 +56,27 @@ pub struct MutationRoot(
 
 pub type RegistrySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// The schema the server serves and `print-schema` prints. Request data (database, caller,
-/// loader) is attached per request by [`request_data`].
-pub fn build_schema() -> RegistrySchema {
+/// The schema the server serves and `print-schema` prints, keeping up to
+/// `persisted_queries_bytes` of persisted query text. Request data (database, caller, loader)
+/// is attached per request by [`request_data`]. Depth is limited by `guard`, which leaves
+/// introspection out of it; the engine's own depth limit would count it.
+pub fn build_schema(persisted_queries_bytes: usize) -> RegistrySchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         EmptySubscription,
     )
-    .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .extension(errors::ErrorCodes)
+    .extension(nulls::NullPropagation)
+    .extension(persisted::PersistedQueries::new(persisted_queries_bytes))
     .extension(guard::RequestGuard)
     .finish()
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema().sdl()
+    build_schema(0).sdl()
 }
 
 /// The API's three-state field as the domain's [`Patch`](crate::values::Patch).

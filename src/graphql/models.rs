@@ -7,9 +7,10 @@ use async_graphql::{
 };
 
 use super::api_keys::ApiKeyView;
-use super::artifacts::ArtifactView;
+use super::artifacts::{ArtifactView, PackageView};
 use super::organizations::{OrganizationView, ProjectView};
 use super::pagination::{self, Conn};
+use super::uploads::UploadSessionView;
 use super::versions::VersionView;
 use super::{ContextExt, given, patch};
 use crate::db::artifacts::ArtifactSet;
@@ -521,6 +522,9 @@ pub enum Node {
     ApiKey(ApiKeyView),
     Model(ModelView),
     ModelVersion(VersionView),
+    Artifact(ArtifactView),
+    ArtifactPackage(PackageView),
+    UploadSession(UploadSessionView),
 }
 
 #[derive(Default)]
@@ -616,7 +620,25 @@ impl ModelQuery {
         {
             return Ok(Node::ApiKey(ApiKeyView(key)));
         }
-        Err(AppError::NotFound("node").into())
+        let app = ctx.app();
+        match crate::domain::artifacts::visible_artifact(app, caller, id, Role::Viewer).await {
+            Ok((artifact, _)) => return Ok(Node::Artifact(ArtifactView(artifact))),
+            Err(AppError::NotFound(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        match crate::domain::artifacts::visible_package(app, caller, id, Role::Viewer).await {
+            Ok(package) => return Ok(Node::ArtifactPackage(PackageView(package))),
+            Err(AppError::NotFound(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        match crate::domain::uploads::visible_session(app, caller, id, Role::Viewer).await {
+            Ok((session, _)) => {
+                let state = crate::domain::uploads::state(app, session, ctx.origin()).await?;
+                Ok(Node::UploadSession(state.into()))
+            }
+            Err(AppError::NotFound(_)) => Err(AppError::NotFound("node").into()),
+            Err(other) => Err(other.into()),
+        }
     }
 }
 

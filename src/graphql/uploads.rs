@@ -31,8 +31,8 @@ impl From<SessionState> for UploadSessionView {
 /// A resumable upload: what was announced, what arrived, what is missing.
 #[Object(name = "UploadSession")]
 impl UploadSessionView {
-    async fn id(&self) -> Id {
-        self.state.session.id
+    pub async fn id(&self) -> &Id {
+        &self.state.session.id
     }
 
     async fn model(&self, ctx: &Context<'_>) -> Result<ModelView> {

@@ -3,6 +3,7 @@
 //! JSON envelope of `crate::error`.
 
 mod downloads;
+mod graphql;
 mod serve;
 mod uploads;
 
@@ -10,30 +11,28 @@ pub use serve::serve;
 
 use std::time::Instant;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Router};
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutBody;
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
 use crate::auth::{self, Principal};
 use crate::error::AppError;
-use crate::graphql::{self, RegistrySchema};
 use crate::routes;
 
 pub fn router(app: App) -> Router {
     let body_timeout = std::time::Duration::from_secs(app.config.body_read_timeout_secs.max(1));
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/graphql", get(graphql::get).post(graphql::post))
         .route(routes::CHUNK_ROUTE, put(uploads::put_chunk))
         .route(routes::DIRECT_UPLOAD_ROUTE, put(uploads::put_direct))
         .route(routes::DOWNLOAD_ROUTE, get(downloads::download))
@@ -48,7 +47,9 @@ pub fn router(app: App) -> Router {
             },
         ))
         // Built once per router: the schema is immutable and shared by every request.
-        .layer(Extension(graphql::build_schema()))
+        .layer(Extension(crate::graphql::build_schema(
+            app.config.persisted_queries_bytes,
+        )))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 tracing::debug_span!(
@@ -62,11 +63,42 @@ pub fn router(app: App) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             AppError::internal("a request handler panicked").into_response()
         }))
+        // Outermost, so refusals and errors carry the headers a browser needs to read them.
+        .layer(cors(&app.config.cors_origins))
         .with_state(app)
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+/// Cross-origin access for browser apps on `--cors-origins`; none when the list is empty.
+/// Keys travel in `Authorization`, never in cookies, so no credentials mode is offered.
+fn cors(origins: &[String]) -> CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allowed = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allowed)
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_RANGE,
+            HeaderName::from_static("content-digest"),
+        ])
+        .expose_headers([
+            header::CONTENT_DISPOSITION,
+            header::CONTENT_RANGE,
+            header::ETAG,
+            header::RETRY_AFTER,
+            header::ACCEPT_RANGES,
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// A URI fit for a log line: the values of query parameters that grant access (this server's
@@ -211,42 +243,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
-async fn graphql_post(
-    State(app): State<App>,
-    Extension(schema): Extension<RegistrySchema>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if !is_json(&headers) {
-        return closing(AppError::UnsupportedMediaType(
-            "a GraphQL request is a JSON body: send `Content-Type: application/json`".into(),
-        ));
-    }
-    let limit = app.config.graphql_body_limit;
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let error = if is_body_timeout(&e) {
-                AppError::RequestTimeout
-            } else {
-                AppError::PayloadTooLarge(format!("a GraphQL request may be at most {limit} bytes"))
-            };
-            return closing(error);
-        }
-    };
-    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
-        Ok(request) => request,
-        Err(e) => {
-            return AppError::bad_input("body", format!("not a GraphQL request: {e}"))
-                .into_response();
-        }
-    };
-    let caller = caller(&app, &headers).await;
-    let origin = origin(&app, &headers);
-    let request = graphql::request_data(request, app.clone(), caller, origin);
-    GraphQLResponse::from(schema.execute(request).await).into_response()
 }
 
 async fn healthz() -> impl IntoResponse {

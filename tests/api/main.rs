@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod artifacts;
 mod cli;
+mod clients;
 mod hostile;
 mod keys;
 mod limits;

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 backends! {
     async fn graphiql_health_readiness_and_metrics(app) {
-        let page = app.get("/graphql").await;
+        let page = app.client.get(format!("{}/graphql", app.base)).header("accept", "text/html").send().await.unwrap();
         assert_eq!(page.status(), 200);
         assert!(page.text().await.unwrap().to_lowercase().contains("graphiql"));
 

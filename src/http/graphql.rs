@@ -1,0 +1,337 @@
+//! `/graphql` as the GraphQL-over-HTTP specification has it, so every client works:
+//!
+//! - `POST` with a JSON body: one request, or an array of at most [`MAX_BATCH`] (Apollo's
+//!   batch link), answered by an array in the same order.
+//! - `GET ?query=&variables=&operationName=&extensions=`: queries only; a mutation is 405
+//!   with `Allow: POST`. Persisted-query hashes work here too.
+//! - `GET` without a query from a client that accepts HTML: the GraphiQL page.
+//! - The answer is `application/graphql-response+json` when the client asks for it (and
+//!   prefers it at least as much as `application/json`), otherwise `application/json`, which is
+//!   also the answer to no `Accept` at all; a client that accepts neither gets 406.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+
+use super::{caller, closing, is_body_timeout, is_json, origin};
+use crate::app::App;
+use crate::error::AppError;
+use crate::graphql::{self, RegistrySchema};
+
+/// Most operations in one batched POST: Apollo's batch link sends 10 by default.
+pub const MAX_BATCH: usize = 25;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// The media type of the answer, from `Accept`; `None`: the client accepts neither JSON form.
+fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(JSON);
+    };
+    let (mut graphql, mut json) = (0.0f32, 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            GRAPHQL_RESPONSE => graphql = graphql.max(q),
+            JSON | "application/*" | "*/*" => json = json.max(q),
+            _ => {}
+        }
+    }
+    if graphql > 0.0 && graphql >= json {
+        Some(GRAPHQL_RESPONSE)
+    } else if json > 0.0 {
+        Some(JSON)
+    } else {
+        None
+    }
+}
+
+/// Whether a client accepts HTML: a browser opening the address.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept.split(',').any(|range| {
+                range
+                    .split(';')
+                    .next()
+                    .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/html"))
+            })
+        })
+}
+
+fn not_acceptable() -> Response {
+    let mut response = (
+        StatusCode::NOT_ACCEPTABLE,
+        Json(
+            AppError::bad_input(
+                "Accept",
+                format!("GraphQL answers `{GRAPHQL_RESPONSE}` or `{JSON}`"),
+            )
+            .envelope(),
+        ),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
+}
+
+/// The GraphQL answer as `media_type`. 200, except a mutation refused on GET (405).
+fn answer(body: &impl serde::Serialize, media_type: &'static str, refused_get: bool) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return AppError::internal(format!("serializing a response: {e}")).into_response();
+        }
+    };
+    let status = if refused_get {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    if refused_get {
+        headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
+}
+
+fn method_refused(response: &async_graphql::Response) -> bool {
+    response.errors.iter().any(|error| {
+        matches!(
+            error.extensions.as_ref().and_then(|e| e.get("code")),
+            Some(async_graphql::Value::String(code)) if code == "METHOD_NOT_ALLOWED"
+        )
+    })
+}
+
+pub(super) async fn post(
+    State(app): State<App>,
+    Extension(schema): Extension<RegistrySchema>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !is_json(&headers) {
+        return closing(AppError::UnsupportedMediaType(
+            "a GraphQL request is a JSON body: send `Content-Type: application/json`".into(),
+        ));
+    }
+    let Some(media_type) = negotiate(&headers) else {
+        let mut response = not_acceptable();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    };
+    let limit = app.config.graphql_body_limit;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let error = if is_body_timeout(&e) {
+                AppError::RequestTimeout
+            } else {
+                AppError::PayloadTooLarge(format!("a GraphQL request may be at most {limit} bytes"))
+            };
+            return closing(error);
+        }
+    };
+    let batch = match parse_body(&bytes) {
+        Ok(batch) => batch,
+        Err(error) => return error.into_response(),
+    };
+    let caller = caller(&app, &headers).await;
+    let origin = origin(&app, &headers);
+    let prepare =
+        |request| graphql::request_data(request, app.clone(), caller.clone(), origin.clone());
+    let batch = match batch {
+        async_graphql::BatchRequest::Single(request) => {
+            async_graphql::BatchRequest::Single(prepare(request))
+        }
+        async_graphql::BatchRequest::Batch(requests) => {
+            async_graphql::BatchRequest::Batch(requests.into_iter().map(prepare).collect())
+        }
+    };
+    answer(&schema.execute_batch(batch).await, media_type, false)
+}
+
+/// One request (a JSON object) or a batch (a non-empty array of at most [`MAX_BATCH`]).
+fn parse_body(bytes: &[u8]) -> Result<async_graphql::BatchRequest, AppError> {
+    let not_graphql =
+        |e: serde_json::Error| AppError::bad_input("body", format!("not a GraphQL request: {e}"));
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        let request = serde_json::from_slice(bytes).map_err(not_graphql)?;
+        return Ok(async_graphql::BatchRequest::Single(request));
+    }
+    let items: Vec<serde_json::Value> = serde_json::from_slice(bytes).map_err(not_graphql)?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(AppError::bad_input(
+            "body",
+            format!(
+                "a batch holds 1 to {MAX_BATCH} operations, not {}",
+                items.len()
+            ),
+        ));
+    }
+    let requests = items
+        .into_iter()
+        .map(|item| serde_json::from_value(item).map_err(not_graphql))
+        .collect::<Result<Vec<async_graphql::Request>, _>>()?;
+    Ok(async_graphql::BatchRequest::Batch(requests))
+}
+
+/// The parameters of a GET request, named as the specification names them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+impl GetParams {
+    fn into_request(self) -> Result<async_graphql::Request, AppError> {
+        let json = |field: &str, text: Option<String>| -> Result<serde_json::Value, AppError> {
+            match text.filter(|t| !t.is_empty()) {
+                None => Ok(serde_json::Value::Object(Default::default())),
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| AppError::bad_input(field, format!("not JSON: {e}"))),
+            }
+        };
+        let variables = json("variables", self.variables)?;
+        let extensions = json("extensions", self.extensions)?;
+        let mut request = async_graphql::Request::new(self.query.unwrap_or_default())
+            .variables(async_graphql::Variables::from_json(variables));
+        if let Some(name) = self.operation_name.filter(|n| !n.is_empty()) {
+            request = request.operation_name(name);
+        }
+        if let serde_json::Value::Object(map) = extensions {
+            for (key, value) in map {
+                let value = async_graphql::Value::from_json(value).map_err(|e| {
+                    AppError::bad_input("extensions", format!("not a GraphQL value: {e}"))
+                })?;
+                request.extensions.insert(key, value);
+            }
+        }
+        Ok(request)
+    }
+}
+
+pub(super) async fn get(
+    State(app): State<App>,
+    Extension(schema): Extension<RegistrySchema>,
+    request: Request,
+) -> Response {
+    let headers = request.headers();
+    let raw = request.uri().query().unwrap_or_default();
+    let params: GetParams = match serde_urlencoded::from_str(raw) {
+        Ok(params) => params,
+        Err(e) => {
+            return AppError::bad_input("query", format!("malformed query string: {e}"))
+                .into_response();
+        }
+    };
+    if params.query.is_none() && params.extensions.is_none() {
+        if wants_html(headers) {
+            return graphiql(&app);
+        }
+        return AppError::bad_input(
+            "query",
+            "send the operation as `?query=…` (reads only), or POST it as JSON",
+        )
+        .into_response();
+    }
+    let Some(media_type) = negotiate(headers) else {
+        return not_acceptable();
+    };
+    let operation_name = params.operation_name.clone();
+    let graphql_request = match params.into_request() {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let caller = caller(&app, headers).await;
+    let origin = origin(&app, headers);
+    let graphql_request = graphql::request_data(graphql_request, app.clone(), caller, origin)
+        .data(graphql::ReadOnly)
+        .data(graphql::OperationName(operation_name));
+    let response = schema.execute(graphql_request).await;
+    let refused = method_refused(&response);
+    answer(&response, media_type, refused)
+}
+
+/// The GraphiQL page, loading its scripts from `--graphiql-assets-url`.
+fn graphiql(app: &App) -> Response {
+    let config = serde_json::json!({
+        "assets": app.config.graphiql_assets_url.trim_end_matches('/'),
+        "endpoint": "/graphql",
+    });
+    // Inside a <script>: `<` is escaped so no value can close the element.
+    let config = config.to_string().replace('<', "\\u003c");
+    Html(GRAPHIQL_PAGE.replace("__CONFIG__", &config)).into_response()
+}
+
+const GRAPHIQL_PAGE: &str = include_str!("graphiql.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_answer_type_follows_accept() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(JSON));
+        assert_eq!(negotiate(&accept("*/*")), Some(JSON));
+        assert_eq!(negotiate(&accept("application/json")), Some(JSON));
+        assert_eq!(negotiate(&accept(GRAPHQL_RESPONSE)), Some(GRAPHQL_RESPONSE));
+        assert_eq!(
+            negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(GRAPHQL_RESPONSE)
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Some(JSON)
+        );
+        assert_eq!(negotiate(&accept("text/html")), None);
+        assert_eq!(negotiate(&accept("application/json;q=0")), None);
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        let one = r#"{"query":"{ viewer { role } }"}"#;
+        let batch = |n: usize| format!("[{}]", vec![one; n].join(","));
+        assert!(matches!(
+            parse_body(batch(MAX_BATCH).as_bytes()),
+            Ok(async_graphql::BatchRequest::Batch(b)) if b.len() == MAX_BATCH
+        ));
+        assert!(parse_body(batch(MAX_BATCH + 1).as_bytes()).is_err());
+        assert!(parse_body(b"[]").is_err());
+        assert!(matches!(
+            parse_body(one.as_bytes()),
+            Ok(async_graphql::BatchRequest::Single(_))
+        ));
+    }
+}
