@@ -48,6 +48,15 @@ pub const MAX_DEPTH: usize = 12;
 /// answer by the size of the schema.
 pub const MAX_INTROSPECTION_LISTS: usize = 3;
 
+/// Most introspection roots (`__schema`, `__type`) a query may hold, aliases and fragments
+/// counted: each answers up to the whole schema, and every client sends one.
+pub const MAX_INTROSPECTIONS: usize = 10;
+
+/// Deepest the measuring walk goes, in selection sets and fragments entered. The engine has
+/// already bounded operations (its recursion check runs during parsing); unused fragments it
+/// has not, so the walk stops here instead of on the stack's end.
+const MAX_WALK: usize = 128;
+
 /// Most fields a query may hold once its fragments are spelled out. A fragment spread twice
 /// in each of a chain of fragments doubles per link; validation would walk every copy.
 pub const MAX_INLINED_FIELDS: usize = 100_000;
@@ -104,17 +113,27 @@ impl Extension for RequestGuard {
     }
 }
 
-/// Whether the operation the request selects is a mutation (or a subscription). A name that
-/// selects nothing is left to the engine, which reports it.
+/// Whether the operation the request selects is a mutation (or a subscription). When the
+/// selection is unclear (a name that selects nothing), any writing operation in the document
+/// counts: the engine would refuse such a request anyway, and GET must never write.
 fn writes(document: &ExecutableDocument, ctx: &ExtensionContext<'_>) -> bool {
-    let name = ctx.data_opt::<OperationName>().and_then(|n| n.0.as_deref());
+    let name = ctx
+        .data_opt::<OperationName>()
+        .and_then(|n| n.0.as_deref())
+        .filter(|n| !n.is_empty());
     let operation = match (&document.operations, name) {
         (DocumentOperations::Single(operation), _) => Some(operation),
         (DocumentOperations::Multiple(map), Some(name)) => map.get(name),
         (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
     };
-    operation.is_some_and(|op| op.node.ty != OperationType::Query)
+    match operation {
+        Some(operation) => operation.node.ty != OperationType::Query,
+        None => document
+            .operations
+            .iter()
+            .any(|(_, op)| op.node.ty != OperationType::Query),
+    }
 }
 
 /// The operation name a GET request asked for: the extension context does not carry it.
@@ -129,6 +148,8 @@ struct Shape {
     lists: usize,
     /// Fields, each fragment counted once per spread (saturating).
     fields: usize,
+    /// Introspection roots, counted like fields.
+    introspections: usize,
 }
 
 impl Shape {
@@ -137,6 +158,7 @@ impl Shape {
             depth: self.depth.max(other.depth),
             lists: self.lists.max(other.lists),
             fields: self.fields.saturating_add(other.fields),
+            introspections: self.introspections.saturating_add(other.introspections),
         }
     }
 }
@@ -160,10 +182,24 @@ struct Measure<'a> {
     done: HashMap<(&'a str, bool), Shape>,
     /// Fragments being measured: a spread of one of them is a cycle, which validation reports.
     open: Vec<&'a str>,
+    /// Selection sets entered on the current path, and whether it ever passed [`MAX_WALK`].
+    level: usize,
+    too_deep: bool,
 }
 
 impl<'a> Measure<'a> {
     fn set(&mut self, set: &'a SelectionSet, introspection: bool) -> Shape {
+        if self.level >= MAX_WALK {
+            self.too_deep = true;
+            return Shape::default();
+        }
+        self.level += 1;
+        let shape = self.items(set, introspection);
+        self.level -= 1;
+        shape
+    }
+
+    fn items(&mut self, set: &'a SelectionSet, introspection: bool) -> Shape {
         let mut shape = Shape::default();
         for item in &set.items {
             let inner = match &item.node {
@@ -177,6 +213,9 @@ impl<'a> Measure<'a> {
                         lists: below.lists
                             + usize::from(introspection && INTROSPECTION_LISTS.contains(&name)),
                         fields: below.fields.saturating_add(1),
+                        introspections: below
+                            .introspections
+                            .saturating_add(usize::from(entering && !introspection)),
                     }
                 }
                 Selection::InlineFragment(fragment) => {
@@ -211,18 +250,30 @@ impl<'a> Measure<'a> {
 }
 
 /// Refuses operations deeper than [`MAX_DEPTH`], introspection with more than
-/// [`MAX_INTROSPECTION_LISTS`] lists on a path, and queries larger than [`MAX_INLINED_FIELDS`]
-/// spelled out.
+/// [`MAX_INTROSPECTION_LISTS`] lists on a path or more than [`MAX_INTROSPECTIONS`] roots, and
+/// queries larger than [`MAX_INLINED_FIELDS`] spelled out.
 fn check_shape(document: &ExecutableDocument) -> ServerResult<()> {
     let mut measure = Measure {
         document,
         done: HashMap::new(),
         open: Vec::new(),
+        level: 0,
+        too_deep: false,
     };
-    let mut fields = 0usize;
+    let too_deep = || {
+        refusal(
+            None,
+            "query",
+            format!("the query is nested too deep: its fragments nest more than {MAX_WALK} levels"),
+        )
+    };
+    let (mut fields, mut introspections) = (0usize, 0usize);
     for (_, operation) in document.operations.iter() {
         let shape = measure.set(&operation.node.selection_set.node, false);
         let pos = Some(operation.pos);
+        if measure.too_deep {
+            return Err(too_deep());
+        }
         if shape.depth > MAX_DEPTH {
             return Err(refusal(
                 pos,
@@ -242,10 +293,23 @@ fn check_shape(document: &ExecutableDocument) -> ServerResult<()> {
             ));
         }
         fields = fields.saturating_add(shape.fields);
+        introspections = introspections.saturating_add(shape.introspections);
     }
     // Unused fragments are validated too: each counts once.
     for name in document.fragments.keys() {
         fields = fields.saturating_add(measure.fragment(name.as_str(), false).fields);
+    }
+    if measure.too_deep {
+        return Err(too_deep());
+    }
+    if introspections > MAX_INTROSPECTIONS {
+        return Err(refusal(
+            None,
+            "query",
+            format!(
+                "a query may hold at most {MAX_INTROSPECTIONS} introspection fields (`__schema`, `__type`)"
+            ),
+        ));
     }
     if fields > MAX_INLINED_FIELDS {
         return Err(refusal(

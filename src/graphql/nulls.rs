@@ -108,13 +108,12 @@ fn propagate(
         .filter(|p| !p.is_empty())
         .collect();
     for path in paths {
-        let places = walk(
-            registry,
-            document,
-            &operation.node.selection_set.node,
-            root,
-            &path,
-        );
+        let sets = [(&operation.node.selection_set.node, root)];
+        // A path the walk cannot follow (it never happens for a path the engine reported)
+        // leaves the answer as the engine wrote it.
+        let Some(places) = walk(registry, document, &sets, &path, 0, String::new()) else {
+            continue;
+        };
         // The failed field itself when nullable, else its nearest nullable ancestor.
         match places.iter().rev().find(|p| p.nullable) {
             Some(place) => set_null(&mut response.data, &path[..place.depth]),
@@ -126,56 +125,82 @@ fn propagate(
     }
 }
 
-/// The places along `path`, each with its nullability; empty when the path leaves the
-/// operation (which the engine never reports).
+/// The places along `path` (each with its nullability) from the selection sets `sets` (each
+/// with the type it selects on). A response key may be selected more than once (merged
+/// fields, fragments on different types): every candidate is tried, and the first through
+/// which the rest of the path resolves wins. `at` is how much of `path` is walked already;
+/// `list` is the type of the list the next index enters. `None`: the path leaves the operation.
 fn walk<'a>(
     registry: &'a Registry,
     document: &'a ExecutableDocument,
-    mut set: &'a SelectionSet,
-    mut parent: &'a str,
+    sets: &[(&'a SelectionSet, &'a str)],
     path: &[PathSegment],
-) -> Vec<Place> {
-    let mut places = Vec::new();
-    // The wrapped type of the field whose list the next index enters.
-    let mut list_type = String::new();
-    for (depth, segment) in path.iter().enumerate() {
-        match segment {
-            PathSegment::Field(key) => {
-                let Some((field, on)) = find_field(document, set, key, parent) else {
-                    return Vec::new();
-                };
+    at: usize,
+    list: String,
+) -> Option<Vec<Place>> {
+    let Some(segment) = path.get(at) else {
+        return Some(Vec::new());
+    };
+    // The place this segment names: the path's first `depth` segments.
+    let depth = at + 1;
+    match segment {
+        PathSegment::Index(_) => {
+            let item = list
+                .strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))?
+                .to_owned();
+            let place = Place {
+                depth,
+                nullable: !item.ends_with('!'),
+            };
+            let mut places = walk(
+                registry,
+                document,
+                sets,
+                path,
+                depth,
+                unwrap_non_null(&item).to_owned(),
+            )?;
+            places.insert(0, place);
+            Some(places)
+        }
+        PathSegment::Field(key) => {
+            let mut candidates = Vec::new();
+            for (set, parent) in sets {
+                find_fields(document, set, key, parent, &mut candidates);
+            }
+            let mut tried: Vec<(&str, &str)> = Vec::new();
+            for (field, on) in &candidates {
                 let name = field.name.node.as_str();
-                let Some(meta) = registry
-                    .types
-                    .get(on)
-                    .or_else(|| registry.types.get(parent))
-                    .and_then(|t| t.field_by_name(name))
-                else {
-                    return Vec::new();
+                // Candidates of one field on one type go on together (below): try them once.
+                if tried.contains(&(name, *on)) {
+                    continue;
+                }
+                tried.push((name, *on));
+                let Some(meta) = registry.types.get(*on).and_then(|t| t.field_by_name(name)) else {
+                    continue;
                 };
-                places.push(Place {
-                    depth: depth + 1,
-                    nullable: !meta.ty.ends_with('!'),
-                });
-                list_type = unwrap_non_null(&meta.ty).to_owned();
-                set = &field.selection_set.node;
-                parent = named_type(&meta.ty);
+                // Every selection of this key below the same kind of field goes on.
+                let below: Vec<(&SelectionSet, &str)> = candidates
+                    .iter()
+                    .filter(|(other, _)| other.name.node == field.name.node)
+                    .map(|(other, _)| (&other.selection_set.node, named_type(&meta.ty)))
+                    .collect();
+                let list = unwrap_non_null(&meta.ty).to_owned();
+                if let Some(mut places) = walk(registry, document, &below, path, depth, list) {
+                    places.insert(
+                        0,
+                        Place {
+                            depth,
+                            nullable: !meta.ty.ends_with('!'),
+                        },
+                    );
+                    return Some(places);
+                }
             }
-            PathSegment::Index(_) => {
-                let item = list_type
-                    .strip_prefix('[')
-                    .and_then(|t| t.strip_suffix(']'))
-                    .unwrap_or_default()
-                    .to_owned();
-                places.push(Place {
-                    depth: depth + 1,
-                    nullable: !item.ends_with('!'),
-                });
-                list_type = unwrap_non_null(&item).to_owned();
-            }
+            None
         }
     }
-    places
 }
 
 fn unwrap_non_null(ty: &str) -> &str {
@@ -186,20 +211,23 @@ fn named_type(ty: &str) -> &str {
     ty.trim_matches(|c| c == '[' || c == ']' || c == '!')
 }
 
-/// The field answering under `key` in `set`, and the type it is selected on (a fragment's
+/// Every field answering under `key` in `set`, with the type it is selected on (a fragment's
 /// type condition, or `parent`).
-fn find_field<'a>(
+fn find_fields<'a>(
     document: &'a ExecutableDocument,
     set: &'a SelectionSet,
     key: &str,
     parent: &'a str,
-) -> Option<(&'a Field, &'a str)> {
+    found: &mut Vec<(&'a Field, &'a str)>,
+) {
     for item in &set.items {
-        let found = match &item.node {
+        match &item.node {
             Selection::Field(field) => {
                 let field = &field.node;
                 let answers_as = field.alias.as_ref().unwrap_or(&field.name).node.as_str();
-                (answers_as == key).then_some((field, parent))
+                if answers_as == key {
+                    found.push((field, parent));
+                }
             }
             Selection::InlineFragment(fragment) => {
                 let on = fragment
@@ -207,21 +235,16 @@ fn find_field<'a>(
                     .type_condition
                     .as_ref()
                     .map_or(parent, |c| c.node.on.node.as_str());
-                find_field(document, &fragment.node.selection_set.node, key, on)
+                find_fields(document, &fragment.node.selection_set.node, key, on, found);
             }
-            Selection::FragmentSpread(spread) => document
-                .fragments
-                .get(&spread.node.fragment_name.node)
-                .and_then(|fragment| {
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
                     let on = fragment.node.type_condition.node.on.node.as_str();
-                    find_field(document, &fragment.node.selection_set.node, key, on)
-                }),
-        };
-        if found.is_some() {
-            return found;
+                    find_fields(document, &fragment.node.selection_set.node, key, on, found);
+                }
+            }
         }
     }
-    None
 }
 
 /// Sets the value at `path` to null, if everything above it is still there.

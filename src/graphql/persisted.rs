@@ -5,7 +5,8 @@
 //! enough to be cached by a CDN.
 //!
 //! The cache keeps query *text*, not parsed documents, so a persisted query goes through the
-//! same parse-time checks (`guard`) as any other. It is per replica and bounded in bytes;
+//! same parse-time checks (`guard`) as any other; a text is kept only once it has passed them.
+//! It is per replica and bounded in bytes, each entry counted with its keys and bookkeeping;
 //! the oldest entries leave first. A replica that has never seen a hash asks for the text,
 //! which the protocol expects: no replica needs another's cache.
 
@@ -13,9 +14,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
 };
-use async_graphql::{Request, ServerResult};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, ServerResult, Variables};
 
 use super::errors::server_error;
 use sha2::{Digest, Sha256};
@@ -48,24 +50,33 @@ struct Cache {
     order: VecDeque<String>,
 }
 
+/// What an entry costs besides its text: the hash twice (map and queue) and the
+/// bookkeeping of both, rounded up. Tiny texts cannot fill the budget with millions of
+/// entries.
+const ENTRY_OVERHEAD: usize = 256;
+
+fn cost(text: &str) -> usize {
+    text.len() + ENTRY_OVERHEAD
+}
+
 impl Cache {
     fn get(&self, hash: &str) -> Option<Arc<str>> {
         self.texts.get(hash).cloned()
     }
 
     fn insert(&mut self, hash: String, text: &str) {
-        if self.texts.contains_key(&hash) || text.len() > self.budget {
+        if self.texts.contains_key(&hash) || cost(text) > self.budget {
             return;
         }
-        while self.used + text.len() > self.budget {
+        while self.used + cost(text) > self.budget {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
             if let Some(gone) = self.texts.remove(&oldest) {
-                self.used -= gone.len();
+                self.used -= cost(&gone);
             }
         }
-        self.used += text.len();
+        self.used += cost(text);
         self.order.push_back(hash.clone());
         self.texts.insert(hash, Arc::from(text));
     }
@@ -75,12 +86,16 @@ impl ExtensionFactory for PersistedQueries {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(PersistedQueriesExtension {
             cache: self.cache.clone(),
+            pending: Mutex::new(None),
         })
     }
 }
 
+/// One per request.
 struct PersistedQueriesExtension {
     cache: Arc<Mutex<Cache>>,
+    /// A hash and text sent together, kept once the text has parsed and passed the guard.
+    pending: Mutex<Option<(String, String)>>,
 }
 
 #[async_trait::async_trait]
@@ -110,12 +125,29 @@ impl Extension for PersistedQueriesExtension {
                         None,
                     ));
                 }
-                if let Ok(mut cache) = self.cache.lock() {
-                    cache.insert(hash, &request.query);
+                if let Ok(mut pending) = self.pending.lock() {
+                    *pending = Some((hash, request.query.clone()));
                 }
             }
         }
         next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+        if let Some((hash, text)) = pending
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            cache.insert(hash, &text);
+        }
+        Ok(document)
     }
 }
 
@@ -166,7 +198,7 @@ mod tests {
     #[test]
     fn the_cache_keeps_to_its_budget_dropping_the_oldest() {
         let mut cache = Cache {
-            budget: 10,
+            budget: 2 * ENTRY_OVERHEAD + 10,
             ..Cache::default()
         };
         cache.insert("a".into(), "1234");
@@ -175,8 +207,8 @@ mod tests {
         assert!(cache.get("a").is_none(), "the oldest left to make room");
         assert_eq!(cache.get("b").as_deref(), Some("5678"));
         assert_eq!(cache.get("c").as_deref(), Some("90ab"));
-        assert!(cache.used <= 10);
-        cache.insert("huge".into(), "x".repeat(11).as_str());
+        assert!(cache.used <= cache.budget);
+        cache.insert("huge".into(), "x".repeat(cache.budget).as_str());
         assert!(
             cache.get("huge").is_none(),
             "a text over the whole budget is not kept"

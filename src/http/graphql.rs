@@ -32,20 +32,29 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Some(JSON);
     };
-    let (mut graphql, mut json) = (0.0f32, 0.0f32);
+    // The most specific range that matches decides a type's quality (RFC 9110 §12.5.1):
+    // `application/json;q=0, */*` refuses JSON.
+    let (mut graphql, mut json, mut wildcard) = (None::<f32>, None::<f32>, None::<f32>);
     for range in accept.split(',') {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|p| {
+                let (name, value) = p.split_once('=')?;
+                name.trim().eq_ignore_ascii_case("q").then_some(value)
+            })
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        match media.as_str() {
-            GRAPHQL_RESPONSE => graphql = graphql.max(q),
-            JSON | "application/*" | "*/*" => json = json.max(q),
-            _ => {}
-        }
+        let slot = match media.as_str() {
+            GRAPHQL_RESPONSE => &mut graphql,
+            JSON => &mut json,
+            "application/*" | "*/*" => &mut wildcard,
+            _ => continue,
+        };
+        *slot = Some(slot.map_or(q, |old| old.max(q)));
     }
+    let json = json.or(wildcard).unwrap_or(0.0);
+    let graphql = graphql.unwrap_or(0.0);
     if graphql > 0.0 && graphql >= json {
         Some(GRAPHQL_RESPONSE)
     } else if json > 0.0 {
@@ -88,24 +97,46 @@ fn not_acceptable() -> Response {
     response
 }
 
-/// The GraphQL answer as `media_type`. 200, except a mutation refused on GET (405).
-fn answer(body: &impl serde::Serialize, media_type: &'static str, refused_get: bool) -> Response {
+/// The status of one operation's answer. Under `application/graphql-response+json` a request
+/// that never executed (a syntax or validation error, a refused limit, an unknown persisted
+/// query: no `data`, no error with a path) is 400, as the specification asks; under
+/// `application/json` every GraphQL answer is 200, which older clients expect. A mutation
+/// refused on GET is 405 either way.
+fn status_of(response: &async_graphql::Response, media_type: &str) -> StatusCode {
+    if method_refused(response) {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else if media_type == GRAPHQL_RESPONSE
+        && response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+    {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// The GraphQL answer as `media_type`.
+fn answer(body: &impl serde::Serialize, media_type: &'static str, status: StatusCode) -> Response {
     let bytes = match serde_json::to_vec(body) {
         Ok(bytes) => bytes,
         Err(e) => {
             return AppError::internal(format!("serializing a response: {e}")).into_response();
         }
     };
-    let status = if refused_get {
-        StatusCode::METHOD_NOT_ALLOWED
-    } else {
-        StatusCode::OK
-    };
     let mut response = (status, bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
-    headers.insert(header::VARY, HeaderValue::from_static("accept"));
-    if refused_get {
+    // What a caller sees depends on its key: no shared cache may hand it to another.
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, authorization"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if status == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
     }
     response
@@ -166,7 +197,13 @@ pub(super) async fn post(
             async_graphql::BatchRequest::Batch(requests.into_iter().map(prepare).collect())
         }
     };
-    answer(&schema.execute_batch(batch).await, media_type, false)
+    match schema.execute_batch(batch).await {
+        async_graphql::BatchResponse::Single(response) => {
+            let status = status_of(&response, media_type);
+            answer(&response, media_type, status)
+        }
+        batch => answer(&batch, media_type, StatusCode::OK),
+    }
 }
 
 /// One request (a JSON object) or a batch (a non-empty array of at most [`MAX_BATCH`]).
@@ -259,7 +296,7 @@ pub(super) async fn get(
     let Some(media_type) = negotiate(headers) else {
         return not_acceptable();
     };
-    let operation_name = params.operation_name.clone();
+    let operation_name = params.operation_name.clone().filter(|n| !n.is_empty());
     let graphql_request = match params.into_request() {
         Ok(request) => request,
         Err(error) => return error.into_response(),
@@ -270,8 +307,7 @@ pub(super) async fn get(
         .data(graphql::ReadOnly)
         .data(graphql::OperationName(operation_name));
     let response = schema.execute(graphql_request).await;
-    let refused = method_refused(&response);
-    answer(&response, media_type, refused)
+    answer(&response, media_type, status_of(&response, media_type))
 }
 
 /// The GraphiQL page, loading its scripts from `--graphiql-assets-url`.
@@ -317,6 +353,8 @@ mod tests {
         );
         assert_eq!(negotiate(&accept("text/html")), None);
         assert_eq!(negotiate(&accept("application/json;q=0")), None);
+        assert_eq!(negotiate(&accept("application/json;q=0, */*")), None);
+        assert_eq!(negotiate(&accept("application/json;Q=0.5")), Some(JSON));
     }
 
     #[test]

@@ -91,6 +91,21 @@ backends! {
         // type's fields' types' fields.
         app.ok("", r#"{ __type(name: "Model") { fields { type { fields { name } } } } }"#, json!({})).await;
 
+        // Many introspection roots under aliases: each answers the whole schema.
+        let many: String = (0..11).map(|i| format!("a{i}: __schema {{ types {{ name }} }} ")).collect();
+        let error = app.fails("", &format!("{{ {many} }}"), json!({}), "BAD_USER_INPUT").await;
+        assert!(error["message"].as_str().unwrap().contains("introspection"), "{error}");
+
+        // Unused fragments nested through each other: the walk stops, the process stays up.
+        let mut chain = String::from("{ __typename }\n");
+        let inner = |i: usize| format!("{}...F{} {}", "a { ".repeat(40), i + 1, "} ".repeat(40));
+        for i in 0..256 {
+            chain.push_str(&format!("fragment F{i} on QueryRoot {{ {} }}\n", inner(i)));
+        }
+        let error = app.fails("", &chain, json!({}), "BAD_USER_INPUT").await;
+        assert!(error["message"].as_str().unwrap().contains("deep"), "{error}");
+        app.ok("", "{ __typename }", json!({})).await;
+
         // Twenty fragments each spreading the next twice: a million fields spelled out.
         let mut fragments = String::new();
         for i in 0..20 {
@@ -138,6 +153,11 @@ backends! {
         assert_eq!(body["errors"][0]["extensions"]["code"], "METHOD_NOT_ALLOWED", "{body}");
         let response = raw_get(&app, &encoded(&[("query", document), ("operationName", "Two")]), &[("authorization", &auth)]).await;
         assert_eq!(response.status(), 405);
+        // An empty operation name selects the only operation, here a mutation.
+        let named = format!("mutation M {}", create.trim_start_matches("mutation "));
+        let response = raw_get(&app, &encoded(&[("query", &named), ("operationName", "")]), &[("authorization", &auth)]).await;
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["cache-control"], "private, no-store");
         let count = app.ok(&app.admin, "{ models { totalCount } }", json!({})).await;
         assert_eq!(count["models"]["totalCount"], 0);
 
@@ -172,6 +192,16 @@ backends! {
         }
         let response = post(Some("text/html")).await.unwrap();
         assert_eq!(response.status(), 406);
+
+        // Under graphql-response+json a request that never ran is 400; a field that failed
+        // while running is still 200. Under application/json both are 200.
+        let send = |query: &'static str, accept: &'static str| app.client.post(format!("{}/graphql", app.base))
+            .bearer_auth(&app.admin).header("accept", accept).json(&json!({ "query": query })).send();
+        let unknown = r#"{ model(id: "0190a0a0-0000-7000-8000-000000000000") { id } }"#;
+        assert_eq!(send("{ nope }", "application/graphql-response+json").await.unwrap().status(), 400);
+        assert_eq!(send("{ models { ", "application/graphql-response+json").await.unwrap().status(), 400);
+        assert_eq!(send(unknown, "application/graphql-response+json").await.unwrap().status(), 200);
+        assert_eq!(send("{ nope }", "application/json").await.unwrap().status(), 200);
     }
 
     async fn batches_answer_in_order_and_are_bounded(app) {
@@ -233,6 +263,8 @@ backends! {
         let hashed = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(&deep) } });
         let body: Value = send(json!({ "query": deep, "extensions": hashed })).await.unwrap().json().await.unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+        let body: Value = send(json!({ "extensions": hashed })).await.unwrap().json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND", "a refused text is not kept: {body}");
     }
 
     async fn failed_fields_null_up_to_their_nearest_nullable_place(app) {
@@ -255,6 +287,13 @@ backends! {
         assert_eq!(response["data"]["viewer"]["role"], "ADMIN", "{response}");
         assert_eq!(response["data"]["m"]["id"], model.as_str(), "{response}");
         assert!(response["data"]["m"].as_object().unwrap().contains_key("v"), "{response}");
+        assert_eq!(response["data"]["m"]["v"], Value::Null, "{response}");
+
+        // The same key selected twice (merged), the failing part in the second selection.
+        let query = format!(r#"{{ viewer {{ role }} m: model(id: "{model}") {{ v: version(label: "v1") {{ id }} }}
+            m: model(id: "{model}") {{ v: version(label: "v1") {{ artifacts(first: -1) {{ totalCount }} }} }} }}"#);
+        let response = app.gql(&app.admin, &query, json!({})).await;
+        assert_eq!(response["data"]["viewer"]["role"], "ADMIN", "{response}");
         assert_eq!(response["data"]["m"]["v"], Value::Null, "{response}");
     }
 

@@ -1,24 +1,26 @@
-//! Artifacts: what may be stored and changed, packages, and how bytes are handed out.
+//! Artifacts: what may be stored and changed. Packages (`packages`) group a version's files;
+//! `urls` decides how bytes are handed out (the storage service's own URL or this server's).
 
-use std::time::Duration;
+mod packages;
+mod urls;
+
+pub use packages::{NewPackage, PackageMember, create_package, package_members, visible_package};
+pub use urls::{SignedUrl, redirect_url, signed_download_url, url_ttl};
 
 use crate::app::App;
 use crate::auth::Principal;
-use crate::db::artifacts::{self, Artifact, ArtifactChanges, ArtifactSet, PackageRow};
+use crate::db::artifacts::{self, Artifact, ArtifactChanges, ArtifactSet};
 use crate::db::model_versions::ModelVersion;
 use crate::db::models::Model;
 use crate::domain::models::visible_model;
 use crate::domain::validate;
 use crate::domain::versions::visible_version;
 use crate::error::AppError;
-use crate::routes;
-use crate::storage::blob_key;
 use crate::values::{ArtifactStatus, Role, VersionLifecycle};
 use crate::values::{Id, JsonText, Patch, Timestamp};
 
 const FILE_NAME_MAX: usize = 255;
 const CONTENT_TYPE_MAX: usize = 127;
-const ROLE_MAX: usize = 64;
 
 /// The descriptive fields of an upload, checked once for the chunked and the direct path.
 pub struct ArtifactFields {
@@ -268,214 +270,6 @@ pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, A
     artifacts::find(&app.db, id)
         .await?
         .ok_or(AppError::NotFound("artifact"))
-}
-
-#[derive(Debug)]
-pub struct PackageMember {
-    pub artifact_id: Id,
-    /// What the file is in the package: `weights`, `tokenizer`, `config`… (lower-case).
-    pub role: String,
-}
-
-#[derive(Debug)]
-pub struct NewPackage {
-    pub version_id: Id,
-    /// How the package deploys (`safetensors`, `gguf`, `onnx`, `mlflow`…).
-    pub format: String,
-    pub primary: PackageMember,
-    pub sidecars: Option<Vec<PackageMember>>,
-}
-
-fn role_rule(field: &str, value: &str) -> Result<String, AppError> {
-    let value = value.trim().to_ascii_lowercase();
-    let ok = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !ok {
-        return Err(AppError::bad_input(
-            field,
-            "a role is letters, digits, `_`, `-` and `.`",
-        ));
-    }
-    validate::bounded(field, &value, ROLE_MAX)?;
-    Ok(value)
-}
-
-/// Groups a primary artifact and its sidecars of one DRAFT version into a unit.
-pub async fn create_package(
-    app: &App,
-    caller: &Principal,
-    input: NewPackage,
-) -> Result<PackageRow, AppError> {
-    let (version, _) = visible_version(&app.db, caller, input.version_id, Role::Editor).await?;
-    require_mutable(&version)?;
-    let format = role_rule("format", &input.format)?;
-    let mut members = vec![(
-        "primary".to_owned(),
-        input.primary.artifact_id,
-        role_rule("primary.role", &input.primary.role)?,
-    )];
-    for (i, sidecar) in input.sidecars.unwrap_or_default().into_iter().enumerate() {
-        members.push((
-            format!("sidecars[{i}]"),
-            sidecar.artifact_id,
-            role_rule(&format!("sidecars[{i}].role"), &sidecar.role)?,
-        ));
-    }
-    for (i, (field, id, role)) in members.iter().enumerate() {
-        if members[..i].iter().any(|(_, other, _)| other == id) {
-            return Err(AppError::bad_input(
-                field.as_str(),
-                "this artifact is listed twice",
-            ));
-        }
-        if members[..i].iter().any(|(_, _, r)| r == role) {
-            return Err(AppError::bad_input(
-                field.as_str(),
-                format!("two members have the role `{role}`"),
-            ));
-        }
-        let artifact = artifacts::find(&app.db, *id).await?;
-        match artifact {
-            Some(a)
-                if a.status == ArtifactStatus::Available && a.version_id == Some(version.id) =>
-            {
-                if a.package_id.is_some() {
-                    return Err(AppError::conflict(format!(
-                        "artifact {id} already belongs to a package"
-                    )));
-                }
-            }
-            _ => {
-                return Err(AppError::bad_input(
-                    format!("{field}.artifactId"),
-                    "no available artifact of this version has this id",
-                ));
-            }
-        }
-    }
-    let package = PackageRow {
-        id: Id::new(),
-        model_id: version.model_id,
-        version_id: version.id,
-        format,
-        primary_artifact_id: input.primary.artifact_id,
-        created_at: Timestamp::now(),
-    };
-    app.db
-        .transaction(async |tx| {
-            artifacts::insert_package(tx, &package).await?;
-            for (_, id, role) in &members {
-                // Only a member still free joins; a concurrent package taking it first wins.
-                if !artifacts::join_package(tx, *id, package.id, role).await? {
-                    return Err(AppError::conflict(format!(
-                        "artifact {id} already belongs to a package"
-                    )));
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(package)
-}
-
-/// A URL that downloads the artifact without an API key until it expires.
-pub struct SignedUrl {
-    pub url: String,
-    pub expires_at: Timestamp,
-}
-
-/// A signed URL's lifetime: at least a second, at most the instance's maximum.
-pub fn url_ttl(seconds: i32, max_secs: u64) -> Result<Duration, AppError> {
-    let max = max_secs.min(i32::MAX as u64) as i32;
-    if !(1..=max).contains(&seconds) {
-        return Err(AppError::bad_input(
-            "expiresInSeconds",
-            format!("must be between 1 and {max}"),
-        ));
-    }
-    Ok(Duration::from_secs(seconds as u64))
-}
-
-/// The storage service's own presigned URL where it signs one, else this server's HMAC URL.
-pub async fn signed_download_url(
-    app: &App,
-    caller: &Principal,
-    artifact: &Artifact,
-    ttl: Duration,
-    origin: &str,
-) -> Result<SignedUrl, AppError> {
-    let expires = chrono::Utc::now() + ttl;
-    let expires_at = Timestamp::from(expires);
-    if let Some(url) = presigned_read(app, artifact, ttl).await? {
-        return Ok(SignedUrl { url, expires_at });
-    }
-    let path = routes::download_path(artifact.id);
-    let query = app
-        .signer
-        .sign("GET", &path, expires.timestamp(), caller.key.id);
-    Ok(SignedUrl {
-        url: format!("{origin}{path}?{query}"),
-        expires_at,
-    })
-}
-
-/// How long the storage service's URL behind `?redirect=true` lives: the client follows the
-/// redirect at once, so minutes are plenty, and a leaked Location header soon goes stale.
-const REDIRECT_TTL: Duration = Duration::from_secs(300);
-
-/// Where `?redirect=true` sends a download: the storage service's own URL, where it signs
-/// one; `None` serves the bytes from here.
-pub async fn redirect_url(app: &App, artifact: &Artifact) -> Result<Option<String>, AppError> {
-    presigned_read(app, artifact, REDIRECT_TTL).await
-}
-
-/// The storage service's presigned read URL, when it signs one: the one place the
-/// presign-or-serve choice is made for downloads.
-async fn presigned_read(
-    app: &App,
-    artifact: &Artifact,
-    ttl: Duration,
-) -> Result<Option<String>, AppError> {
-    if !app.storage.presigns() {
-        return Ok(None);
-    }
-    let disposition = routes::content_disposition(&artifact.file_name);
-    app.storage
-        .presign_read(&blob_key(&artifact.sha256), ttl, &disposition)
-        .await
-        .map(Some)
-}
-
-/// A package of a version the caller may see with `role`; otherwise NOT_FOUND.
-pub async fn visible_package(
-    app: &App,
-    caller: &Principal,
-    id: Id,
-    role: Role,
-) -> Result<PackageRow, AppError> {
-    let package = artifacts::find_package(&app.db, id)
-        .await?
-        .ok_or(AppError::NotFound("artifact package"))?;
-    visible_version(&app.db, caller, package.version_id, role)
-        .await
-        .map_err(|e| match e {
-            AppError::NotFound(_) => AppError::NotFound("artifact package"),
-            other => other,
-        })?;
-    Ok(package)
-}
-
-pub async fn package_members(app: &App, package: &PackageRow) -> Result<Vec<Artifact>, AppError> {
-    let mut members =
-        artifacts::list(&app.db, artifacts::ArtifactSet::Package(package.id), None).await?;
-    // The primary first, then sidecars by role.
-    members.sort_by(|a, b| {
-        (a.id != package.primary_artifact_id, &a.package_role)
-            .cmp(&(b.id != package.primary_artifact_id, &b.package_role))
-    });
-    Ok(members)
 }
 
 #[cfg(test)]
