@@ -236,6 +236,25 @@ pub async fn retire(tx: &mut Tx<'_>, set: ArtifactSet, now: Timestamp) -> Result
     })
 }
 
+/// The available artifact of `version_id` named `file_name`, read inside `tx` (after the
+/// version's row is locked, so the answer holds until the transaction ends).
+pub async fn named(
+    tx: &mut Tx<'_>,
+    version_id: Id,
+    file_name: &str,
+) -> Result<Option<Artifact>, AppError> {
+    on_tx!(tx, conn => {
+        Ok(artifacts::table
+            .filter(artifacts::version_id.eq(version_id))
+            .filter(artifacts::file_name.eq(file_name))
+            .filter(artifacts::status.eq(ArtifactStatus::Available))
+            .select(Artifact::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
 /// Field changes of an artifact; `None` leaves a field as it is.
 pub struct ArtifactChanges {
     pub is_current: Option<bool>,

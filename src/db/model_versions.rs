@@ -297,6 +297,19 @@ pub async fn delete_draft(tx: &mut Tx<'_>, id: Id) -> Result<bool, AppError> {
     })
 }
 
+/// Locks the version's row until the transaction ends (a no-op write: PostgreSQL takes a row
+/// lock, SQLite has one writer anyway), so a check of its artifacts and the write it allows
+/// happen one transaction at a time.
+pub async fn lock(tx: &mut Tx<'_>, id: Id) -> Result<(), AppError> {
+    on_tx!(tx, conn => {
+        diesel::update(model_versions::table.find(id))
+            .set(model_versions::updated_at.eq(model_versions::updated_at))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
 /// A version's lifecycle as it stands inside the transaction.
 pub async fn lifecycle_of(tx: &mut Tx<'_>, id: Id) -> Result<VersionLifecycle, AppError> {
     on_tx!(tx, conn => {

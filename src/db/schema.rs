@@ -183,6 +183,7 @@ diesel::table! {
         updated_at -> Timestamp,
         expires_at -> Timestamp,
         completed_at -> Nullable<Timestamp>,
+        replace_existing -> Bool,
     }
 }
 

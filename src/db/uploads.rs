@@ -39,6 +39,8 @@ pub struct UploadSession {
     pub updated_at: Timestamp,
     pub expires_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+    /// Completing retires the version's available artifact of the same file name.
+    pub replace_existing: bool,
 }
 
 /// A chunk whose bytes are in storage: index, size, and the generation naming its object.

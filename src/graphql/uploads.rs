@@ -360,6 +360,10 @@ pub struct CreateUploadSessionInput {
     pub chunk_size_bytes: Option<BigInt>,
     /// How long the session stays open (60 s to 7 days); default 24 h.
     pub expires_in_seconds: Option<i32>,
+    /// Replace the version's file of the same name when the upload completes (a DRAFT version
+    /// only). Without it, a file name the version already holds is CONFLICT.
+    #[graphql(default = false)]
+    pub replace: bool,
 }
 
 impl From<CreateUploadSessionInput> for NewUploadSession {
@@ -379,6 +383,7 @@ impl From<CreateUploadSessionInput> for NewUploadSession {
             metadata: input.metadata,
             chunk_size_bytes: input.chunk_size_bytes,
             expires_in_seconds: input.expires_in_seconds,
+            replace: input.replace,
         }
     }
 }

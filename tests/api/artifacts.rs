@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{CHUNK, bytes_of, sha256_hex};
+use crate::support::{CHUNK, COMPLETE, bytes_of, sha256_hex};
 
 const SESSION: &str = "query($id: ID!) { uploadSession(id: $id) { status receivedBytes receivedChunks missingChunks failureReason artifact { id } } }";
 const MODEL: &str = "query($id: ID!) { model(id: $id) { status artifactCount currentArtifact { id } artifacts { totalCount nodes { id fileName } } } }";
@@ -226,6 +226,54 @@ backends! {
         let r = app.download(&viewer, artifact_id, &[]).await;
         assert_eq!(r.status(), 200);
         app.fails(&viewer, "mutation($i: ArtifactIdInput!) { deleteArtifact(input: $i) { artifact { id } } }", json!({ "i": { "id": artifact_id } }), "FORBIDDEN").await;
+    }
+
+    async fn a_versions_file_names_are_unique_unless_replaced(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "named", json!({})).await;
+        let version = app.create_version(&app.admin, &model, "v1").await;
+        let first = bytes_of(3000, 1);
+        let old = app.upload(&app.admin, &model, Some(&version), "w.bin", &first).await;
+        let open = "mutation($i: CreateUploadSessionInput!) { createUploadSession(input: $i) { uploadSession { id } } }";
+        let second = bytes_of(2000, 2);
+        let input = json!({ "modelId": model, "versionId": version, "fileName": "w.bin", "totalSizeBytes": second.len() });
+
+        // Refused before any byte is sent, naming the file.
+        let error = app.fails(&app.admin, open, json!({ "i": input }), "CONFLICT").await;
+        assert!(error["message"].as_str().unwrap().contains("`w.bin`"), "{error}");
+        // Another version, or no version, may use the name.
+        let v2 = app.create_version(&app.admin, &model, "v2").await;
+        app.upload(&app.admin, &model, Some(&v2), "w.bin", &second).await;
+
+        // Two sessions opened before either completed: the second to complete is refused.
+        let v3 = app.create_version(&app.admin, &model, "v3").await;
+        let mut racing = input.clone();
+        racing["versionId"] = json!(v3);
+        let a = app.ok(&app.admin, open, json!({ "i": racing })).await["createUploadSession"]["uploadSession"]["id"].as_str().unwrap().to_owned();
+        let b = app.ok(&app.admin, open, json!({ "i": racing })).await["createUploadSession"]["uploadSession"]["id"].as_str().unwrap().to_owned();
+        app.put_all(&app.admin, &a, &second, CHUNK).await;
+        app.put_all(&app.admin, &b, &second, CHUNK).await;
+        app.complete(&app.admin, &a, json!({})).await;
+        let error = app.fails(&app.admin, COMPLETE, json!({ "i": { "id": b } }), "CONFLICT").await;
+        assert!(error["message"].as_str().unwrap().contains("`w.bin`"), "{error}");
+
+        // With replace, the new file takes the name and the old one is retired with it.
+        let mut replacing = input.clone();
+        replacing["replace"] = json!(true);
+        let session = app.ok(&app.admin, open, json!({ "i": replacing })).await["createUploadSession"]["uploadSession"]["id"].as_str().unwrap().to_owned();
+        app.put_all(&app.admin, &session, &second, CHUNK).await;
+        let new = app.complete(&app.admin, &session, json!({})).await;
+        let files = app.ok(&app.admin, "query($id: ID!) { modelVersion(id: $id) { artifacts { edges { node { id fileName sha256 } } } } }", json!({ "id": version })).await;
+        let files = files["modelVersion"]["artifacts"]["edges"].as_array().unwrap().clone();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files[0]["node"]["id"], new["id"]);
+        assert_eq!(files[0]["node"]["sha256"], sha256_hex(&second).as_str());
+        let gone = app.gql(&app.admin, "query($id: ID!) { artifact(id: $id) { id } }", json!({ "id": old["id"] })).await;
+        assert_eq!(gone["errors"][0]["extensions"]["code"], "NOT_FOUND", "{gone}");
+
+        // A published version's files stay fixed, replace or not.
+        app.mark_published(&version).await;
+        app.fails(&app.admin, open, json!({ "i": replacing }), "PRECONDITION_FAILED").await;
     }
 
     async fn identical_bytes_are_stored_once_and_collected_when_unnamed(app) {

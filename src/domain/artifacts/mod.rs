@@ -9,8 +9,9 @@ pub use urls::{SignedUrl, redirect_url, signed_download_url, url_ttl};
 
 use crate::app::App;
 use crate::auth::Principal;
+use crate::db::Tx;
 use crate::db::artifacts::{self, Artifact, ArtifactChanges, ArtifactSet};
-use crate::db::model_versions::ModelVersion;
+use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::Model;
 use crate::domain::models::visible_model;
 use crate::domain::validate;
@@ -168,6 +169,61 @@ pub fn require_mutable(version: &ModelVersion) -> Result<(), AppError> {
             "version `{}` is {}: its artifacts cannot be added, replaced or deleted",
             version.version, version.lifecycle
         )))
+    }
+}
+
+/// `pull` saves a version's files by name, so two available artifacts of one version never
+/// share a file name.
+pub fn name_taken(file_name: &str) -> AppError {
+    AppError::conflict(format!(
+        "the version already has a file named `{file_name}`; upload it with `replace: true` to replace it (DRAFT versions only)"
+    ))
+}
+
+/// Whether `file_name` is free in `version_id` now; with `replace`, a file holding the name may
+/// be replaced, so it counts as free. Checked when a session opens, so a client learns before
+/// sending any bytes; [`claim_name`] decides.
+pub async fn check_name_free(
+    app: &App,
+    version_id: Id,
+    file_name: &str,
+    replace: bool,
+) -> Result<(), AppError> {
+    if replace {
+        return Ok(());
+    }
+    let held = artifacts::list(&app.db, ArtifactSet::Version(version_id), None)
+        .await?
+        .iter()
+        .any(|a| a.file_name == file_name);
+    if held {
+        Err(name_taken(file_name))
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes `file_name` in `version_id` for a new artifact inside `tx`: the version's row is
+/// locked, so two uploads of one name cannot both pass. With `replace`, the artifact holding
+/// the name is retired in the same transaction (and a package it is the primary of dissolved);
+/// without, a held name is CONFLICT.
+pub async fn claim_name(
+    tx: &mut Tx<'_>,
+    version_id: Id,
+    file_name: &str,
+    replace: bool,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    model_versions::lock(tx, version_id).await?;
+    match artifacts::named(tx, version_id, file_name).await? {
+        None => Ok(()),
+        Some(held) if replace => {
+            if let Some(package) = held.package_id {
+                artifacts::dissolve_package_of_primary(tx, package, held.id).await?;
+            }
+            artifacts::retire(tx, ArtifactSet::One(held.id), now).await
+        }
+        Some(_) => Err(name_taken(file_name)),
     }
 }
 

@@ -298,6 +298,14 @@ pub(super) async fn commit(
                         "the version was {lifecycle} before the upload completed; its artifacts cannot change"
                     )));
                 }
+                artifact_rules::claim_name(
+                    tx,
+                    version_id,
+                    &session.file_name,
+                    session.replace_existing,
+                    now,
+                )
+                .await?;
             }
             artifacts::insert(tx, &artifact).await?;
             // The first verified artifact makes a PENDING model READY.

@@ -203,6 +203,7 @@ mod tests {
                 updated_at: now,
                 expires_at: Timestamp(now.0 + expires_in),
                 completed_at: None,
+                replace_existing: false,
             },
             received: chunks
                 .iter()

@@ -33,6 +33,9 @@ pub struct NewUploadSession {
     pub chunk_size_bytes: Option<BigInt>,
     /// How long the session stays open (60 s to 7 days); default 24 h.
     pub expires_in_seconds: Option<i32>,
+    /// Replace the version's file of the same name when the upload completes; without it, a
+    /// name the version already holds is CONFLICT.
+    pub replace: bool,
 }
 
 /// Opens a session (chunked or direct) after checking everything the artifact will need.
@@ -68,6 +71,9 @@ pub async fn create(
         input.external_uri,
         input.metadata,
     )?;
+    if let Some(version_id) = input.version_id {
+        artifact_rules::check_name_free(app, version_id, &fields.file_name, input.replace).await?;
+    }
     let expected = input
         .sha256
         .as_deref()
@@ -125,6 +131,7 @@ pub async fn create(
         updated_at: now,
         expires_at: Timestamp::from(now.to_utc() + Duration::from_secs(ttl as u64)),
         completed_at: None,
+        replace_existing: input.replace,
     };
     app.db
         .transaction(async |tx| uploads::insert(tx, &session).await)

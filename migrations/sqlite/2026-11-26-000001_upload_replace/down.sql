@@ -1,0 +1,1 @@
+ALTER TABLE upload_sessions DROP COLUMN replace_existing;
