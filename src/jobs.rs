@@ -18,9 +18,12 @@ pub struct Swept {
     pub staging_removed: usize,
 }
 
-/// Unfinished writes older than this belong to a process that died: no write runs this long
-/// without touching its file.
-const STAGING_AGE: Duration = Duration::from_secs(6 * 3600);
+/// Unfinished writes untouched this long belong to a process that died: a live write touches
+/// its file at least once per body-read timeout (a stalled client is cut off then), so twice
+/// that, and at least two minutes, is safe while servers run.
+fn staging_age(app: &App) -> Duration {
+    Duration::from_secs(app.config.body_read_timeout_secs.saturating_mul(2).max(120))
+}
 
 /// Marks open sessions whose time ran out as EXPIRED and removes their chunks.
 pub async fn expire_sessions(app: &App) -> Result<usize, AppError> {
@@ -37,7 +40,7 @@ pub async fn sweep(app: &App, retention: Duration) -> Result<Swept, AppError> {
     Ok(Swept {
         sessions_expired: expire_sessions(app).await?,
         blobs_removed: collect_blobs(app, retention).await?,
-        staging_removed: app.storage.sweep_staging(STAGING_AGE).await?,
+        staging_removed: app.storage.sweep_staging(staging_age(app)).await?,
     })
 }
 

@@ -11,16 +11,22 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-pub(super) const RETRIES: u32 = 4;
-
 pub struct Client {
     pub(super) http: reqwest::Client,
     pub(super) server: String,
     pub(super) key: String,
+    /// How long a failure that may pass (a server restarting, a network blip) is retried.
+    pub(super) retry_for: Duration,
+}
+
+/// One failed try: what went wrong, and whether trying again may help.
+pub(super) struct Failure {
+    pub error: anyhow::Error,
+    pub retry: bool,
 }
 
 impl Client {
-    pub fn new(server: &str, key: &str) -> anyhow::Result<Client> {
+    pub fn new(server: &str, key: &str, retry_for: Duration) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()?;
@@ -28,22 +34,73 @@ impl Client {
             http,
             server: server.trim_end_matches('/').to_owned(),
             key: key.to_owned(),
+            retry_for,
         })
     }
 
-    /// Runs one GraphQL operation; an error answer becomes `CODE: message`. Answers the server
-    /// marks retryable (database unavailable, storage full: nothing was done) and refused
-    /// connections are tried again with backoff before they count as failures.
-    pub async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let mut attempt = 0;
+    /// Runs `attempt` until it succeeds, fails for good, or failures that may pass have lasted
+    /// `retry_for`; `waiting` hears each wait ("server unreachable (connection refused),
+    /// retrying in 4 s") so a progress bar can show it. Giving up says why and that running the
+    /// same command again resumes.
+    pub(super) async fn retrying<T>(
+        &self,
+        what: &str,
+        mut attempt: impl AsyncFnMut() -> Result<T, Failure>,
+        waiting: impl Fn(Option<String>),
+    ) -> anyhow::Result<T> {
+        let mut since: Option<std::time::Instant> = None;
+        let mut tries = 0u32;
         loop {
-            attempt += 1;
-            let (result, retry) = self.gql_once(query, &variables).await;
-            if !retry || attempt >= RETRIES {
-                return result;
+            match attempt().await {
+                Ok(value) => {
+                    if since.is_some() {
+                        waiting(None);
+                    }
+                    return Ok(value);
+                }
+                Err(Failure { error, retry }) => {
+                    let first = *since.get_or_insert_with(std::time::Instant::now);
+                    let wait = backoff(tries);
+                    tries += 1;
+                    if !retry || first.elapsed() + wait > self.retry_for {
+                        if !retry {
+                            // Callers read these (`NOT_FOUND: …` means "create it"): unchanged.
+                            return Err(error);
+                        }
+                        return Err(error.context(format!(
+                            "{what}: gave up after {} s. Nothing sent so far is lost: run the \
+                             same command again and it resumes where it stopped",
+                            first.elapsed().as_secs()
+                        )));
+                    }
+                    waiting(Some(format!(
+                        "server unreachable ({}), retrying in {} s",
+                        root_cause(&error),
+                        wait.as_secs().max(1)
+                    )));
+                    tokio::time::sleep(wait).await;
+                }
             }
-            tokio::time::sleep(backoff(attempt)).await;
         }
+    }
+
+    /// Runs one GraphQL operation; an error answer becomes `CODE: message`. Answers the server
+    /// marks retryable (database unavailable, storage full: nothing was done) and connections
+    /// that never reached the server are tried again for `retry_for`.
+    pub async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        self.retrying(
+            "calling the API",
+            async || {
+                let (result, retry) = self.gql_once(query, &variables).await;
+                result.map_err(|error| Failure { error, retry })
+            },
+            |message| {
+                if let Some(message) = message {
+                    eprintln!("{message}");
+                }
+            },
+        )
+        .await
     }
 
     /// One try: the answer, and whether trying again may help.
@@ -96,8 +153,24 @@ pub fn retryable(status: reqwest::StatusCode, body: &Value) -> bool {
     marked || matches!(status.as_u16(), 408 | 429 | 503 | 507)
 }
 
+/// 0.5, 1, 2, 4, then every 8 seconds.
 pub(super) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250 * 2u64.pow(attempt.min(6)))
+    Duration::from_millis(500 * 2u64.pow(attempt.min(4)))
+}
+
+/// The innermost cause of an error, in words: "connection refused" rather than "error sending
+/// request for url (…)".
+pub(super) fn root_cause(error: &anyhow::Error) -> String {
+    let innermost = error.chain().last().map(ToString::to_string);
+    let refused = error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    });
+    if refused {
+        "connection refused".to_owned()
+    } else {
+        innermost.unwrap_or_else(|| "unknown error".to_owned())
+    }
 }
 
 pub(super) fn bar(len: u64, label: &str) -> ProgressBar {

@@ -31,19 +31,28 @@ pub async fn run(config: Config, action: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::List => {
-            println!(
-                "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  NAME",
-                "ID", "PREFIX", "ROLE", "SCOPE", "STATE"
-            );
+            // Every cell is a String first: `{:<n}` pads only what is formatted as text.
             let now = Timestamp::now();
+            let date = |t: Option<Timestamp>| {
+                t.map_or_else(
+                    || "-".to_owned(),
+                    |t| t.to_utc().format("%Y-%m-%d %H:%M").to_string(),
+                )
+            };
+            println!(
+                "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  {:<16}  {:<16}  NAME",
+                "ID", "PREFIX", "ROLE", "SCOPE", "STATE", "EXPIRES", "LAST USED"
+            );
             for key in api_keys::list_all(&db).await? {
                 println!(
-                    "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  {}",
-                    key.id,
+                    "{:<36}  {:<11}  {:<6}  {:<12}  {:<7}  {:<16}  {:<16}  {}",
+                    key.id.to_string(),
                     key.prefix,
-                    key.role,
+                    key.role.to_string(),
                     format!("{:?}", key.scope_kind()).to_uppercase(),
                     key.state(now).as_str(),
+                    date(key.expires_at),
+                    date(key.last_used_at),
                     key.name
                 );
             }

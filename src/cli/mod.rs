@@ -63,6 +63,10 @@ pub enum Command {
         /// Make the (last) uploaded artifact the model's current one.
         #[arg(long)]
         current: bool,
+        /// Replace a file of the same name but other content in the version (DRAFT versions
+        /// only). A file already there with the same content is skipped either way.
+        #[arg(long)]
+        replace: bool,
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
@@ -91,6 +95,10 @@ pub struct Remote {
     model: String,
     #[arg(long, env = "MR_API_KEY", hide_env_values = true)]
     api_key: String,
+    /// How long to keep retrying a server that cannot be reached (a restart, a network blip),
+    /// in seconds, before giving up; running the same command again resumes.
+    #[arg(long, env = "MR_RETRY_SECS", default_value_t = 300)]
+    retry_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +142,24 @@ impl From<CliRole> for Role {
     }
 }
 
+/// Says which database an admin command works on, and refuses an embedded one that does not
+/// exist: run in another folder, the command would otherwise create an empty database (and
+/// mint a key) the running server never sees. `serve` and `migrate` create one.
+fn existing_database(config: &Config) -> anyhow::Result<()> {
+    let url = config.database_url();
+    eprintln!("database: {}", db::redact_url(&url));
+    if let Some(path) = db::sqlite_path(&url)
+        && !std::path::Path::new(path).exists()
+    {
+        anyhow::bail!(
+            "no database at {path}: run this in the folder the server runs in, or pass \
+             --data-dir (MR_DATA_DIR) or --database-url (DATABASE_URL); `model-registry migrate` \
+             creates a new one"
+        );
+    }
+    Ok(())
+}
+
 /// Runs one command; `print-schema` is answered before a runtime exists (see `main`).
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
@@ -144,8 +170,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(database = %db::redact_url(&config.database_url()), "migrations applied");
             Ok(())
         }
-        Command::Keys { action } => keys::run(config, action).await,
+        Command::Keys { action } => {
+            existing_database(&config)?;
+            keys::run(config, action).await
+        }
         Command::Gc { retention_secs } => {
+            existing_database(&config)?;
             let retention =
                 Duration::from_secs(retention_secs.unwrap_or(config.blob_retention_secs));
             let app = App::open(config).await?;
@@ -162,6 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             kind,
             parallel,
             current,
+            replace,
             files,
         } => {
             push::push(push::PushArgs {
@@ -173,6 +204,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 kind,
                 parallel,
                 current,
+                replace,
+                retry_for: Duration::from_secs(remote.retry_secs),
                 files,
             })
             .await
@@ -189,6 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 model: remote.model,
                 version,
                 output,
+                retry_for: Duration::from_secs(remote.retry_secs),
             })
             .await
         }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::client::{Client, bar, hash_file, model_id};
+use super::client::{Client, Failure, bar, hash_file, model_id};
 
 pub struct PullArgs {
     pub server: String,
@@ -18,6 +18,8 @@ pub struct PullArgs {
     pub model: String,
     pub version: Option<String>,
     pub output: PathBuf,
+    /// How long an unreachable server is retried.
+    pub retry_for: std::time::Duration,
 }
 
 const ARTIFACT_FIELDS: &str = "id fileName sizeBytes sha256";
@@ -25,7 +27,7 @@ const ARTIFACT_FIELDS: &str = "id fileName sizeBytes sha256";
 /// Downloads the version's artifacts (the current version's without `--version`; the model's
 /// current artifact when it has no current version) and verifies each digest.
 pub async fn pull(args: PullArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server, &args.key)?;
+    let client = Client::new(&args.server, &args.key, args.retry_for)?;
     let model = model_id(&client, &args.project, &args.model, false).await?;
     let artifacts: Vec<Value> = match &args.version {
         Some(label) => {
@@ -99,7 +101,24 @@ async fn download(client: &Client, artifact: &Value, dir: &Path) -> anyhow::Resu
         client.server,
         artifact["id"].as_str().unwrap_or_default()
     );
-    let response = client.http.get(url).bearer_auth(&client.key).send().await?;
+    let response = client
+        .retrying(
+            &format!("downloading {name}"),
+            async || {
+                let sent = client.http.get(&url).bearer_auth(&client.key).send().await;
+                sent.map_err(|e| Failure {
+                    // Only a request that never reached the server is worth sending again here.
+                    retry: e.is_connect(),
+                    error: anyhow::anyhow!(e).context(format!("reaching {}", client.server)),
+                })
+            },
+            |waiting| {
+                if let Some(message) = waiting {
+                    eprintln!("{message}");
+                }
+            },
+        )
+        .await?;
     if !response.status().is_success() {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);

@@ -10,9 +10,7 @@ use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::client::{
-    Client, RETRIES, backoff, bar, file_label, hash_file, model_id, retryable, version_id,
-};
+use super::client::{Client, Failure, bar, file_label, hash_file, model_id, retryable, version_id};
 
 pub struct PushArgs {
     pub server: String,
@@ -23,6 +21,10 @@ pub struct PushArgs {
     pub kind: Option<String>,
     pub parallel: usize,
     pub current: bool,
+    /// Replace a version's file of the same name and other content.
+    pub replace: bool,
+    /// How long an unreachable server is retried.
+    pub retry_for: std::time::Duration,
     pub files: Vec<PathBuf>,
 }
 
@@ -32,11 +34,15 @@ const SESSION_FIELDS: &str =
 /// Uploads each file; a run interrupted earlier resumes its session and sends only what is
 /// missing.
 pub async fn push(args: PushArgs) -> anyhow::Result<()> {
-    let client = Arc::new(Client::new(&args.server, &args.key)?);
+    let client = Arc::new(Client::new(&args.server, &args.key, args.retry_for)?);
     let model = model_id(&client, &args.project, &args.model, true).await?;
     let version = match &args.version {
         Some(label) => version_id(&client, &model, label, true).await?,
         None => None,
+    };
+    let present = match &version {
+        Some(version) => version_files(&client, version).await?,
+        None => Vec::new(),
     };
     for path in &args.files {
         let size = tokio::fs::metadata(path)
@@ -45,6 +51,21 @@ pub async fn push(args: PushArgs) -> anyhow::Result<()> {
             .len();
         let file_name = file_label(path);
         let digest = hash_file(path, size).await?;
+        // Running the same push again is safe: what is there already is not sent twice.
+        let mut replace = false;
+        if let Some((_, held)) = present.iter().find(|(name, _)| *name == file_name) {
+            if *held == digest {
+                println!("{file_name}  already there  sha256:{digest}");
+                continue;
+            }
+            if !args.replace {
+                return Err(anyhow!(
+                    "{file_name}: the version already has a file of this name with other content \
+                     (sha256:{held}); pass --replace to replace it (DRAFT versions only)"
+                ));
+            }
+            replace = true;
+        }
         let open = client
             .gql(
                 &format!("query($f: UploadSessionFilter!) {{ uploadSessions(filter: $f) {{ nodes {{ {SESSION_FIELDS} }} }} }}"),
@@ -71,6 +92,7 @@ pub async fn push(args: PushArgs) -> anyhow::Result<()> {
                 let mut input = json!({
                     "modelId": model, "versionId": version, "fileName": file_name,
                     "totalSizeBytes": size, "sha256": digest, "isCurrent": args.current,
+                    "replace": replace,
                 });
                 if let Some(kind) = &args.kind {
                     input["artifactKind"] = kind.to_uppercase().replace('-', "_").into();
@@ -85,12 +107,18 @@ pub async fn push(args: PushArgs) -> anyhow::Result<()> {
             }
         };
         send_chunks(&client, path, &session, size, args.parallel.max(1)).await?;
+        // The server verifies the digest and stores the file: say so while it works.
+        let verifying = ProgressBar::new_spinner();
+        verifying.set_message(format!("verifying sha256 of {file_name} on the server…"));
+        verifying.enable_steady_tick(std::time::Duration::from_millis(120));
         let done = client
             .gql(
                 "mutation($i: CompleteUploadSessionInput!) { completeUploadSession(input: $i) { artifact { id sha256 sizeBytes } } }",
                 json!({ "i": { "id": session["id"], "sha256": digest } }),
             )
-            .await?;
+            .await;
+        verifying.finish_and_clear();
+        let done = done?;
         let artifact = &done["completeUploadSession"]["artifact"];
         println!(
             "{file_name}  artifact {}  sha256:{}",
@@ -99,6 +127,29 @@ pub async fn push(args: PushArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The version's available files: name and SHA-256.
+async fn version_files(client: &Client, version: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let data = client
+        .gql(
+            "query($id: ID!) { modelVersion(id: $id) { artifacts(first: 1000) { edges { node { fileName sha256 } } } } }",
+            json!({ "id": version }),
+        )
+        .await?;
+    Ok(data["modelVersion"]["artifacts"]["edges"]
+        .as_array()
+        .map(|edges| {
+            edges
+                .iter()
+                .map(|e| {
+                    let node = &e["node"];
+                    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                    (text(&node["fileName"]), text(&node["sha256"]))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 async fn send_chunks(
@@ -119,29 +170,39 @@ async fn send_chunks(
         .unwrap_or_default();
     let length = |i: u64| chunk_size.min(size - i * chunk_size);
     let still: u64 = missing.iter().map(|i| length(*i)).sum();
-    let progress = bar(size, &format!("uploading {}", file_label(path)));
-    progress.set_position(size - still);
+    // The bar counts only what this run sends, so its rate is the real one on a resume too.
+    let label = if still < size {
+        format!(
+            "uploading {} ({} of {} there already)",
+            file_label(path),
+            indicatif::HumanBytes(size - still),
+            indicatif::HumanBytes(size)
+        )
+    } else {
+        format!("uploading {}", file_label(path))
+    };
+    let progress = bar(still, &label);
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(missing)
         .map(|index| {
             let (client, progress, path) = (client.clone(), progress.clone(), path.to_owned());
             let url = template.replace("{index}", &index.to_string());
             let len = length(index);
+            let label = label.clone();
             async move {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    match put_chunk(&client, &url, &path, index * chunk_size, len, &progress).await
-                    {
-                        Ok(()) => return Ok(()),
-                        Err((sent, e)) => {
-                            progress.set_position(progress.position().saturating_sub(sent));
-                            if attempt >= RETRIES || !e.1 {
-                                return Err(anyhow!("chunk {index}: {}", e.0));
-                            }
-                            tokio::time::sleep(backoff(attempt)).await;
-                        }
-                    }
-                }
+                client
+                    .retrying(
+                        &format!("chunk {index}"),
+                        async || {
+                            put_chunk(&client, &url, &path, index * chunk_size, len, &progress)
+                                .await
+                                .map_err(|(sent, failure)| {
+                                    progress.set_position(progress.position().saturating_sub(sent));
+                                    failure
+                                })
+                        },
+                        |waiting| progress.set_message(waiting.unwrap_or_else(|| label.clone())),
+                    )
+                    .await
             }
         })
         .buffer_unordered(parallel)
@@ -160,13 +221,21 @@ async fn put_chunk(
     offset: u64,
     len: u64,
     progress: &ProgressBar,
-) -> Result<(), (u64, (String, bool))> {
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| (0, (e.to_string(), false)))?;
+) -> Result<(), (u64, Failure)> {
+    let local = |e: std::io::Error| {
+        let error = anyhow!(e).context(format!("reading {}", path.display()));
+        (
+            0,
+            Failure {
+                error,
+                retry: false,
+            },
+        )
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(local)?;
     file.seek(std::io::SeekFrom::Start(offset))
         .await
-        .map_err(|e| (0, (e.to_string(), false)))?;
+        .map_err(local)?;
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = sent.clone();
     let bar = progress.clone();
@@ -195,8 +264,13 @@ async fn put_chunk(
             let body: Value = r.json().await.unwrap_or(Value::Null);
             let message = body["error"]["message"].as_str().unwrap_or("").to_owned();
             let retry = retryable(status, &body) || status.is_server_error();
-            Err((sent, (format!("{status} {message}"), retry)))
+            let error = anyhow!("{status} {message}");
+            Err((sent, Failure { error, retry }))
         }
-        Err(e) => Err((sent, (e.to_string(), true))),
+        // Sending a chunk again is always safe: the server keeps one copy per index.
+        Err(e) => {
+            let error = anyhow!(e).context(format!("sending to {}", client.server));
+            Err((sent, Failure { error, retry: true }))
+        }
     }
 }

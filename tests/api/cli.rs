@@ -63,6 +63,11 @@ impl Setup {
             .local_addr()
             .unwrap()
             .port();
+        self.serve_on(port, adjust)
+    }
+
+    /// `serve` on `port` (a restart where clients already point).
+    pub fn serve_on(&self, port: u16, adjust: impl FnOnce(&mut Command)) -> Server {
         let mut command = self.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
         command.stdout(Stdio::piped());
         adjust(&mut command);
@@ -176,6 +181,26 @@ async fn first_start(postgres: bool) {
 
 async fn keys_from_the_shell(postgres: bool) {
     let setup = Setup::new(postgres).await;
+    if !postgres {
+        // Run in a folder without the server's data, `keys` and `gc` say so and create nothing.
+        for args in [
+            &["keys", "list"][..],
+            &["keys", "create", "--name", "x"],
+            &["gc"],
+        ] {
+            let output = setup.command(args).output().unwrap();
+            let err = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{args:?}: {err}");
+            assert!(
+                err.contains("no database at") && err.contains("--data-dir"),
+                "{args:?}: {err}"
+            );
+        }
+        assert!(
+            !setup.dir.path().join("registry.db").exists(),
+            "no empty database was made"
+        );
+    }
     setup.run(&["migrate"]);
     let created = setup.run(&["keys", "create", "--name", "ops", "--role", "viewer"]);
     let key = created
@@ -188,6 +213,27 @@ async fn keys_from_the_shell(postgres: bool) {
         listed.contains(&key[..11]) && listed.contains("ops") && !listed.contains(&key),
         "{listed}"
     );
+    // An aligned table: every column starts where its heading does.
+    let mut lines = listed.lines();
+    let heading = lines.next().unwrap();
+    assert!(
+        heading.contains("EXPIRES") && heading.contains("LAST USED"),
+        "{listed}"
+    );
+    let name_at = heading.find("NAME").unwrap();
+    let role_at = heading.find("ROLE").unwrap();
+    for line in lines {
+        assert!(
+            line.len() > name_at && line.is_char_boundary(name_at),
+            "{listed}"
+        );
+        assert!(
+            ["ADMIN ", "EDITOR", "VIEWER"]
+                .iter()
+                .any(|r| line[role_at..].starts_with(r)),
+            "{listed}"
+        );
+    }
 
     let server = setup.serve();
     server.wait_ready().await;

@@ -66,6 +66,7 @@ async fn complete_and_check(base: &str, key: &str, session: &str, bytes: &[u8]) 
 per_backend! {
     a_server_killed_mid_upload_resumes_where_it_stopped => killed_mid_upload,
     push_resumes_and_pull_verifies => push_and_pull,
+    push_rides_out_a_restart_and_says_when_it_gives_up => push_through_a_restart,
 }
 
 async fn killed_mid_upload(postgres: bool) {
@@ -180,6 +181,77 @@ fn chunk_puts(metrics: &str) -> u64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
+}
+
+async fn push_through_a_restart(postgres: bool) {
+    let setup = Setup::new(postgres).await;
+    let mut server = setup.serve();
+    let key = server.admin_key();
+    server.wait_ready().await;
+    let base = server.base.clone();
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    server.kill();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("w.bin");
+    std::fs::write(&file, bytes_of(100_000, 5)).unwrap();
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            "--project",
+            "default",
+            "--model",
+            "m",
+            "--version",
+            "v1",
+        ];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        let mut command = setup.command(&args);
+        command
+            .env("MR_API_KEY", &key)
+            .env("MR_SERVER", &base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+
+    // The server is down when the push starts and back three seconds later: the push waits,
+    // says why, and finishes without being run again.
+    let child = push(&[]).spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let restarted = setup.serve_on(port, |c| {
+        c.stderr(Stdio::null());
+    });
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("server unreachable (connection refused), retrying in"),
+        "{err}"
+    );
+    assert!(out.contains("w.bin  artifact "), "{out}");
+    drop(restarted);
+
+    // Gone for good: the push gives up when its time runs out, naming the cause and the way on.
+    let started = std::time::Instant::now();
+    let output = push(&["--retry-secs", "2"]).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("connection refused") && err.contains("run the same command again"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "it gave up in time"
+    );
 }
 
 async fn push_and_pull(postgres: bool) {
@@ -331,5 +403,68 @@ async fn push_and_pull(postgres: bool) {
         pulled.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("no version `v9`"), "{err}");
+
+    // Pushing the same files again sends nothing and adds nothing: `pull` still works.
+    let push_again = |extra: &[&str], files: &[&std::path::Path]| {
+        let mut args = vec![
+            "push",
+            "--project",
+            "default",
+            "--model",
+            "llm",
+            "--version",
+            "v1",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        cli(&args)
+    };
+    let before = chunk_puts(&metrics(server.base.clone()).await);
+    let (ok, out, err) = push_again(&[], &[&file, &big, &other]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("already there").count(), 3, "{out}");
+    assert_eq!(
+        chunk_puts(&metrics(server.base.clone()).await),
+        before,
+        "no chunk was sent"
+    );
+    let (ok, _, err) = cli(&[
+        "pull",
+        "--project",
+        "default",
+        "--model",
+        "llm",
+        "--version",
+        "v1",
+        "--output",
+        pulled.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+
+    // Other content under a taken name is refused unless --replace says otherwise.
+    std::fs::write(&other, b"{\"vocab\": [\"a\"]}").unwrap();
+    let (ok, _, err) = push_again(&[], &[&other]);
+    assert!(
+        !ok && err.contains("tokenizer.json") && err.contains("--replace"),
+        "{err}"
+    );
+    let (ok, _, err) = push_again(&["--replace"], &[&other]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&[
+        "pull",
+        "--project",
+        "default",
+        "--model",
+        "llm",
+        "--version",
+        "v1",
+        "--output",
+        pulled.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(pulled.join("tokenizer.json")).unwrap(),
+        b"{\"vocab\": [\"a\"]}"
+    );
     server.kill();
 }
