@@ -138,6 +138,7 @@ pub struct Config {
     )]
     pub persisted_queries_bytes: usize,
 
+    /// How log lines are written to stderr: plain text, or one JSON object per line.
     #[arg(
         long,
         env = "MR_LOG_FORMAT",

@@ -67,6 +67,7 @@ pub enum Command {
         /// only). A file already there with the same content is skipped either way.
         #[arg(long)]
         replace: bool,
+        /// The files to upload; each becomes an artifact named by its file name.
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
@@ -77,6 +78,7 @@ pub enum Command {
         /// Version label; default: the model's current version.
         #[arg(long)]
         version: Option<String>,
+        /// Folder to write the files into (created when missing).
         #[arg(long, default_value = ".")]
         output: std::path::PathBuf,
     },
@@ -85,6 +87,7 @@ pub enum Command {
 /// Which registry and model a client command talks to.
 #[derive(clap::Args)]
 pub struct Remote {
+    /// The registry's address.
     #[arg(long, env = "MR_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
     /// Project slug.
@@ -93,6 +96,7 @@ pub struct Remote {
     /// Model name.
     #[arg(long)]
     model: String,
+    /// An API key of the project (EDITOR to push, VIEWER to pull).
     #[arg(long, env = "MR_API_KEY", hide_env_values = true)]
     api_key: String,
     /// How long to keep retrying a server that cannot be reached (a restart, a network blip),

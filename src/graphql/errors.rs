@@ -5,15 +5,7 @@
 //! ids, depth and complexity limits) are the client's input: BAD_USER_INPUT, with the argument
 //! named where the message names one.
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Pos, Response, ServerError, ServerResult, Variables};
-
-pub struct ErrorCodes;
+use async_graphql::{Pos, Response, ServerError};
 
 /// An [`AppError`](crate::error::AppError) as an error of the engine's own phases (preparing,
 /// parsing), with its code, through the one mapping of `crate::error`.
@@ -24,45 +16,10 @@ pub(crate) fn server_error(error: crate::error::AppError, pos: Option<Pos>) -> S
     server
 }
 
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension::default())
-    }
-}
-
-/// One per request: keeps the query text to find the argument an error points at.
-#[derive(Default)]
-struct ErrorCodesExtension {
-    query: Mutex<Option<String>>,
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if let Ok(mut slot) = self.query.lock() {
-            *slot = Some(query.to_owned());
-        }
-        next.run(ctx, query, variables).await
-    }
-
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        let query = self
-            .query
-            .lock()
-            .ok()
-            .and_then(|q| q.clone())
-            .unwrap_or_default();
-        for error in &mut response.errors {
-            label(error, &query);
-        }
-        response
+/// Labels every error of an answer; `query` is the text the request sent.
+pub(super) fn label_all(response: &mut Response, query: &str) {
+    for error in &mut response.errors {
+        label(error, query);
     }
 }
 

@@ -18,9 +18,8 @@
 //!   input: PostgreSQL cannot store NUL in text at all, and SQLite would store it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
     SelectionSet,
@@ -64,53 +63,45 @@ pub const MAX_INLINED_FIELDS: usize = 100_000;
 /// Marks a request that arrived by GET: it may read, never write.
 pub struct ReadOnly;
 
-pub struct RequestGuard;
-
-impl ExtensionFactory for RequestGuard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestGuard)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for RequestGuard {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        check_query_nesting(query)?;
-        for (name, value) in variables.iter() {
-            if const_depth(value) > MAX_NESTING {
-                return Err(refusal(
-                    None,
-                    name.as_str(),
-                    format!("variable `{name}` is nested more than {MAX_NESTING} levels deep"),
-                ));
-            }
-        }
-        let document = next.run(ctx, query, variables).await?;
-        // The engine's fragment-cycle check recurses once per spread in a chain of fragments,
-        // used or not: a flat query of 35,000 chained fragments would be as deep as nesting.
-        if document.fragments.len() > MAX_FRAGMENTS {
+/// The checks on the text and the variables, before anything recursive reads them.
+pub(super) fn before_parse(query: &str, variables: &Variables) -> ServerResult<()> {
+    check_query_nesting(query)?;
+    for (name, value) in variables.iter() {
+        if const_depth(value) > MAX_NESTING {
             return Err(refusal(
                 None,
-                "query",
-                format!("a query may define at most {MAX_FRAGMENTS} fragments"),
+                name.as_str(),
+                format!("variable `{name}` is nested more than {MAX_NESTING} levels deep"),
             ));
         }
-        check_strings(&document, variables)?;
-        check_shape(&document)?;
-        if ctx.data_opt::<ReadOnly>().is_some() && writes(&document, ctx) {
-            return Err(server_error(
-                AppError::MethodNotAllowed("a mutation is sent with POST; GET only reads".into()),
-                None,
-            ));
-        }
-        Ok(document)
     }
+    Ok(())
+}
+
+/// The checks on the parsed document, before the engine validates it.
+pub(super) fn after_parse(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    ctx: &ExtensionContext<'_>,
+) -> ServerResult<()> {
+    // The engine's fragment-cycle check recurses once per spread in a chain of fragments,
+    // used or not: a flat query of 35,000 chained fragments would be as deep as nesting.
+    if document.fragments.len() > MAX_FRAGMENTS {
+        return Err(refusal(
+            None,
+            "query",
+            format!("a query may define at most {MAX_FRAGMENTS} fragments"),
+        ));
+    }
+    check_strings(document, variables)?;
+    check_shape(document)?;
+    if ctx.data_opt::<ReadOnly>().is_some() && writes(document, ctx) {
+        return Err(server_error(
+            AppError::MethodNotAllowed("a mutation is sent with POST; GET only reads".into()),
+            None,
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the operation the request selects is a mutation (or a subscription). When the

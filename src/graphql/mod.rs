@@ -14,6 +14,7 @@ mod nulls;
 mod organizations;
 mod pagination;
 mod persisted;
+mod pipeline;
 mod uploads;
 mod versions;
 
@@ -67,10 +68,7 @@ pub fn build_schema(persisted_queries_bytes: usize) -> RegistrySchema {
         EmptySubscription,
     )
     .limit_complexity(MAX_COMPLEXITY)
-    .extension(errors::ErrorCodes)
-    .extension(nulls::NullPropagation)
-    .extension(persisted::PersistedQueries::new(persisted_queries_bytes))
-    .extension(guard::RequestGuard)
+    .extension(pipeline::Pipeline::new(persisted_queries_bytes))
     .finish()
 }
 

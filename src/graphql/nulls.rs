@@ -7,69 +7,11 @@
 //! After execution, each error's path is walked through the operation (aliases and fragments
 //! resolved to fields) and the schema's types, and the right place is nulled.
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
 use async_graphql::parser::types::{
     ExecutableDocument, Field, OperationType, Selection, SelectionSet,
 };
 use async_graphql::registry::Registry;
-use async_graphql::{Name, PathSegment, Response, ServerResult, Value, Variables};
-
-pub struct NullPropagation;
-
-impl ExtensionFactory for NullPropagation {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(NullPropagationExtension::default())
-    }
-}
-
-/// One per request: keeps the parsed operation to resolve response keys to fields.
-#[derive(Default)]
-struct NullPropagationExtension {
-    document: Mutex<Option<ExecutableDocument>>,
-}
-
-#[async_trait::async_trait]
-impl Extension for NullPropagationExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Ok(mut slot) = self.document.lock() {
-            *slot = Some(document.clone());
-        }
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        if response.errors.is_empty() {
-            return response;
-        }
-        let document = self.document.lock().ok().and_then(|mut d| d.take());
-        if let Some(document) = document {
-            propagate(
-                &ctx.schema_env.registry,
-                &document,
-                operation_name,
-                &mut response,
-            );
-        }
-        response
-    }
-}
+use async_graphql::{Name, PathSegment, Response, Value};
 
 /// A place in the answer and whether the schema lets it be null.
 struct Place {
@@ -77,7 +19,7 @@ struct Place {
     nullable: bool,
 }
 
-fn propagate(
+pub(super) fn propagate(
     registry: &Registry,
     document: &ExecutableDocument,
     operation_name: Option<&str>,

@@ -13,32 +13,23 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerResult, Variables};
+use async_graphql::{Request, ServerResult};
 
 use super::errors::server_error;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 
-/// The extension, holding this replica's cache.
+/// This replica's cache, shared by its requests.
+#[derive(Clone)]
 pub struct PersistedQueries {
     cache: Arc<Mutex<Cache>>,
 }
 
-impl PersistedQueries {
-    /// A cache holding at most `budget` bytes of query text.
-    pub fn new(budget: usize) -> Self {
-        PersistedQueries {
-            cache: Arc::new(Mutex::new(Cache {
-                budget,
-                ..Cache::default()
-            })),
-        }
-    }
+/// A hash and text sent together: kept once the text has parsed and passed the guard.
+pub(super) struct Pending {
+    hash: String,
+    text: String,
 }
 
 #[derive(Default)]
@@ -82,72 +73,54 @@ impl Cache {
     }
 }
 
-impl ExtensionFactory for PersistedQueries {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PersistedQueriesExtension {
-            cache: self.cache.clone(),
-            pending: Mutex::new(None),
-        })
-    }
-}
-
-/// One per request.
-struct PersistedQueriesExtension {
-    cache: Arc<Mutex<Cache>>,
-    /// A hash and text sent together, kept once the text has parsed and passed the guard.
-    pending: Mutex<Option<(String, String)>>,
-}
-
-#[async_trait::async_trait]
-impl Extension for PersistedQueriesExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if let Some(value) = request.extensions.remove("persistedQuery") {
-            let hash = requested_hash(value)?;
-            if request.query.is_empty() {
-                let text = self.cache.lock().ok().and_then(|cache| cache.get(&hash));
-                match text {
-                    Some(text) => request.query = text.to_string(),
-                    None => return Err(server_error(AppError::PersistedQueryNotFound, None)),
-                }
-            } else {
-                let actual = hex::encode(Sha256::digest(request.query.as_bytes()));
-                if actual != hash {
-                    return Err(server_error(
-                        AppError::bad_input(
-                            "extensions.persistedQuery.sha256Hash",
-                            format!("the query hashes to {actual}, not the hash sent with it"),
-                        ),
-                        None,
-                    ));
-                }
-                if let Ok(mut pending) = self.pending.lock() {
-                    *pending = Some((hash, request.query.clone()));
-                }
-            }
+impl PersistedQueries {
+    /// A cache holding at most `budget` bytes of query text.
+    pub fn new(budget: usize) -> Self {
+        PersistedQueries {
+            cache: Arc::new(Mutex::new(Cache {
+                budget,
+                ..Cache::default()
+            })),
         }
-        next.run(ctx, request).await
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let pending = self.pending.lock().ok().and_then(|mut p| p.take());
-        if let Some((hash, text)) = pending
-            && let Ok(mut cache) = self.cache.lock()
-        {
-            cache.insert(hash, &text);
+    /// Fills in the text of a hash-only request, or checks the hash of one sent with its text
+    /// (answered as pending: [`keep`](Self::keep) stores it once it parsed and passed).
+    pub(super) fn prepare(&self, request: &mut Request) -> ServerResult<Option<Pending>> {
+        let Some(value) = request.extensions.remove("persistedQuery") else {
+            return Ok(None);
+        };
+        let hash = requested_hash(value)?;
+        if request.query.is_empty() {
+            let text = self.cache.lock().ok().and_then(|cache| cache.get(&hash));
+            return match text {
+                Some(text) => {
+                    request.query = text.to_string();
+                    Ok(None)
+                }
+                None => Err(server_error(AppError::PersistedQueryNotFound, None)),
+            };
         }
-        Ok(document)
+        let actual = hex::encode(Sha256::digest(request.query.as_bytes()));
+        if actual != hash {
+            return Err(server_error(
+                AppError::bad_input(
+                    "extensions.persistedQuery.sha256Hash",
+                    format!("the query hashes to {actual}, not the hash sent with it"),
+                ),
+                None,
+            ));
+        }
+        Ok(Some(Pending {
+            hash,
+            text: request.query.clone(),
+        }))
+    }
+
+    pub(super) fn keep(&self, pending: Pending) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(pending.hash, &pending.text);
+        }
     }
 }
 
