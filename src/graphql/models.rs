@@ -595,17 +595,16 @@ impl ModelQuery {
 
     /// Any object by id, if this key can see it.
     async fn node(&self, ctx: &Context<'_>, id: Id) -> Result<Node> {
+        use crate::domain::{artifacts, uploads};
         use crate::values::Role;
-        let (db, caller) = (ctx.db(), ctx.caller()?);
-        match models::visible_model(db, caller, id, Role::Viewer).await {
-            Ok(model) => return Ok(Node::Model(ModelView(model))),
-            Err(AppError::NotFound(_)) => {}
-            Err(other) => return Err(other.into()),
+        let (db, app, caller) = (ctx.db(), ctx.app(), ctx.caller()?);
+        if let Some(model) = found(models::visible_model(db, caller, id, Role::Viewer).await)? {
+            return Ok(Node::Model(ModelView(model)));
         }
-        match versions::visible_version(db, caller, id, Role::Viewer).await {
-            Ok((version, _)) => return Ok(Node::ModelVersion(VersionView(version))),
-            Err(AppError::NotFound(_)) => {}
-            Err(other) => return Err(other.into()),
+        if let Some((version, _)) =
+            found(versions::visible_version(db, caller, id, Role::Viewer).await)?
+        {
+            return Ok(Node::ModelVersion(VersionView(version)));
         }
         if let Ok(project) = organizations::visible_project(db, caller, id).await {
             return Ok(Node::Project(ProjectView(project)));
@@ -620,25 +619,33 @@ impl ModelQuery {
         {
             return Ok(Node::ApiKey(ApiKeyView(key)));
         }
-        let app = ctx.app();
-        match crate::domain::artifacts::visible_artifact(app, caller, id, Role::Viewer).await {
-            Ok((artifact, _)) => return Ok(Node::Artifact(ArtifactView(artifact))),
-            Err(AppError::NotFound(_)) => {}
-            Err(other) => return Err(other.into()),
+        if let Some((artifact, _)) =
+            found(artifacts::visible_artifact(app, caller, id, Role::Viewer).await)?
+        {
+            return Ok(Node::Artifact(ArtifactView(artifact)));
         }
-        match crate::domain::artifacts::visible_package(app, caller, id, Role::Viewer).await {
-            Ok(package) => return Ok(Node::ArtifactPackage(PackageView(package))),
-            Err(AppError::NotFound(_)) => {}
-            Err(other) => return Err(other.into()),
+        if let Some(package) =
+            found(artifacts::visible_package(app, caller, id, Role::Viewer).await)?
+        {
+            return Ok(Node::ArtifactPackage(PackageView(package)));
         }
-        match crate::domain::uploads::visible_session(app, caller, id, Role::Viewer).await {
-            Ok((session, _)) => {
-                let state = crate::domain::uploads::state(app, session, ctx.origin()).await?;
-                Ok(Node::UploadSession(state.into()))
-            }
-            Err(AppError::NotFound(_)) => Err(AppError::NotFound("node").into()),
-            Err(other) => Err(other.into()),
+        if let Some((session, _)) =
+            found(uploads::visible_session(app, caller, id, Role::Viewer).await)?
+        {
+            let state = uploads::state(app, session, ctx.origin()).await?;
+            return Ok(Node::UploadSession(state.into()));
         }
+        Err(AppError::NotFound("node").into())
+    }
+}
+
+/// A lookup of one kind of object for `node(id:)`: NOT_FOUND means "try the next kind", any
+/// other error ends the search.
+fn found<T>(lookup: Result<T, AppError>) -> Result<Option<T>, AppError> {
+    match lookup {
+        Ok(value) => Ok(Some(value)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(other) => Err(other),
     }
 }
 

@@ -27,15 +27,10 @@ pub const MAX_BATCH: usize = 25;
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
 
-/// The media type of the answer, from `Accept`; `None`: the client accepts neither JSON form.
-fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Some(JSON);
-    };
-    // The most specific range that matches decides a type's quality (RFC 9110 §12.5.1):
-    // `application/json;q=0, */*` refuses JSON.
-    let (mut graphql, mut json, mut wildcard) = (None::<f32>, None::<f32>, None::<f32>);
-    for range in accept.split(',') {
+/// The ranges of `Accept` (none when absent): each media type, lower-cased, with its quality.
+fn accept_ranges(headers: &HeaderMap) -> Option<impl Iterator<Item = (String, f32)> + '_> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    Some(accept.split(',').map(|range| {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         let q = parts
@@ -45,6 +40,19 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
             })
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
+        (media, q)
+    }))
+}
+
+/// The media type of the answer, from `Accept`; `None`: the client accepts neither JSON form.
+fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
+    let Some(ranges) = accept_ranges(headers) else {
+        return Some(JSON);
+    };
+    // The most specific range that matches decides a type's quality (RFC 9110 §12.5.1):
+    // `application/json;q=0, */*` refuses JSON.
+    let (mut graphql, mut json, mut wildcard) = (None::<f32>, None::<f32>, None::<f32>);
+    for (media, q) in ranges {
         let slot = match media.as_str() {
             GRAPHQL_RESPONSE => &mut graphql,
             JSON => &mut json,
@@ -66,17 +74,7 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
 
 /// Whether a client accepts HTML: a browser opening the address.
 fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| {
-            accept.split(',').any(|range| {
-                range
-                    .split(';')
-                    .next()
-                    .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/html"))
-            })
-        })
+    accept_ranges(headers).is_some_and(|mut ranges| ranges.any(|(media, _)| media == "text/html"))
 }
 
 fn not_acceptable() -> Response {
