@@ -143,7 +143,7 @@ async fn load(
 async fn run(args: Args) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded(dir.path());
-    config.database_url = args.database_url.clone();
+    config.stores.database.database_url = args.database_url.clone();
     config.db_pool_size = 16;
     let app = App::open(config).await.expect("open registry");
     let backend = format!("{:?}", app.db.backend());

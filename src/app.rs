@@ -7,7 +7,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
 use crate::db::{Db, blobs};
-use crate::storage::{HashAhead, Signer, Storage, random_key};
+use crate::storage::{self, HashAhead, Signer, Storage, random_key};
 
 #[derive(Clone)]
 pub struct App {
@@ -22,8 +22,16 @@ pub struct App {
 impl App {
     /// Connects to the configured database (applying pending migrations) and storage.
     pub async fn open(config: Config) -> anyhow::Result<App> {
-        let db = Db::connect(&config.database_url(), config.db_pool_size).await?;
-        let storage = Storage::open(&config.storage_url())?;
+        let db = Db::connect(&config.stores.database_url(), config.db_pool_size).await?;
+        if config.stores.storage_url.is_none() {
+            let data_dir = &config.stores.database.data_dir;
+            if storage::adopt_earlier_layout(data_dir).map_err(|e| {
+                anyhow::anyhow!("moving {} to the current layout: {e}", data_dir.display())
+            })? {
+                tracing::info!(data_dir = %data_dir.display(), "moved the blobs out of blobs/blobs");
+            }
+        }
+        let storage = Storage::open(&config.stores.storage_url())?;
         let key = db
             .transaction(async |tx| blobs::secret(tx, "url-signing-key", random_key).await)
             .await

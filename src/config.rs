@@ -10,102 +10,70 @@ pub enum LogFormat {
     Json,
 }
 
+/// Unreferenced blobs are kept a week by default: the server and `gc` agree on it.
+pub const BLOB_RETENTION_SECS: u64 = 7 * 24 * 3600;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(
-        long,
-        env = "MR_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "MR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Folder for the embedded database and, by default, the blobs; created when missing.
-    #[arg(long, env = "MR_DATA_DIR", default_value = "./data", global = true)]
-    pub data_dir: PathBuf,
-
-    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; default: SQLite in the data dir.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    // Where the database and the blobs are.
+    #[command(flatten)]
+    pub stores: Stores,
 
     /// Connections per replica.
-    #[arg(long, env = "MR_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(long, env = "MR_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
 
     /// Largest GraphQL request body, in bytes; larger ones are answered 413.
-    #[arg(long, env = "MR_GRAPHQL_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
+    #[arg(long, env = "MR_GRAPHQL_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub graphql_body_limit: usize,
-
-    /// `fs://DIR`, `s3://BUCKET/PREFIX` (endpoint, region and credentials from `AWS_*` or
-    /// `?endpoint=&region=&access_key_id=&secret_access_key=`) or `memory://`; default:
-    /// `fs://<data dir>/blobs`.
-    #[arg(long, env = "STORAGE_URL", global = true, hide_env_values = true)]
-    pub storage_url: Option<String>,
 
     /// The URL clients reach this server at, for the URLs it hands out (chunk and signed
     /// download URLs); default: from the request's `Host` header.
-    #[arg(long, env = "MR_PUBLIC_URL", global = true)]
+    #[arg(long, env = "MR_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// How long an upload session stays open, in seconds.
-    #[arg(long, env = "MR_UPLOAD_TTL_SECS", default_value_t = 24 * 3600, global = true)]
+    #[arg(long, env = "MR_UPLOAD_TTL_SECS", default_value_t = 24 * 3600)]
     pub upload_ttl_secs: u64,
 
     /// How long unreferenced blobs are kept before the collector removes them, in seconds.
-    #[arg(long, env = "MR_BLOB_RETENTION_SECS", default_value_t = 7 * 24 * 3600, global = true)]
+    #[arg(long, env = "MR_BLOB_RETENTION_SECS", default_value_t = BLOB_RETENTION_SECS)]
     pub blob_retention_secs: u64,
 
     /// How often background jobs (expiring sessions, collecting blobs) run, in seconds; 0
     /// turns them off on this replica.
-    #[arg(
-        long,
-        env = "MR_JOBS_INTERVAL_SECS",
-        default_value_t = 60,
-        global = true
-    )]
+    #[arg(long, env = "MR_JOBS_INTERVAL_SECS", default_value_t = 60)]
     pub jobs_interval_secs: u64,
 
     /// Largest artifact an upload session accepts, in bytes (default 5 TiB).
-    #[arg(long, env = "MR_MAX_ARTIFACT_BYTES", default_value_t = 5 * 1024 * 1024 * 1024 * 1024, global = true)]
+    #[arg(long, env = "MR_MAX_ARTIFACT_BYTES", default_value_t = 5 * 1024 * 1024 * 1024 * 1024)]
     pub max_artifact_bytes: u64,
 
     /// Longest lifetime of a signed URL, in seconds: longer ones are refused when asked for
     /// and when presented (default 7 days).
-    #[arg(long, env = "MR_MAX_SIGNED_URL_SECS", default_value_t = 7 * 24 * 3600, global = true)]
+    #[arg(long, env = "MR_MAX_SIGNED_URL_SECS", default_value_t = 7 * 24 * 3600)]
     pub max_signed_url_secs: u64,
 
     /// `/readyz` reports not ready when a local storage folder has less free space, in bytes.
-    #[arg(long, env = "MR_MIN_FREE_BYTES", default_value_t = 100 * 1024 * 1024, global = true)]
+    #[arg(long, env = "MR_MIN_FREE_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub min_free_bytes: u64,
 
     /// Seconds a client has to send a request's head; also how long an idle keep-alive
     /// connection is kept waiting for its next request.
-    #[arg(
-        long,
-        env = "MR_HEADER_READ_TIMEOUT_SECS",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "MR_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub header_read_timeout_secs: u64,
 
     /// Longest pause, in seconds, between two parts of a request body (a stalled upload).
-    #[arg(
-        long,
-        env = "MR_BODY_READ_TIMEOUT_SECS",
-        default_value_t = 60,
-        global = true
-    )]
+    #[arg(long, env = "MR_BODY_READ_TIMEOUT_SECS", default_value_t = 60)]
     pub body_read_timeout_secs: u64,
 
     /// Longest time, in seconds, a connection may stall on a client that does not read what
     /// it is sent.
-    #[arg(
-        long,
-        env = "MR_IDLE_TIMEOUT_SECS",
-        default_value_t = 60,
-        global = true
-    )]
+    #[arg(long, env = "MR_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
     /// Origins of browser apps that may call the API (`https://app.example.com`, comma
@@ -114,8 +82,7 @@ pub struct Config {
         long,
         env = "MR_CORS_ORIGINS",
         value_delimiter = ',',
-        value_parser = parse_origin,
-        global = true
+        value_parser = parse_origin
     )]
     pub cors_origins: Vec<String>,
 
@@ -124,8 +91,7 @@ pub struct Config {
     #[arg(
         long,
         env = "MR_GRAPHIQL_ASSETS_URL",
-        default_value = "https://unpkg.com",
-        global = true
+        default_value = "https://unpkg.com"
     )]
     pub graphiql_assets_url: String,
 
@@ -133,20 +99,38 @@ pub struct Config {
     #[arg(
         long,
         env = "MR_PERSISTED_QUERIES_BYTES",
-        default_value_t = 16 * 1024 * 1024,
-        global = true
+        default_value_t = 16 * 1024 * 1024
     )]
     pub persisted_queries_bytes: usize,
 
     /// How log lines are written to stderr: plain text, or one JSON object per line.
-    #[arg(
-        long,
-        env = "MR_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "MR_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// Where the database is: `migrate` and `keys` need this much of the server's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Database {
+    /// Folder of the embedded database and, by default, the blobs; the server creates it.
+    #[arg(long, env = "MR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; default: SQLite in the data dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// Where the data lives: the database and the blobs, which the server and `gc` both need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Stores {
+    #[command(flatten)]
+    pub database: Database,
+
+    /// `fs://DIR`, `s3://BUCKET/PREFIX` (endpoint, region and credentials from `AWS_*` or
+    /// `?endpoint=&region=&access_key_id=&secret_access_key=`) or `memory://`; default:
+    /// `fs://<data dir>` (blobs in `<data dir>/blobs/sha256`).
+    #[arg(long, env = "STORAGE_URL", hide_env_values = true)]
+    pub storage_url: Option<String>,
 }
 
 /// `*`, or `scheme://host[:port]` as a browser sends it in `Origin` (no path, no slash).
@@ -171,21 +155,30 @@ fn parse_origin(text: &str) -> Result<String, String> {
     }
 }
 
-impl Config {
-    pub fn database_url(&self) -> String {
+impl Database {
+    pub fn url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("registry.db").display()),
         }
     }
+}
+
+impl Stores {
+    pub fn database_url(&self) -> String {
+        self.database.url()
+    }
 
     pub fn storage_url(&self) -> String {
         match &self.storage_url {
             Some(url) => url.clone(),
-            None => format!("fs://{}", self.data_dir.join("blobs").display()),
+            // Object keys start with `blobs/` and `uploads/`: the data folder is the root.
+            None => format!("fs://{}", self.database.data_dir.display()),
         }
     }
+}
 
+impl Config {
     /// The defaults written in the flags above, ignoring the environment: one source of
     /// truth for what an unconfigured server does.
     pub fn defaults() -> Config {
@@ -203,7 +196,13 @@ impl Config {
     pub fn embedded(dir: impl Into<PathBuf>) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.into(),
+            stores: Stores {
+                database: Database {
+                    data_dir: dir.into(),
+                    database_url: None,
+                },
+                storage_url: None,
+            },
             db_pool_size: 8,
             jobs_interval_secs: 0,
             ..Config::defaults()
@@ -219,9 +218,10 @@ mod tests {
     fn defaults_come_from_the_flags_not_the_environment() {
         let defaults = Config::defaults();
         assert_eq!(defaults.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
-        assert_eq!(defaults.data_dir, PathBuf::from("./data"));
+        assert_eq!(defaults.stores.database.data_dir, PathBuf::from("./data"));
         assert_eq!(defaults.max_artifact_bytes, 5 << 40);
-        assert!(defaults.database_url.is_none() && defaults.storage_url.is_none());
+        assert!(defaults.stores.database.database_url.is_none());
+        assert!(defaults.stores.storage_url.is_none());
         let embedded = Config::embedded("/tmp/x");
         assert_eq!(embedded.upload_ttl_secs, defaults.upload_ttl_secs);
         assert_eq!(embedded.jobs_interval_secs, 0);

@@ -9,7 +9,7 @@ fn main() -> anyhow::Result<()> {
         print!("{}", model_registry::graphql::sdl());
         return Ok(());
     }
-    model_registry::logging::init(cli.config.log_format);
+    model_registry::logging::init(cli.log_format());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

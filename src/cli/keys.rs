@@ -1,16 +1,16 @@
 //! `keys create|list|revoke`: for operators who lost theirs, next to the database.
 
-use crate::config::Config;
 use crate::db;
 use crate::domain::api_keys::{self, ShellScope};
 use crate::values::Timestamp;
 
 use super::KeysCommand;
 
-pub async fn run(config: Config, action: KeysCommand) -> anyhow::Result<()> {
-    let db = db::Db::connect(&config.database_url(), 2).await?;
+pub async fn run(action: KeysCommand) -> anyhow::Result<()> {
+    let db = db::Db::connect(&action.database().url(), 2).await?;
     match action {
         KeysCommand::Create {
+            database: _,
             name,
             role,
             organization,
@@ -30,7 +30,7 @@ pub async fn run(config: Config, action: KeysCommand) -> anyhow::Result<()> {
                 created.api_key.id, created.api_key.prefix, created.api_key.role
             );
         }
-        KeysCommand::List => {
+        KeysCommand::List { .. } => {
             // Every cell is a String first: `{:<n}` pads only what is formatted as text.
             let now = Timestamp::now();
             let date = |t: Option<Timestamp>| {
@@ -57,7 +57,7 @@ pub async fn run(config: Config, action: KeysCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        KeysCommand::Revoke { key } => {
+        KeysCommand::Revoke { key, .. } => {
             let revoked = api_keys::revoke_from_shell(&db, &key).await?;
             println!("revoked {} ({})", revoked.id, revoked.prefix);
         }

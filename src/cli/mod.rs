@@ -12,14 +12,22 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{BLOB_RETENTION_SECS, Config, Database, LogFormat, Stores};
 use crate::values::Role;
 use crate::{App, db, jobs};
 
 /// A model registry server: models, versions and artifacts behind one GraphQL API.
+///
+/// Without a command it runs the server; `model-registry <command> --help` lists the flags of
+/// each command.
 #[derive(Parser)]
-#[command(name = "model-registry", version)]
+#[command(
+    name = "model-registry",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// The server's settings, when no command is given.
     #[command(flatten)]
     pub config: Config,
     #[command(subcommand)]
@@ -29,9 +37,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve,
+    Serve(Box<Config>),
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        database: Database,
+    },
     /// Manage API keys from the shell, for operators who lost theirs.
     Keys {
         #[command(subcommand)]
@@ -41,10 +52,12 @@ pub enum Command {
     PrintSchema,
     /// Expire overdue upload sessions and remove unreferenced blobs now, then exit.
     Gc {
-        /// Remove blobs unreferenced for at least this many seconds (default: the configured
-        /// retention, 7 days).
-        #[arg(long)]
-        retention_secs: Option<u64>,
+        #[command(flatten)]
+        stores: Stores,
+        /// Remove blobs unreferenced for at least this many seconds (the server's
+        /// `--blob-retention-secs`).
+        #[arg(long, env = "MR_BLOB_RETENTION_SECS", default_value_t = BLOB_RETENTION_SECS)]
+        retention_secs: u64,
     },
     /// Upload files as artifacts of a model (created when missing), resumably.
     Push {
@@ -109,8 +122,12 @@ pub struct Remote {
 pub enum KeysCommand {
     /// Mint a key and print its secret once.
     Create {
+        #[command(flatten)]
+        database: Database,
+        /// A name that says who or what holds the key.
         #[arg(long, default_value = "operator")]
         name: String,
+        /// What the key may do within its scope.
         #[arg(long, value_enum, default_value = "admin")]
         role: CliRole,
         /// Scope the key to this organization (slug).
@@ -124,16 +141,48 @@ pub enum KeysCommand {
         expires_in_days: Option<i64>,
     },
     /// List keys (never their secrets).
-    List,
+    List {
+        #[command(flatten)]
+        database: Database,
+    },
     /// Revoke a key by id or by its visible prefix.
-    Revoke { key: String },
+    Revoke {
+        #[command(flatten)]
+        database: Database,
+        /// The key's id or its visible prefix (`mr_4f0c1a2b`).
+        key: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum CliRole {
+    /// Reads.
     Viewer,
+    /// Reads and writes models, versions and artifacts.
     Editor,
+    /// Everything in its scope, minting and revoking keys too.
     Admin,
+}
+
+impl KeysCommand {
+    pub(super) fn database(&self) -> &Database {
+        match self {
+            KeysCommand::Create { database, .. }
+            | KeysCommand::List { database }
+            | KeysCommand::Revoke { database, .. } => database,
+        }
+    }
+}
+
+impl Cli {
+    /// The server's choice of log format; the other commands write plain text.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            None => self.config.log_format,
+            Some(Command::Serve(config)) => config.log_format,
+            Some(_) => LogFormat::Text,
+        }
+    }
 }
 
 impl From<CliRole> for Role {
@@ -149,8 +198,8 @@ impl From<CliRole> for Role {
 /// Says which database an admin command works on, and refuses an embedded one that does not
 /// exist: run in another folder, the command would otherwise create an empty database (and
 /// mint a key) the running server never sees. `serve` and `migrate` create one.
-fn existing_database(config: &Config) -> anyhow::Result<()> {
-    let url = config.database_url();
+fn existing_database(database: &Database) -> anyhow::Result<()> {
+    let url = database.url();
     eprintln!("database: {}", db::redact_url(&url));
     if let Some(path) = db::sqlite_path(&url)
         && !std::path::Path::new(path).exists()
@@ -166,22 +215,36 @@ fn existing_database(config: &Config) -> anyhow::Result<()> {
 
 /// Runs one command; `print-schema` is answered before a runtime exists (see `main`).
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = cli.config;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::serve(config).await,
-        Command::Migrate => {
-            db::migrate(&config.database_url()).await?;
-            tracing::info!(database = %db::redact_url(&config.database_url()), "migrations applied");
+    match cli.command {
+        None => serve::serve(cli.config).await,
+        Some(command) => run_command(command).await,
+    }
+}
+
+async fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(config) => serve::serve(*config).await,
+        Command::Migrate { database } => {
+            db::migrate(&database.url()).await?;
+            tracing::info!(database = %db::redact_url(&database.url()), "migrations applied");
             Ok(())
         }
         Command::Keys { action } => {
-            existing_database(&config)?;
-            keys::run(config, action).await
+            existing_database(action.database())?;
+            keys::run(action).await
         }
-        Command::Gc { retention_secs } => {
-            existing_database(&config)?;
-            let retention =
-                Duration::from_secs(retention_secs.unwrap_or(config.blob_retention_secs));
+        Command::Gc {
+            stores,
+            retention_secs,
+        } => {
+            existing_database(&stores.database)?;
+            // The other settings are the defaults: the staging age follows the default
+            // body-read timeout, as documented for `gc`.
+            let config = Config {
+                stores,
+                ..Config::defaults()
+            };
+            let retention = Duration::from_secs(retention_secs);
             let app = App::open(config).await?;
             let swept = jobs::sweep(&app, retention).await?;
             println!(
@@ -234,5 +297,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::graphql::sdl());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag and argument of every command says what it is for, and only `serve` (and
+    /// the bare command) carries the server's settings.
+    #[test]
+    fn each_command_shows_its_own_flags_each_described() {
+        let root = Cli::command();
+        root.clone().debug_assert();
+        let mut pending = vec![(String::new(), root)];
+        let mut checked = 0;
+        while let Some((path, command)) = pending.pop() {
+            let path = format!("{path} {}", command.get_name());
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some(),
+                    "{path}: `{id}` has no description"
+                );
+                checked += 1;
+            }
+            let server_flags = command
+                .get_arguments()
+                .any(|arg| arg.get_id() == "listen" || arg.get_id() == "upload_ttl_secs");
+            let runs_the_server =
+                matches!(path.as_str(), " model-registry" | " model-registry serve");
+            assert_eq!(
+                server_flags, runs_the_server,
+                "{path}: the server's flags belong to the server only"
+            );
+            pending.extend(
+                command
+                    .get_subcommands()
+                    .filter(|sub| sub.get_name() != "help")
+                    .map(|sub| (path.clone(), sub.clone())),
+            );
+        }
+        assert!(checked > 50, "walked {checked} arguments");
     }
 }

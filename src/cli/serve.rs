@@ -7,7 +7,7 @@ use crate::{App, db, jobs};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
-    tracing::info!(database = %db::redact_url(&config.database_url()), "opening database");
+    tracing::info!(database = %db::redact_url(&config.stores.database_url()), "opening database");
     let app = App::open(config).await?;
     if let Some(secret) = bootstrap::initialize(&app.db).await? {
         tracing::info!("initialized an empty instance: organization `default`, project `default`");

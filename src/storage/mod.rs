@@ -8,11 +8,13 @@
 mod digest;
 mod hash_ahead;
 mod keys;
+mod layout;
 mod signer;
 
 pub use digest::{BackgroundHasher, hex_digest, parse_sha256};
 pub use hash_ahead::HashAhead;
 pub use keys::{blob_key, chunk_key, direct_key, upload_prefix};
+pub use layout::adopt_earlier_layout;
 pub use signer::{SignedParams, Signer, random_key};
 
 use std::time::Duration;

@@ -308,7 +308,7 @@ backends! {
         assert_eq!(model_registry::jobs::collect_blobs(&app.app, retention).await.unwrap(), 1);
         assert!(app.blob_files().is_empty());
         // What a killed process leaves in the fs staging folder goes once it is old.
-        let leftover = app.data_dir().join("blobs/.staging/interrupted-write");
+        let leftover = app.data_dir().join(".staging/interrupted-write");
         std::fs::write(&leftover, b"partial").unwrap();
         assert_eq!(app.app.storage.sweep_staging(Duration::from_secs(3600)).await.unwrap(), 0);
         assert!(leftover.exists(), "a recent write may still be running");

@@ -40,6 +40,19 @@ impl Setup {
         command
     }
 
+    /// A client command (`push`, `pull`) against the server at `base` with `key`, its output
+    /// captured: ready to run or to spawn.
+    pub fn client(&self, base: &str, key: &str, args: &[&str]) -> Command {
+        let mut command = self.command(args);
+        command
+            .env("MR_API_KEY", key)
+            .env("MR_SERVER", base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
     pub fn run(&self, args: &[&str]) -> String {
         let output = self.command(args).output().unwrap();
         assert!(
@@ -136,6 +149,15 @@ impl Server {
     }
 }
 
+/// What a command said: whether it succeeded, its stdout and its stderr.
+pub(crate) fn outcome(output: std::process::Output) -> (bool, String, String) {
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -146,6 +168,59 @@ impl Drop for Server {
 per_backend! {
     first_start_prints_the_admin_key_once => first_start,
     operators_manage_keys_from_the_shell => keys_from_the_shell,
+    a_data_folder_of_the_earlier_layout_keeps_working => earlier_layout,
+}
+
+/// Earlier versions stored blobs in `<data>/blobs/blobs/sha256`; a server started on such a
+/// folder moves them to `<data>/blobs/sha256` and serves them from there.
+async fn earlier_layout(postgres: bool) {
+    let setup = Setup::new(postgres).await;
+    let data = setup.dir.path().to_owned();
+    let earlier_store = format!("fs://{}", data.join("blobs").display());
+    let mut server = setup.serve_with(|c| {
+        c.args(["--storage-url", &earlier_store])
+            .stderr(Stdio::null());
+    });
+    let key = server.admin_key();
+    server.wait_ready().await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("weights.bin");
+    std::fs::write(&file, b"weights of an earlier version").unwrap();
+    let place = ["--project", "default", "--model", "m", "--version", "v1"];
+    let push = [&["push"][..], &place, &[file.to_str().unwrap()]].concat();
+    let (ok, _, err) = outcome(setup.client(&server.base, &key, &push).output().unwrap());
+    assert!(ok, "{err}");
+    server.kill();
+    assert!(
+        data.join("blobs/blobs/sha256").is_dir(),
+        "the earlier layout"
+    );
+
+    let server = setup.serve();
+    server.wait_ready().await;
+    assert!(
+        !data.join("blobs/blobs").exists(),
+        "the repeated folder is gone"
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let pulled = work.path().join("pulled");
+    let pull = [
+        &["pull"][..],
+        &place,
+        &["--output", pulled.to_str().unwrap()],
+    ]
+    .concat();
+    let (ok, _, err) = outcome(setup.client(&server.base, &key, &pull).output().unwrap());
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(pulled.join("weights.bin")).unwrap(),
+        b"weights of an earlier version"
+    );
 }
 
 async fn first_start(postgres: bool) {

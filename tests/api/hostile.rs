@@ -539,7 +539,7 @@ async fn full_storage(postgres: bool) {
     let _unmount = Unmount(mount.path().to_owned());
     let blobs = mount.path().join("blobs");
     let app = configured(postgres, |config| {
-        config.storage_url = Some(format!("fs://{}", blobs.display()));
+        config.stores.storage_url = Some(format!("fs://{}", blobs.display()));
         config.min_free_bytes = 1024 * 1024;
     })
     .await;

@@ -12,6 +12,7 @@ mod hostile;
 mod keys;
 mod limits;
 mod models;
+mod readme;
 mod replicas;
 mod s3;
 mod server;

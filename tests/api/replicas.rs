@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{Server, Setup};
+use crate::cli::{Server, Setup, outcome};
 use crate::support::{CHUNK, bytes_of, sha256_hex};
 
 async fn gql(base: &str, key: &str, query: &str, variables: Value) -> Value {
@@ -206,14 +206,7 @@ async fn push_through_a_restart(postgres: bool) {
         ];
         args.extend_from_slice(extra);
         args.push(file.to_str().unwrap());
-        let mut command = setup.command(&args);
-        command
-            .env("MR_API_KEY", &key)
-            .env("MR_SERVER", &base)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
+        setup.client(&base, &key, &args)
     };
 
     // The server is down when the push starts and back three seconds later: the push waits,
@@ -223,15 +216,13 @@ async fn push_through_a_restart(postgres: bool) {
     let restarted = setup.serve_on(port, |c| {
         c.stderr(Stdio::null());
     });
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let (out, err) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
+    let (ok, out, err) = outcome(
+        tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap(),
     );
-    assert!(output.status.success(), "{err}");
+    assert!(ok, "{err}");
     assert!(
         err.contains("server unreachable (connection refused), retrying in"),
         "{err}"
@@ -241,9 +232,8 @@ async fn push_through_a_restart(postgres: bool) {
 
     // Gone for good: the push gives up when its time runs out, naming the cause and the way on.
     let started = std::time::Instant::now();
-    let output = push(&["--retry-secs", "2"]).output().unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let (ok, _, err) = outcome(push(&["--retry-secs", "2"]).output().unwrap());
+    assert!(!ok);
     assert!(
         err.contains("connection refused") && err.contains("run the same command again"),
         "{err}"
@@ -264,20 +254,7 @@ async fn push_and_pull(postgres: bool) {
     let bytes = bytes_of(16 * 1024 * 1024 + 4321, 33);
     let file = work.path().join("weights.safetensors");
     std::fs::write(&file, &bytes).unwrap();
-    let cli = |args: &[&str]| {
-        let output = setup
-            .command(args)
-            .env("MR_API_KEY", &key)
-            .env("MR_SERVER", &server.base)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let cli = |args: &[&str]| outcome(setup.client(&server.base, &key, args).output().unwrap());
 
     let (ok, _, err) = cli(&[
         "push",

@@ -190,7 +190,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database = TestDatabase::create().await;
         let mut config = Config::embedded(dir.path());
-        config.database_url = Some(database.url.clone());
+        config.stores.database.database_url = Some(database.url.clone());
         TestApp::start(config, dir, Some(database)).await
     }
 
@@ -200,7 +200,7 @@ impl TestApp {
         let mut config = Config::embedded(dir.path());
         let database = if postgres {
             let database = TestDatabase::create().await;
-            config.database_url = Some(database.url.clone());
+            config.stores.database.database_url = Some(database.url.clone());
             Some(database)
         } else {
             None
@@ -223,10 +223,10 @@ impl TestApp {
         );
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::embedded(dir.path());
-        config.storage_url = Some(storage);
+        config.stores.storage_url = Some(storage);
         let database = if postgres {
             let database = TestDatabase::create().await;
-            config.database_url = Some(database.url.clone());
+            config.stores.database.database_url = Some(database.url.clone());
             Some(database)
         } else {
             None
@@ -386,7 +386,7 @@ impl TestApp {
             }
         }
         let mut out = Vec::new();
-        walk(&self.data_dir().join("blobs/blobs/sha256"), &mut out);
+        walk(&self.data_dir().join("blobs/sha256"), &mut out);
         out
     }
 
@@ -406,7 +406,7 @@ impl TestApp {
                     .sum()
             })
         }
-        count(&self.data_dir().join("blobs/uploads"))
+        count(&self.data_dir().join("uploads"))
     }
 
     /// PostgreSQL only: drops this test's database under the running server, as an outage.
