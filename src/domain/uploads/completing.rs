@@ -291,13 +291,8 @@ pub(super) async fn commit(
                 return Ok(false);
             }
             if let Some(version_id) = session.version_id {
-                // Published between the checks and now: the version's artifacts are fixed.
-                let lifecycle = model_versions::lifecycle_of(tx, version_id).await?;
-                if lifecycle != VersionLifecycle::Draft {
-                    return Err(AppError::precondition(format!(
-                        "the version was {lifecycle} before the upload completed; its artifacts cannot change"
-                    )));
-                }
+                // Claiming the name locks the version's row first, so the lifecycle read next
+                // cannot be overtaken by a publish committing in between.
                 artifact_rules::claim_name(
                     tx,
                     version_id,
@@ -306,6 +301,13 @@ pub(super) async fn commit(
                     now,
                 )
                 .await?;
+                // Published between the checks and now: the version's artifacts are fixed.
+                let lifecycle = model_versions::lifecycle_of(tx, version_id).await?;
+                if lifecycle != VersionLifecycle::Draft {
+                    return Err(AppError::precondition(format!(
+                        "the version was {lifecycle} before the upload completed; its artifacts cannot change"
+                    )));
+                }
             }
             artifacts::insert(tx, &artifact).await?;
             // The first verified artifact makes a PENDING model READY.
