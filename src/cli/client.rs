@@ -175,15 +175,38 @@ pub(super) fn root_cause(error: &anyhow::Error) -> String {
 
 pub(super) fn bar(len: u64, label: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:24!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> "),
-    );
+    bar.set_style(transfer_style());
     bar.set_message(label.to_owned());
     bar
+}
+
+fn transfer_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{msg:24!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .expect("the template is valid")
+    .progress_chars("=> ")
+}
+
+/// Shows a wait on `bar` in full ("server unreachable (connection refused), retrying in 4 s"),
+/// in place of the rate and eta, which a stalled transfer makes meaningless; `None` puts the
+/// transfer's line back, its rate measured afresh.
+pub(super) fn show_wait(bar: &ProgressBar, waiting: Option<String>, label: &str) {
+    match waiting {
+        Some(message) => {
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(message);
+        }
+        None => {
+            bar.set_style(transfer_style());
+            bar.set_message(label.to_owned());
+            bar.reset_eta();
+        }
+    }
 }
 
 /// Hashes a file with a progress bar.

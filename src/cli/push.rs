@@ -10,7 +10,9 @@ use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::client::{Client, Failure, bar, file_label, hash_file, model_id, retryable, version_id};
+use super::client::{
+    Client, Failure, bar, file_label, hash_file, model_id, retryable, show_wait, version_id,
+};
 
 pub struct PushArgs {
     pub server: String,
@@ -200,7 +202,7 @@ async fn send_chunks(
                                     failure
                                 })
                         },
-                        |waiting| progress.set_message(waiting.unwrap_or_else(|| label.clone())),
+                        |waiting| show_wait(&progress, waiting, &label),
                     )
                     .await
             }
