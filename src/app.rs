@@ -17,6 +17,26 @@ pub struct App {
     pub storage: Arc<Storage>,
     pub signer: Arc<Signer>,
     pub hash_ahead: Arc<HashAhead>,
+    /// This replica's copy of the public manifest, as of a catalog revision.
+    pub manifest: Arc<tokio::sync::RwLock<Option<Arc<ManifestSnapshot>>>>,
+}
+
+/// The public manifest's bytes as of a catalog revision, with their strong ETag.
+pub struct ManifestSnapshot {
+    pub revision: i64,
+    pub etag: String,
+    pub body: bytes::Bytes,
+}
+
+impl ManifestSnapshot {
+    pub fn new(revision: i64, body: Vec<u8>) -> ManifestSnapshot {
+        use sha2::Digest;
+        ManifestSnapshot {
+            revision,
+            etag: format!("\"{}\"", hex::encode(sha2::Sha256::digest(&body))),
+            body: body.into(),
+        }
+    }
 }
 
 impl App {
@@ -41,6 +61,7 @@ impl App {
             storage: Arc::new(storage),
             signer: Arc::new(Signer::new(key.as_bytes())),
             hash_ahead: Arc::default(),
+            manifest: Arc::default(),
             config: Arc::new(config),
             metrics: metrics_handle(),
         })

@@ -103,6 +103,17 @@ pub struct Config {
     )]
     pub persisted_queries_bytes: usize,
 
+    /// Service tiers besides the built-in `self_hosted`, on which shared models with the
+    /// SHARED catalog role may run (`slug` or `slug=Name`, comma separated).
+    #[arg(
+        long,
+        env = "MR_SERVICE_TIERS",
+        value_delimiter = ',',
+        value_parser = parse_tier,
+        default_value = "serverless=Serverless,dedicated=Dedicated"
+    )]
+    pub service_tiers: Vec<ServiceTier>,
+
     /// How log lines are written to stderr: plain text, or one JSON object per line.
     #[arg(long, env = "MR_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -131,6 +142,44 @@ pub struct Stores {
     /// `fs://<data dir>` (blobs in `<data dir>/blobs/sha256`).
     #[arg(long, env = "STORAGE_URL", hide_env_values = true)]
     pub storage_url: Option<String>,
+}
+
+/// A service tier other projects' endpoints may use, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTier {
+    pub slug: String,
+    pub name: String,
+}
+
+/// The tier every instance has: the deployer's own hardware.
+pub const SELF_HOSTED_TIER: &str = "self_hosted";
+
+/// `slug` or `slug=Name`; slugs are lowercase letters, digits, `-` and `_`.
+fn parse_tier(text: &str) -> Result<ServiceTier, String> {
+    let (slug, name) = match text.split_once('=') {
+        Some((slug, name)) => (slug.trim(), name.trim().to_owned()),
+        None => (text.trim(), text.trim().to_owned()),
+    };
+    let valid = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(format!(
+            "`{slug}` is not a tier slug: lowercase letters, digits, `-` and `_`"
+        ));
+    }
+    if slug == SELF_HOSTED_TIER {
+        return Err(format!("`{SELF_HOSTED_TIER}` is built in"));
+    }
+    if name.is_empty() {
+        return Err(format!("tier `{slug}` needs a name after `=`"));
+    }
+    Ok(ServiceTier {
+        slug: slug.to_owned(),
+        name,
+    })
 }
 
 /// `*`, or `scheme://host[:port]` as a browser sends it in `Origin` (no path, no slash).

@@ -8,6 +8,8 @@
 pub mod api_keys;
 pub mod artifacts;
 pub mod blobs;
+pub mod catalog;
+pub mod endpoints;
 pub mod model_versions;
 pub mod models;
 pub mod organizations;

@@ -77,6 +77,37 @@ pub async fn by_label(
     })
 }
 
+/// The model's versions in one lifecycle, newest first.
+pub async fn with_lifecycle(
+    db: &Db,
+    model_id: Id,
+    lifecycle: VersionLifecycle,
+) -> Result<Vec<ModelVersion>, AppError> {
+    with_conn!(db, conn => {
+        Ok(model_versions::table
+            .filter(model_versions::model_id.eq(model_id))
+            .filter(model_versions::lifecycle.eq(lifecycle))
+            .order(model_versions::number.desc())
+            .select(ModelVersion::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
+/// The model's published version with the highest number.
+pub async fn latest_published(db: &Db, model_id: Id) -> Result<Option<ModelVersion>, AppError> {
+    with_conn!(db, conn => {
+        Ok(model_versions::table
+            .filter(model_versions::model_id.eq(model_id))
+            .filter(model_versions::lifecycle.eq(VersionLifecycle::Published))
+            .order(model_versions::number.desc())
+            .select(ModelVersion::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
 pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<ModelVersion>, AppError> {
     with_conn!(db, conn => {
         Ok(model_versions::table

@@ -6,8 +6,8 @@ use crate::db::projects::ProjectSet;
 use crate::db::schema::{models, projects};
 use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
+use crate::values::{CatalogRole, ModelFamily, ModelStatus, ProductType};
 use crate::values::{Id, JsonText, Timestamp};
-use crate::values::{ModelFamily, ModelStatus, ProductType};
 
 diesel::define_sql_function! {
     /// Lower-cases ASCII on SQLite and the full alphabet on PostgreSQL.
@@ -59,6 +59,14 @@ pub struct Model {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub deleted_at: Option<Timestamp>,
+    /// In the catalog: other projects may discover and deploy it.
+    pub shared: bool,
+    /// Set while shared; decides the tiers other projects may deploy it on.
+    pub catalog_role: Option<CatalogRole>,
+    pub featured: bool,
+    pub shared_at: Option<Timestamp>,
+    /// ACTIVE endpoints of the model across all projects, kept by the endpoint transactions.
+    pub deployment_count: i64,
 }
 
 /// The columns `updateModel` may change. `None` leaves a column alone; for nullable columns
@@ -116,6 +124,16 @@ pub struct ModelFilter {
     pub status: Option<ModelStatus>,
     /// Archived models are left out unless this is true.
     pub include_archived: bool,
+    /// The catalog's view: shared models only, whatever project they are in.
+    pub catalog: Option<CatalogFilter>,
+}
+
+/// What the catalog narrows by, beyond a model's own fields.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogFilter {
+    pub featured: Option<bool>,
+    pub catalog_role: Option<CatalogRole>,
+    pub organization_id: Option<Id>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +141,10 @@ pub enum ModelOrderField {
     CreatedAt,
     UpdatedAt,
     Name,
+    /// When the model was shared (catalog lists).
+    SharedAt,
+    /// ACTIVE endpoints across all projects (catalog lists).
+    DeploymentCount,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +175,8 @@ impl ModelOrder {
             ModelOrderField::CreatedAt => timestamp_key(model.created_at),
             ModelOrderField::UpdatedAt => timestamp_key(model.updated_at),
             ModelOrderField::Name => model.name.clone(),
+            ModelOrderField::SharedAt => model.shared_at.map(timestamp_key).unwrap_or_default(),
+            ModelOrderField::DeploymentCount => model.deployment_count.to_string(),
         };
         Cursor { key, id: model.id }
     }
@@ -205,6 +229,13 @@ pub async fn page(
     let after = match (&page.cursor, order.field) {
         (None, _) => None,
         (Some(c), ModelOrderField::Name) => Some((None, c.key.clone(), c.id)),
+        (Some(c), ModelOrderField::DeploymentCount) => {
+            let count = c
+                .key
+                .parse::<i64>()
+                .map_err(|_| AppError::bad_input("after", "not a cursor of this ordering"))?;
+            Some((None, count.to_string(), c.id))
+        }
         (Some(c), _) => Some((Some(parse_timestamp_key(&c.key)?), c.key.clone(), c.id)),
     };
     let ascending = page.ascending(order.direction == OrderDirection::Asc);
@@ -265,6 +296,24 @@ pub async fn page(
             if !filter.include_archived {
                 query = query.filter(models::archived.eq(false));
             }
+            if let Some(catalog) = &filter.catalog {
+                query = query.filter(models::shared.eq(true));
+                if let Some(featured) = catalog.featured {
+                    query = query.filter(models::featured.eq(featured));
+                }
+                if let Some(role) = catalog.catalog_role {
+                    query = query.filter(models::catalog_role.eq(role));
+                }
+                if let Some(org) = catalog.organization_id {
+                    query = query.filter(
+                        models::project_id.eq_any(
+                            projects::table
+                                .filter(projects::organization_id.eq(org))
+                                .select(projects::id),
+                        ),
+                    );
+                }
+            }
             query
         }};
     }
@@ -306,6 +355,13 @@ pub async fn page(
             query = match (order.field, time) {
                 (ModelOrderField::CreatedAt, Some(t)) => keyset!(query, models::created_at, t, id),
                 (ModelOrderField::UpdatedAt, Some(t)) => keyset!(query, models::updated_at, t, id),
+                (ModelOrderField::SharedAt, Some(t)) => {
+                    keyset!(query, models::shared_at.assume_not_null(), t, id)
+                }
+                (ModelOrderField::DeploymentCount, _) => {
+                    let count: i64 = key.parse().unwrap_or_default();
+                    keyset!(query, models::deployment_count, count, id)
+                }
                 _ => keyset!(query, models::name, key, id),
             };
         }
@@ -313,6 +369,8 @@ pub async fn page(
             ModelOrderField::CreatedAt => ordered!(query, models::created_at),
             ModelOrderField::UpdatedAt => ordered!(query, models::updated_at),
             ModelOrderField::Name => ordered!(query, models::name),
+            ModelOrderField::SharedAt => ordered!(query, models::shared_at),
+            ModelOrderField::DeploymentCount => ordered!(query, models::deployment_count),
         };
         let rows = query
             .select(Model::as_select())
@@ -511,6 +569,91 @@ pub async fn set_status(
             .get_result(conn)
             .await
             .optional()?)
+    })
+}
+
+/// Locks the model's row until the transaction ends (a no-op write, as `projects::lock`):
+/// every change to its endpoints, catalog footprint and the status they drive takes it first,
+/// so they apply one at a time and each sees the last one's result.
+pub async fn lock(tx: &mut Tx<'_>, id: Id) -> Result<Model, AppError> {
+    on_tx!(tx, conn => {
+        Ok(diesel::update(models::table.find(id))
+            .set(models::updated_at.eq(models::updated_at))
+            .returning(Model::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// The catalog footprint: what sharing, unsharing and featuring change together.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = models, treat_none_as_null = true)]
+pub struct Sharing {
+    pub shared: bool,
+    pub catalog_role: Option<CatalogRole>,
+    pub featured: bool,
+    pub shared_at: Option<Timestamp>,
+}
+
+pub async fn set_sharing(
+    tx: &mut Tx<'_>,
+    id: Id,
+    sharing: &Sharing,
+    now: Timestamp,
+) -> Result<Model, AppError> {
+    on_tx!(tx, conn => {
+        Ok(diesel::update(models::table.find(id))
+            .set((sharing, models::updated_at.eq(now)))
+            .returning(Model::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// What the model's endpoints decide: its status, its catalog role and its deployment count.
+pub async fn set_deployment(
+    tx: &mut Tx<'_>,
+    id: Id,
+    status: ModelStatus,
+    catalog_role: Option<CatalogRole>,
+    deployment_count: i64,
+    now: Timestamp,
+) -> Result<Model, AppError> {
+    on_tx!(tx, conn => {
+        Ok(diesel::update(models::table.find(id))
+            .set((
+                models::status.eq(status),
+                models::catalog_role.eq(catalog_role),
+                models::deployment_count.eq(deployment_count),
+                models::updated_at.eq(now),
+            ))
+            .returning(Model::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+}
+
+/// Another shared live model of the organization with this slug: the manifest's key is
+/// `<organization>/<model slug>`, so two of them would collide.
+pub async fn shared_slug_taken(
+    tx: &mut Tx<'_>,
+    organization_id: Id,
+    slug: &str,
+    except: Id,
+) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        let found: Option<Id> = models::table
+            .inner_join(projects::table)
+            .filter(projects::organization_id.eq(organization_id))
+            .filter(models::slug.eq(slug))
+            .filter(models::shared.eq(true))
+            .filter(models::deleted_at.is_null())
+            .filter(models::id.ne(except))
+            .select(models::id)
+            .first(conn)
+            .await
+            .optional()?;
+        Ok(found.is_some())
     })
 }
 

@@ -100,6 +100,17 @@ pub async fn set_quotas(
     })
 }
 
+/// The organization a project belongs to, read inside a transaction.
+pub async fn organization_of(tx: &mut Tx<'_>, id: Id) -> Result<Id, AppError> {
+    on_tx!(tx, conn => {
+        Ok(projects::table
+            .find(id)
+            .select(projects::organization_id)
+            .first(conn)
+            .await?)
+    })
+}
+
 /// Locks the project's row until the transaction ends (a no-op write: PostgreSQL takes a row
 /// lock, SQLite has one writer anyway), so checks against the project's quotas and the writes
 /// they allow happen one transaction at a time.

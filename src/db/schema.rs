@@ -80,6 +80,11 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        shared -> Bool,
+        catalog_role -> Nullable<Text>,
+        featured -> Bool,
+        shared_at -> Nullable<Timestamp>,
+        deployment_count -> BigInt,
     }
 }
 
@@ -205,11 +210,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    endpoints (id) {
+        id -> Text,
+        project_id -> Text,
+        model_id -> Text,
+        model_version_id -> Text,
+        name -> Text,
+        tier -> Text,
+        self_hosted -> Bool,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    catalog_revision (id) {
+        id -> Integer,
+        revision -> BigInt,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(models -> projects (project_id));
 diesel::joinable!(model_versions -> models (model_id));
 diesel::joinable!(artifacts -> models (model_id));
+diesel::joinable!(artifact_packages -> models (model_id));
 diesel::joinable!(upload_chunks -> upload_sessions (session_id));
+diesel::joinable!(endpoints -> models (model_id));
+diesel::joinable!(endpoints -> model_versions (model_version_id));
+diesel::joinable!(endpoints -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -224,4 +255,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     upload_sessions,
     upload_chunks,
     server_secrets,
+    endpoints,
+    catalog_revision,
 );

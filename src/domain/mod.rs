@@ -5,6 +5,8 @@ pub mod api_keys;
 pub mod artifacts;
 pub mod blobs;
 pub mod bootstrap;
+pub mod catalog;
+pub mod endpoints;
 pub mod models;
 pub mod organizations;
 pub mod uploads;

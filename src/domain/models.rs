@@ -7,6 +7,7 @@ use crate::db::artifacts::{self, ArtifactSet};
 use crate::db::models::{self, FilterValues, Model, ModelChanges, ModelFilter, ModelOrder};
 use crate::db::page::{Page, PageRequest};
 use crate::db::{Db, Tx, model_versions, projects};
+use crate::domain::catalog::revision as catalog;
 use crate::domain::organizations::{project_by_slug, visible_project};
 use crate::domain::validate::{self, DESCRIPTION_MAX, LONG_TEXT_MAX, SHORT_TEXT_MAX};
 use crate::error::AppError;
@@ -279,6 +280,11 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        shared: false,
+        catalog_role: None,
+        featured: false,
+        shared_at: None,
+        deployment_count: 0,
     };
     let max_models = project.max_models;
     db.transaction(async |tx| {
@@ -367,9 +373,11 @@ pub async fn update(db: &Db, caller: &Principal, input: ModelUpdate) -> Result<M
                 _ => slug_taken(changes.slug.as_deref().unwrap_or_default()),
             });
         }
-        models::update(tx, model.id, &changes)
+        let updated = models::update(tx, model.id, &changes)
             .await?
-            .ok_or_else(|| AppError::conflict("name or slug already taken"))
+            .ok_or_else(|| AppError::conflict("name or slug already taken"))?;
+        catalog::model_changed(tx, &updated).await?;
+        Ok(updated)
     })
     .await
 }
@@ -385,17 +393,21 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppErr
         // Open upload sessions stay until they expire: the expiry job removes their chunks,
         // and nobody can reach them through a deleted model meanwhile.
         model_versions::delete_all_of_model(tx, model.id).await?;
-        set_status(tx, &current, ModelStatus::Deleted, now)
+        let deleted = set_status(tx, &current, ModelStatus::Deleted, now)
             .await?
             .ok_or_else(|| {
                 AppError::conflict("the model changed while it was being deleted; try again")
-            })
+            })?;
+        // A deleted model leaves the catalog and the manifest with it.
+        catalog::model_changed(tx, &current).await?;
+        Ok(deleted)
     })
     .await
 }
 
 /// The one place a model's status changes. PENDING → READY once a verified artifact exists;
-/// READY ⇄ ACTIVE as endpoints start and stop serving it; PENDING or READY → FAILED when
+/// READY ⇄ ACTIVE as endpoints start and stop serving it; PENDING or READY → PROCESSING while
+/// the server works on its files, then READY or FAILED; PENDING or READY → FAILED when
 /// processing fails and back to READY when it is redone; anything but DELETED → DELETED.
 pub fn status_transition(from: ModelStatus, to: ModelStatus) -> Result<(), AppError> {
     use ModelStatus::*;
@@ -404,9 +416,11 @@ pub fn status_transition(from: ModelStatus, to: ModelStatus) -> Result<(), AppEr
         (Pending, Ready)
             | (Ready, Active)
             | (Active, Ready)
+            | (Pending | Ready, Processing)
+            | (Processing, Ready | Failed)
             | (Pending | Ready, Failed)
             | (Failed, Ready)
-            | (Pending | Ready | Active | Failed, Deleted)
+            | (Pending | Processing | Ready | Active | Failed, Deleted)
     );
     if allowed {
         Ok(())

@@ -6,6 +6,7 @@ use crate::db::model_versions::{self, LifecycleChange, ModelVersion, VersionChan
 use crate::db::models::{self, Model};
 use crate::db::page::{Page, PageRequest};
 use crate::db::{Db, projects};
+use crate::domain::catalog::revision as catalog;
 use crate::domain::models::visible_model;
 use crate::domain::organizations::month_of;
 use crate::domain::validate::{self, DESCRIPTION_MAX};
@@ -270,11 +271,17 @@ async fn set_lifecycle(
         deprecated_at,
         at: now,
     };
-    db.transaction(async |tx| model_versions::set_lifecycle(tx, version.id, &change).await)
-        .await?
-        .ok_or_else(|| {
-            AppError::precondition("the version changed state concurrently; read it again")
-        })
+    db.transaction(async |tx| {
+        let Some(moved) = model_versions::set_lifecycle(tx, version.id, &change).await? else {
+            return Ok(None);
+        };
+        // A shared model's manifest shows its newest published version.
+        let model = models::get(tx, moved.model_id).await?;
+        catalog::model_changed(tx, &model).await?;
+        Ok(Some(moved))
+    })
+    .await?
+    .ok_or_else(|| AppError::precondition("the version changed state concurrently; read it again"))
 }
 
 /// Deletes a DRAFT version. Published and deprecated versions are immutable: a client that

@@ -6,6 +6,8 @@
 
 mod api_keys;
 mod artifacts;
+mod catalog;
+mod endpoints;
 mod errors;
 mod guard;
 pub mod loaders;
@@ -43,6 +45,8 @@ pub struct QueryRoot(
     versions::VersionQuery,
     artifacts::ArtifactQuery,
     uploads::UploadQuery,
+    catalog::CatalogQuery,
+    endpoints::EndpointQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -53,6 +57,8 @@ pub struct MutationRoot(
     versions::VersionMutation,
     artifacts::ArtifactMutation,
     uploads::UploadMutation,
+    catalog::CatalogMutation,
+    endpoints::EndpointMutation,
 );
 
 pub type RegistrySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -8,6 +8,7 @@ use async_graphql::{
 
 use super::api_keys::ApiKeyView;
 use super::artifacts::{ArtifactView, PackageView};
+use super::endpoints::{EndpointFilterInput, EndpointView};
 use super::organizations::{OrganizationView, ProjectView};
 use super::pagination::{self, Conn};
 use super::uploads::UploadSessionView;
@@ -15,7 +16,7 @@ use super::versions::VersionView;
 use super::{ContextExt, given, patch};
 use crate::db::artifacts::ArtifactSet;
 use crate::db::model_versions;
-use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder};
+use crate::db::models::{FilterValues, Model, ModelFilter, ModelOrder, ModelOrderField};
 use crate::db::page::{Page, PageRequest};
 use crate::domain::models::{self, ModelFields, ModelUpdate, NewModel};
 use crate::domain::{organizations, versions};
@@ -24,7 +25,7 @@ use crate::graphql::loaders::{
     ArtifactCountKey, CurrentArtifactKey, LatestPublishedKey, NewestVersionsKey, OrganizationKey,
     ProjectKey, RegistryLoader, VersionCountKey, VersionKey,
 };
-use crate::values::{ArtifactKind, ModelStatus, Patch};
+use crate::values::{ArtifactKind, CatalogRole, ModelStatus, Patch};
 use crate::values::{Id, JsonText, ModelFamily, ProductType, Timestamp};
 
 pub struct ModelView(pub Model);
@@ -190,6 +191,48 @@ impl ModelView {
             .collect()
     }
 
+    /// In the catalog: every project of the instance may discover it and deploy it where its
+    /// role allows.
+    async fn shared(&self) -> bool {
+        self.0.shared
+    }
+
+    /// Set while shared: `DEPLOYABLE` (other projects deploy it self-hosted only) or `SHARED`
+    /// (every tier).
+    async fn catalog_role(&self) -> Option<CatalogRole> {
+        self.0.catalog_role
+    }
+
+    async fn featured(&self) -> bool {
+        self.0.featured
+    }
+
+    async fn shared_at(&self) -> Option<Timestamp> {
+        self.0.shared_at
+    }
+
+    /// ACTIVE endpoints of the model across all projects, shown while it is shared.
+    async fn deployment_count(&self) -> Option<i64> {
+        self.0.shared.then_some(self.0.deployment_count)
+    }
+
+    /// Endpoints that deploy this model, newest first: every project's, for a key that sees
+    /// the model's own project.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(50).clamp(0, 1000) as usize * child_complexity"
+    )]
+    async fn endpoints(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EndpointFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<EndpointView>> {
+        super::catalog::model_endpoints(ctx, &self.0, filter, (first, after, last, before)).await
+    }
+
     async fn version_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(ctx
             .loader()
@@ -333,19 +376,27 @@ impl From<ModelFilterInput> for ModelFilter {
             framework: input.framework,
             status: input.status,
             include_archived: input.include_archived,
+            catalog: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[graphql(
-    name = "ModelOrderField",
-    remote = "crate::db::models::ModelOrderField"
-)]
+#[graphql(name = "ModelOrderField")]
 pub enum ModelOrderFieldInput {
     CreatedAt,
     UpdatedAt,
     Name,
+}
+
+impl From<ModelOrderFieldInput> for ModelOrderField {
+    fn from(field: ModelOrderFieldInput) -> Self {
+        match field {
+            ModelOrderFieldInput::CreatedAt => ModelOrderField::CreatedAt,
+            ModelOrderFieldInput::UpdatedAt => ModelOrderField::UpdatedAt,
+            ModelOrderFieldInput::Name => ModelOrderField::Name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -525,6 +576,7 @@ pub enum Node {
     Artifact(ArtifactView),
     ArtifactPackage(PackageView),
     UploadSession(UploadSessionView),
+    Endpoint(EndpointView),
 }
 
 #[derive(Default)]
@@ -634,6 +686,11 @@ impl ModelQuery {
         {
             let state = uploads::state(app, session, ctx.origin()).await?;
             return Ok(Node::UploadSession(state.into()));
+        }
+        if let Some(endpoint) =
+            found(crate::domain::endpoints::visible_endpoint(db, caller, id).await)?
+        {
+            return Ok(Node::Endpoint(EndpointView(endpoint)));
         }
         Err(AppError::NotFound("node").into())
     }

@@ -9,11 +9,10 @@ use serde::Deserialize;
 
 use super::{SignedQuery, caller, parse_id};
 use crate::app::App;
-use crate::domain::artifacts::{self as artifact_rules, visible_artifact};
+use crate::domain::artifacts::{self as artifact_rules, downloadable_artifact};
 use crate::error::AppError;
 use crate::routes::{content_disposition, download_path};
 use crate::storage::blob_key;
-use crate::values::Role;
 
 #[derive(Debug, Deserialize)]
 pub struct DownloadQuery {
@@ -86,10 +85,10 @@ async fn serve(
     let artifact = if query.signed.is_present() {
         // The URL stands in for the key that minted it, with that key's access today.
         let signer = query.signed.verify(app, "GET", &download_path(id)).await?;
-        visible_artifact(app, &signer, id, Role::Viewer).await?.0
+        downloadable_artifact(app, &signer, id).await?
     } else {
         let caller = caller(app, headers).await?;
-        let (artifact, _) = visible_artifact(app, &caller, id, Role::Viewer).await?;
+        let artifact = downloadable_artifact(app, &caller, id).await?;
         if query.redirect.as_deref() == Some("true")
             && let Some(url) = artifact_rules::redirect_url(app, &artifact).await?
         {

@@ -4,6 +4,7 @@
 
 mod downloads;
 mod graphql;
+mod manifest;
 mod serve;
 mod uploads;
 
@@ -36,6 +37,8 @@ pub fn router(app: App) -> Router {
         .route(routes::CHUNK_ROUTE, put(uploads::put_chunk))
         .route(routes::DIRECT_UPLOAD_ROUTE, put(uploads::put_direct))
         .route(routes::DOWNLOAD_ROUTE, get(downloads::download))
+        .route("/v1/manifest", get(manifest::manifest))
+        .route("/v1/manifest/{organization}/{model}", get(manifest::entry))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -44,10 +44,32 @@ text_enum! {
     /// serves it; `DELETED` is what `deleteModel` answers with.
     pub enum ModelStatus {
         Pending = "PENDING",
+        /// The server is working on the model's files (a conversion); not deployable meanwhile.
+        Processing = "PROCESSING",
         Ready = "READY",
         Active = "ACTIVE",
         Failed = "FAILED",
         Deleted = "DELETED",
+    }
+}
+
+text_enum! {
+    /// Which service tiers other projects may deploy a shared model on.
+    pub enum CatalogRole {
+        /// The role a model is shared with: other projects deploy it on the self-hosted tier
+        /// only.
+        Deployable = "DEPLOYABLE",
+        /// Every tier. The owner running it on a shared tier promotes it; it returns to
+        /// DEPLOYABLE when no endpoint on a shared tier is active.
+        Shared = "SHARED",
+    }
+}
+
+text_enum! {
+    /// Whether an endpoint serves.
+    pub enum EndpointStatus {
+        Active = "ACTIVE",
+        Stopped = "STOPPED",
     }
 }
 

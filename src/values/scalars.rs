@@ -180,6 +180,12 @@ impl ScalarType for Timestamp {
 #[diesel(sql_type = sql_types::Text)]
 pub struct JsonText(pub serde_json::Value);
 
+impl serde::Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
 impl<DB: Backend> FromSql<sql_types::Text, DB> for JsonText
 where
     String: FromSql<sql_types::Text, DB>,
@@ -286,6 +292,12 @@ macro_rules! text_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
             }
         }
 

@@ -234,6 +234,69 @@ const CASES: &[Case] = &[
         NOT_FOUND,
         FORBIDDEN,
     ),
+    case("serviceTiers", "{ serviceTiers { slug } }", OK, OK),
+    case("catalog", "{ catalog { totalCount } }", OK, OK),
+    case(
+        "catalogModel",
+        "query($model: ID!) { catalogModel(id: $model) { modelId } }",
+        NOT_FOUND,
+        NOT_FOUND,
+    ),
+    case(
+        "resolveModel",
+        r#"{ resolveModel(name: "default/secret") { modelId } }"#,
+        NOT_FOUND,
+        NOT_FOUND,
+    ),
+    case(
+        "endpoint",
+        "query($endpoint: ID!) { endpoint(id: $endpoint) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case("endpoints", "{ endpoints { totalCount } }", OK, OK),
+    case(
+        "createEndpoint",
+        r#"mutation($project: ID!, $model: ID!) { createEndpoint(input: { projectId: $project, modelId: $model, tier: "self_hosted", name: "x" }) { endpoint { id } } }"#,
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "stopEndpoint",
+        "mutation($endpoint: ID!) { stopEndpoint(input: { id: $endpoint }) { endpoint { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "startEndpoint",
+        "mutation($endpoint: ID!) { startEndpoint(input: { id: $endpoint }) { endpoint { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "deleteEndpoint",
+        "mutation($endpoint: ID!) { deleteEndpoint(input: { id: $endpoint }) { endpoint { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "shareModel",
+        "mutation($model: ID!) { shareModel(input: { id: $model }) { model { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "unshareModel",
+        "mutation($model: ID!) { unshareModel(input: { id: $model }) { model { id } } }",
+        NOT_FOUND,
+        FORBIDDEN,
+    ),
+    case(
+        "setModelFeatured",
+        "mutation($model: ID!) { setModelFeatured(input: { id: $model, featured: true }) { model { id } } }",
+        FORBIDDEN,
+        FORBIDDEN,
+    ),
 ];
 
 backends! {
@@ -263,7 +326,14 @@ backends! {
 
         let artifact = app.upload(&app.admin, &model, Some(&version), "w.bin", b"weights").await["id"].clone();
         let session = app.open_upload(&app.admin, json!({ "modelId": model, "fileName": "x.bin", "totalSizeBytes": 3 })).await["id"].clone();
-        let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key, "artifact": artifact, "session": session });
+        let published = app.create_version(&app.admin, &model, "v2").await;
+        app.upload(&app.admin, &model, Some(&published), "p.bin", b"published").await;
+        app.ok(&app.admin, "mutation($v: ID!) { publishModelVersion(input: { id: $v }) { modelVersion { id } } }", json!({ "v": published })).await;
+        let endpoint = app
+            .ok(&app.admin, r#"mutation($p: ID!, $m: ID!) { createEndpoint(input: { projectId: $p, modelId: $m, tier: "self_hosted", name: "e1" }) { endpoint { id } } }"#, json!({ "p": project, "m": model }))
+            .await["createEndpoint"]["endpoint"]["id"]
+            .clone();
+        let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key, "artifact": artifact, "session": session, "endpoint": endpoint });
         for case in CASES {
             for (who, key, expected) in [("outsider", &outsider, case.outsider), ("viewer", &viewer, case.viewer)] {
                 let response = app.gql(key, case.query, vars.clone()).await;
@@ -287,7 +357,12 @@ backends! {
         let after = app
             .ok(&app.admin, "query($model: ID!, $version: ID!) { model(id: $model) { name versionCount } modelVersion(id: $version) { description } }", vars.clone())
             .await;
-        assert_eq!(after["model"], json!({ "name": "Secret", "versionCount": 1 }));
+        assert_eq!(after["model"], json!({ "name": "Secret", "versionCount": 2 }));
+        let deployed = app
+            .ok(&app.admin, "query($model: ID!, $endpoint: ID!) { model(id: $model) { shared featured status } endpoint(id: $endpoint) { status } }", vars.clone())
+            .await;
+        assert_eq!(deployed["model"], json!({ "shared": false, "featured": false, "status": "ACTIVE" }));
+        assert_eq!(deployed["endpoint"]["status"], "ACTIVE");
         assert_eq!(after["modelVersion"]["description"], Value::Null);
         let untouched = app
             .ok(&app.admin, "query($artifact: ID!, $session: ID!) { artifact(id: $artifact) { status isCurrent package { id } } uploadSession(id: $session) { status } }", vars.clone())

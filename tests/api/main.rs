@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod artifacts;
+mod catalog;
 mod cli;
 mod clients;
 mod hostile;

@@ -9,10 +9,10 @@ pub use urls::{SignedUrl, redirect_url, signed_download_url, url_ttl};
 
 use crate::app::App;
 use crate::auth::Principal;
-use crate::db::Tx;
 use crate::db::artifacts::{self, Artifact, ArtifactChanges, ArtifactSet};
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::Model;
+use crate::db::{Tx, endpoints};
 use crate::domain::models::visible_model;
 use crate::domain::validate;
 use crate::domain::versions::visible_version;
@@ -245,6 +245,40 @@ pub async fn visible_artifact(
             other => other,
         })?;
     Ok((artifact, model))
+}
+
+/// An available artifact the caller may download: one it sees, or a file of a version one of
+/// its projects runs on an ACTIVE endpoint (a catalog model deployed on its own hardware).
+pub async fn downloadable_artifact(
+    app: &App,
+    caller: &Principal,
+    id: Id,
+) -> Result<Artifact, AppError> {
+    match visible_artifact(app, caller, id, Role::Viewer).await {
+        Ok((artifact, _)) => Ok(artifact),
+        Err(AppError::NotFound(what)) => {
+            let deployed = match artifacts::find(&app.db, id).await? {
+                Some(artifact) if artifact.status == ArtifactStatus::Available => {
+                    match artifact.version_id {
+                        Some(version)
+                            if endpoints::serves_version(
+                                &app.db,
+                                caller.visible_projects(),
+                                version,
+                            )
+                            .await? =>
+                        {
+                            Some(artifact)
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            deployed.ok_or(AppError::NotFound(what))
+        }
+        Err(other) => Err(other),
+    }
 }
 
 async fn version_of(

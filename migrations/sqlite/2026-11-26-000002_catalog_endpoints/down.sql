@@ -1,0 +1,10 @@
+DROP TABLE catalog_revision;
+DROP TABLE endpoints;
+DROP INDEX models_catalog_deployments;
+DROP INDEX models_catalog_shared;
+DROP INDEX models_catalog_name;
+ALTER TABLE models DROP COLUMN deployment_count;
+ALTER TABLE models DROP COLUMN shared_at;
+ALTER TABLE models DROP COLUMN featured;
+ALTER TABLE models DROP COLUMN catalog_role;
+ALTER TABLE models DROP COLUMN shared;
