@@ -8,7 +8,7 @@
 //! `GET /healthz` with the same clients: the ceiling this machine's loopback and HTTP stack
 //! allow, to read the API's number against.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use model_registry::auth;
@@ -17,6 +17,9 @@ use model_registry::domain::versions::{NewModelVersion, create as create_version
 use model_registry::values::Patch;
 use model_registry::{App, Config, router};
 use serde_json::json;
+
+mod common;
+use common::load;
 
 /// The shape the performance target is stated for: a page of 50 with nested versions, the
 /// current version and the project.
@@ -73,71 +76,6 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(run(args));
-}
-
-struct Load {
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Load {
-    fn percentile(&self, p: f64) -> f64 {
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[i].as_secs_f64() * 1000.0
-    }
-
-    fn line(&self, what: &str) -> String {
-        format!(
-            "| {what} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            self.requests as f64 / self.elapsed.as_secs_f64(),
-            self.percentile(0.50),
-            self.percentile(0.95),
-            self.percentile(0.99)
-        )
-    }
-}
-
-/// `clients` loops sending `request` back to back for `seconds`.
-async fn load(
-    clients: usize,
-    seconds: u64,
-    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Clone + Send + 'static,
-) -> Load {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let start = Instant::now();
-    let tasks = (0..clients).map(|_| {
-        let request = request.clone();
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let response = request(&client).send().await.expect("request");
-                assert!(
-                    response.status().is_success(),
-                    "status {}",
-                    response.status()
-                );
-                let body = response.bytes().await.expect("body");
-                assert!(!body.is_empty());
-                latencies.push(t.elapsed());
-            }
-            latencies
-        })
-    });
-    let mut latencies: Vec<Duration> = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .flat_map(|r| r.unwrap())
-        .collect();
-    let elapsed = start.elapsed();
-    latencies.sort();
-    Load {
-        requests: latencies.len(),
-        elapsed,
-        latencies,
-    }
 }
 
 async fn run(args: Args) {

@@ -108,6 +108,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
             .filter(models::shared.eq(true))
             .filter(models::deleted_at.is_null())
             .select(PackageRow::as_select())
+            .order(artifact_packages::id.asc())
             .into_boxed();
         if let Some(id) = only {
             packages = packages.filter(artifact_packages::model_id.eq(id));

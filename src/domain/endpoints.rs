@@ -18,7 +18,7 @@ use crate::db::models::{self, Model};
 use crate::db::page::{Page, PageRequest};
 use crate::db::projects::{self, ProjectSet};
 use crate::db::{Db, Tx};
-use crate::domain::artifacts::{SignedUrl, signed_download_url, url_ttl};
+use crate::domain::artifacts::{SignedUrl, server_signed_url, url_ttl};
 use crate::domain::organizations::visible_project;
 use crate::domain::validate;
 use crate::error::AppError;
@@ -199,6 +199,14 @@ pub async fn create(
     db.transaction(async |tx| {
         let model = models::lock(tx, endpoint.model_id).await?;
         check_deployable(&model, deployer, &tier, sees_model)?;
+        // Deprecated since it was chosen: a new endpoint serves published versions only.
+        let lifecycle = model_versions::lifecycle_of(tx, endpoint.model_version_id).await?;
+        if lifecycle != VersionLifecycle::Published {
+            return Err(AppError::precondition(format!(
+                "version `{}` became {lifecycle}: only a PUBLISHED version can be deployed",
+                version.version
+            )));
+        }
         if !endpoints::insert(tx, &endpoint).await? {
             return Err(AppError::conflict(format!(
                 "project `{}` already has an endpoint named `{}`",
@@ -272,8 +280,10 @@ pub async fn stop(db: &Db, caller: &Principal, id: Id) -> Result<Endpoint, AppEr
     .await
 }
 
-/// Starts a stopped endpoint: a new deployment as far as the rules go (the model must still be
-/// enabled, deployable, and for another project shared with a role that allows the tier).
+/// Starts a stopped endpoint: a new deployment as far as the model's rules go (still enabled
+/// and deployable, and for another project shared with a role that allows the tier). Its
+/// version stays what it was: a version deprecated meanwhile keeps serving the endpoints that
+/// pinned it.
 pub async fn start(app: &App, caller: &Principal, id: Id) -> Result<Endpoint, AppError> {
     let db = &app.db;
     let endpoint = own_endpoint(db, caller, id).await?;
@@ -299,11 +309,6 @@ pub async fn start(app: &App, caller: &Principal, id: Id) -> Result<Endpoint, Ap
         let (model, endpoint) = lock_endpoint(tx, id).await?;
         if endpoint.status == EndpointStatus::Active {
             return Ok(endpoint);
-        }
-        if model.deleted_at.is_some() {
-            return Err(AppError::precondition(
-                "the endpoint's model was deleted: it cannot start again",
-            ));
         }
         check_deployable(&model, deployer, &tier, sees_model)?;
         let endpoint = endpoints::set_status(tx, id, EndpointStatus::Active, now).await?;
@@ -453,7 +458,9 @@ pub async fn download_urls(
     .await?;
     let mut out = Vec::with_capacity(files.len());
     for artifact in files {
-        let url = signed_download_url(app, caller, &artifact, ttl, origin).await?;
+        // This server's URL, never the storage's presigned one: it is checked again when
+        // presented, so it stops working when the endpoint stops.
+        let url = server_signed_url(app, caller, &artifact, ttl, origin);
         out.push(DeployedFile { artifact, url });
     }
     Ok(out)

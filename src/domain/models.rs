@@ -6,7 +6,7 @@ use crate::auth::{Principal, ProjectRef};
 use crate::db::artifacts::{self, ArtifactSet};
 use crate::db::models::{self, FilterValues, Model, ModelChanges, ModelFilter, ModelOrder};
 use crate::db::page::{Page, PageRequest};
-use crate::db::{Db, Tx, model_versions, projects};
+use crate::db::{Db, Tx, endpoints, model_versions, projects};
 use crate::domain::catalog::revision as catalog;
 use crate::domain::organizations::{project_by_slug, visible_project};
 use crate::domain::validate::{self, DESCRIPTION_MAX, LONG_TEXT_MAX, SHORT_TEXT_MAX};
@@ -389,6 +389,15 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppErr
     db.transaction(async |tx| {
         // The row as it stands inside the transaction: its status is what the move starts from.
         let current = models::set_current_version(tx, model.id, None, now).await?;
+        // Endpoints serve its published versions, possibly for other projects: they stop first.
+        // Stopped ones go with the model's versions.
+        let (active, _) = endpoints::active_counts(tx, model.id).await?;
+        if active > 0 {
+            return Err(AppError::precondition(format!(
+                "model `{}` is served by {active} active endpoint(s); stop them before deleting it",
+                model.name
+            )));
+        }
         artifacts::retire(tx, ArtifactSet::Model(model.id), now).await?;
         // Open upload sessions stay until they expire: the expiry job removes their chunks,
         // and nobody can reach them through a deleted model meanwhile.

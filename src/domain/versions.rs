@@ -275,9 +275,10 @@ async fn set_lifecycle(
         let Some(moved) = model_versions::set_lifecycle(tx, version.id, &change).await? else {
             return Ok(None);
         };
-        // A shared model's manifest shows its newest published version.
-        let model = models::get(tx, moved.model_id).await?;
-        catalog::model_changed(tx, &model).await?;
+        // A shared model's manifest shows its newest published version. Moved whether or not
+        // the model is shared now: `shared` read here without the model's lock could be
+        // overtaken by a share committing in between, and lifecycle changes are rare.
+        catalog::version_changed(tx).await?;
         Ok(Some(moved))
     })
     .await?

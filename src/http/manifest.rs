@@ -55,7 +55,12 @@ fn answer(headers: &HeaderMap, etag: &str, body: bytes::Bytes) -> Response {
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|inm| inm.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        // Weak comparison, as RFC 9110 asks for If-None-Match: a proxy may have weakened it.
+        .is_some_and(|inm| {
+            inm.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
     if fresh {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }

@@ -110,6 +110,18 @@ backends! {
         let probe = app.gql(&other, "query($id: ID!) { catalogModel(id: $id) { downloadUrls } }", json!({ "id": model })).await;
         assert!(probe["errors"][0]["message"].as_str().unwrap().contains("downloadUrls"), "{probe}");
         app.fails(&other, "query($id: ID!) { model(id: $id) { id } }", json!({ "id": model }), "NOT_FOUND").await;
+        let file_id = app
+            .ok(&other, "query($id: ID!) { catalogModel(id: $id) { latestVersion { artifacts { artifactId } } } }", json!({ "id": model }))
+            .await["catalogModel"]["latestVersion"]["artifacts"][0]["artifactId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.fails(&other, "query($id: ID!) { artifact(id: $id) { id } }", json!({ "id": file_id }), "NOT_FOUND").await;
+        let status = app.download(&other, &file_id, &[]).await.status();
+        assert_eq!(status, 404, "the catalog shows a file's digest, not its bytes");
+        // Filtering by a private field would reveal it.
+        let private_filter = app.fails(&other, "{ catalog(filter: { model: { status: READY } }) { totalCount } }", json!({}), "BAD_USER_INPUT").await;
+        assert_eq!(private_filter["extensions"]["field"], "filter.model.status");
 
         // Filters and orders.
         let filtered = app
@@ -129,7 +141,10 @@ backends! {
         app.fails(&other, r#"{ resolveModel(name: "default/private") { modelId } }"#, json!({}), "NOT_FOUND").await;
         app.fails(&other, r#"{ resolveModel(name: "no-slash") { modelId } }"#, json!({}), "BAD_USER_INPUT").await;
 
-        // Unsharing removes the footprint and the model from everything public at once.
+        // Unsharing removes the footprint and the model from everything public at once (the
+        // manifest was served, so this replica holds a copy with it).
+        let before: Value = app.get("/v1/manifest").await.json().await.unwrap();
+        assert!(before.get("default/llama-tiny").is_some(), "{before}");
         let unshared = app.ok(&owner, UNSHARE, json!({ "id": model })).await["unshareModel"].clone();
         assert_eq!(unshared["message"], "Model removed from catalog");
         assert_eq!(unshared["model"], json!({ "id": model, "shared": false, "catalogRole": null, "featured": false, "deploymentCount": null }));
@@ -146,6 +161,14 @@ backends! {
         let (twin, _) = published_model(&app, &app.admin, &clash_project, "Llama Tiny").await;
         app.ok(&owner, SHARE, json!({ "id": model })).await;
         app.fails(&app.admin, SHARE, json!({ "id": twin }), "CONFLICT").await;
+        // A new slug moves the model's key; taking a shared twin's slug is refused.
+        let rename = "mutation($id: ID!, $slug: String!) { updateModel(input: { id: $id, slug: $slug }) { model { slug } } }";
+        app.ok(&owner, rename, json!({ "id": model, "slug": "llama-tiny-2" })).await;
+        let moved: Value = app.get("/v1/manifest").await.json().await.unwrap();
+        let keys: Vec<&String> = moved.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["default/llama-tiny-2"]);
+        app.ok(&app.admin, SHARE, json!({ "id": twin })).await;
+        app.fails(&owner, rename, json!({ "id": model, "slug": "llama-tiny" }), "CONFLICT").await;
     }
 
     async fn the_manifest_is_public_keyed_by_name_and_revalidates(app) {
@@ -185,7 +208,12 @@ backends! {
         let manifest: Value = changed.json().await.unwrap();
         assert_eq!(manifest["default/detector"]["latestVersion"]["version"], "v2");
 
-        // A renamed model moves in the manifest.
+        // Deprecating it brings back the version before.
+        app.ok(&app.admin, "mutation($v: ID!) { deprecateModelVersion(input: { id: $v }) { modelVersion { id } } }", json!({ "v": v2 })).await;
+        let manifest: Value = app.get("/v1/manifest").await.json().await.unwrap();
+        assert_eq!(manifest["default/detector"]["latestVersion"]["version"], "v1");
+
+        // A changed description shows in the manifest.
         app.ok(&app.admin, r#"mutation($id: ID!) { updateModel(input: { id: $id, description: "finds things" }) { model { id } } }"#, json!({ "id": model })).await;
         let manifest: Value = app.get("/v1/manifest").await.json().await.unwrap();
         assert_eq!(manifest["default/detector"]["description"], "finds things");
@@ -281,8 +309,12 @@ backends! {
 
         // Unshared: ops' endpoint keeps running, but nothing new from ops.
         app.ok(&owner, UNSHARE, json!({ "id": model })).await;
-        let running = app.ok(&ops, "query($id: ID!) { endpoint(id: $id) { status } }", json!({ "id": theirs })).await;
+        let running = app.ok(&ops, "query($id: ID!) { endpoint(id: $id) { status downloadUrls { url } } }", json!({ "id": theirs })).await;
         assert_eq!(running["endpoint"]["status"], "ACTIVE");
+        let still = app.client.get(running["endpoint"]["downloadUrls"][0]["url"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(still.status(), 200, "a running endpoint keeps its files");
+        // While endpoints serve it, the model cannot be deleted.
+        app.fails(&owner, "mutation($id: ID!) { deleteModel(input: { id: $id }) { model { id } } }", json!({ "id": model }), "PRECONDITION_FAILED").await;
         assert_eq!(code(&endpoint(&app, &ops, &ops_project, &model, "self_hosted", "after").await), "NOT_FOUND");
 
         // Stopped, the endpoint hands out no URLs and its old ones stop working.
@@ -320,12 +352,14 @@ backends! {
             ids.push(created["data"]["createEndpoint"]["endpoint"]["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned());
         }
         let app = std::sync::Arc::new(app);
-        for round in 0..6 {
+        // Bit i set: endpoint i starts this round, else it stops. Even indexes are on shared
+        // tiers: the rounds go through none, some and all of them running.
+        let rounds: [u8; 8] = [0b1010_1010, 0b0101_0101, 0, 0b1111_1111, 0b0000_0110, 0b1000_0001, 0b0010_0000, 0b0000_0100];
+        for (round, mask) in rounds.into_iter().enumerate() {
             let mut tasks = Vec::new();
             for (i, id) in ids.iter().enumerate() {
                 let (app, id) = (app.clone(), id.clone());
-                // Each round stops some and starts others, from many tasks at once.
-                let stop = (i + round) % 3 != 0;
+                let stop = mask & (1 << i) == 0;
                 tasks.push(tokio::spawn(async move {
                     let query = if stop { STOP } else { START };
                     app.ok(&app.admin, query, json!({ "id": id })).await;

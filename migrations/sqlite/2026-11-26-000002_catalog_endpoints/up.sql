@@ -6,10 +6,11 @@ ALTER TABLE models ADD COLUMN catalog_role TEXT;
 ALTER TABLE models ADD COLUMN featured BOOLEAN NOT NULL DEFAULT 0;
 ALTER TABLE models ADD COLUMN shared_at TIMESTAMP;
 ALTER TABLE models ADD COLUMN deployment_count BIGINT NOT NULL DEFAULT 0;
--- The catalog's orderings read shared live models only.
-CREATE INDEX models_catalog_name ON models (name, id) WHERE shared AND deleted_at IS NULL;
-CREATE INDEX models_catalog_shared ON models (shared_at, id) WHERE shared AND deleted_at IS NULL;
-CREATE INDEX models_catalog_deployments ON models (deployment_count, id) WHERE shared AND deleted_at IS NULL;
+-- The catalog's orderings read shared models only. `shared` leads instead of a partial index:
+-- SQLite cannot match a partial index's WHERE against a bound `shared = ?`.
+CREATE INDEX models_catalog_name ON models (shared, name, id);
+CREATE INDEX models_catalog_shared ON models (shared, shared_at, id);
+CREATE INDEX models_catalog_deployments ON models (shared, deployment_count, id);
 
 -- A deployment of a model (a pinned version) on a service tier, owned by the project that
 -- created it, which need not own the model. `self_hosted` is the tier's kind when the endpoint

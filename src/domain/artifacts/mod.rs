@@ -5,7 +5,7 @@ mod packages;
 mod urls;
 
 pub use packages::{NewPackage, PackageMember, create_package, package_members, visible_package};
-pub use urls::{SignedUrl, redirect_url, signed_download_url, url_ttl};
+pub use urls::{SignedUrl, redirect_url, server_signed_url, signed_download_url, url_ttl};
 
 use crate::app::App;
 use crate::auth::Principal;

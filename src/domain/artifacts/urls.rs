@@ -38,19 +38,31 @@ pub async fn signed_download_url(
     ttl: Duration,
     origin: &str,
 ) -> Result<SignedUrl, AppError> {
-    let expires = chrono::Utc::now() + ttl;
-    let expires_at = Timestamp::from(expires);
     if let Some(url) = presigned_read(app, artifact, ttl).await? {
+        let expires_at = Timestamp::from(chrono::Utc::now() + ttl);
         return Ok(SignedUrl { url, expires_at });
     }
+    Ok(server_signed_url(app, caller, artifact, ttl, origin))
+}
+
+/// This server's HMAC URL, whatever the storage: checked again when presented (the key that
+/// asked, its access then), where a storage service's presigned URL cannot be recalled.
+pub fn server_signed_url(
+    app: &App,
+    caller: &Principal,
+    artifact: &Artifact,
+    ttl: Duration,
+    origin: &str,
+) -> SignedUrl {
+    let expires = chrono::Utc::now() + ttl;
     let path = routes::download_path(artifact.id);
     let query = app
         .signer
         .sign("GET", &path, expires.timestamp(), caller.key.id);
-    Ok(SignedUrl {
+    SignedUrl {
         url: format!("{origin}{path}?{query}"),
-        expires_at,
-    })
+        expires_at: Timestamp::from(expires),
+    }
 }
 
 /// How long the storage service's URL behind `?redirect=true` lives: the client follows the

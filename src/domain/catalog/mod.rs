@@ -155,7 +155,27 @@ pub async fn list(
         },
         None => None,
     };
-    filter.project_id = None;
+    // Only public fields narrow the catalog: a model's project, status, deployment status, risk
+    // class and archived flag are its owner's business, and filtering by them would reveal them.
+    let private = [
+        ("filter.model.projectId", filter.project_id.is_some()),
+        ("filter.model.status", filter.status.is_some()),
+        (
+            "filter.model.deploymentStatus",
+            filter.deployment_status.is_some(),
+        ),
+        (
+            "filter.model.riskClassification",
+            filter.risk_classification.is_some(),
+        ),
+        ("filter.model.includeArchived", filter.include_archived),
+    ];
+    if let Some((field, _)) = private.iter().find(|(_, given)| *given) {
+        return Err(AppError::bad_input(
+            *field,
+            "not a catalog filter: the catalog shows a model's public fields only",
+        ));
+    }
     filter.catalog = Some(CatalogFilter {
         featured: query.featured,
         catalog_role: query.catalog_role,

@@ -36,3 +36,9 @@ pub async fn model_changed(tx: &mut Tx<'_>, model: &Model) -> Result<(), AppErro
     let organization = projects::organization_of(tx, model.project_id).await?;
     check_catalog_key(tx, organization, model).await
 }
+
+/// Inside a version's lifecycle change: the manifest shows each shared model's newest
+/// published version. The revision moves unconditionally (see `versions::set_lifecycle`).
+pub async fn version_changed(tx: &mut Tx<'_>) -> Result<(), AppError> {
+    catalog::bump(tx).await
+}
