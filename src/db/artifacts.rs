@@ -82,6 +82,19 @@ pub async fn find(db: &Db, id: Id) -> Result<Option<Artifact>, AppError> {
 
 /// Every available artifact of a set, newest first (package members, a version's download
 /// URLs): a page without an end.
+/// The available artifacts of several versions, newest first, in one statement.
+pub async fn of_versions(db: &Db, version_ids: &[Id]) -> Result<Vec<Artifact>, AppError> {
+    with_conn!(db, conn => {
+        Ok(artifacts::table
+            .filter(artifacts::version_id.eq_any(version_ids.iter().map(|id| Some(*id))))
+            .filter(artifacts::status.eq(ArtifactStatus::Available))
+            .order(artifacts::id.desc())
+            .select(Artifact::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
 pub async fn list(
     db: &Db,
     set: ArtifactSet,

@@ -5,14 +5,13 @@ use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 
 use super::ContextExt;
 use super::endpoints::{EndpointFilterInput, EndpointView};
-use super::loaders::LatestPublishedKey;
+use super::loaders::{LatestPublishedKey, OrganizationKey, ProjectKey, VersionArtifactsKey};
 use super::models::{ModelFilterInput, ModelView, OrderDirectionInput, Tag};
 use super::pagination::{self, Conn};
-use crate::db::artifacts::{self, Artifact, ArtifactSet};
+use crate::db::artifacts::{self, Artifact};
 use crate::db::endpoints::EndpointFilter;
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{Model, ModelFilter, ModelOrder, ModelOrderField};
-use crate::db::{organizations, projects};
 use crate::domain::catalog::CatalogSelection;
 use crate::domain::{catalog, endpoints};
 use crate::values::{ArtifactKind, BigInt, CatalogRole, Id, JsonText, Timestamp};
@@ -44,9 +43,10 @@ impl CatalogModelView {
 
     /// The owning organization's slug.
     async fn organization(&self, ctx: &Context<'_>) -> Result<String> {
-        let project = projects::find(ctx.db(), self.0.project_id).await?;
+        let loader = ctx.loader();
+        let project = loader.load_one(ProjectKey(self.0.project_id)).await?;
         let org = match project {
-            Some(p) => organizations::find(ctx.db(), p.organization_id).await?,
+            Some(p) => loader.load_one(OrganizationKey(p.organization_id)).await?,
             None => None,
         };
         Ok(org.map(|o| o.slug).unwrap_or_default())
@@ -54,7 +54,9 @@ impl CatalogModelView {
 
     /// The owning project's slug.
     async fn project(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(projects::find(ctx.db(), self.0.project_id)
+        Ok(ctx
+            .loader()
+            .load_one(ProjectKey(self.0.project_id))
             .await?
             .map(|p| p.slug)
             .unwrap_or_default())
@@ -239,18 +241,23 @@ impl CatalogVersionView {
 
     /// The version's files: metadata only.
     async fn artifacts(&self, ctx: &Context<'_>) -> Result<Vec<CatalogFileView>> {
-        Ok(
-            artifacts::list(ctx.db(), ArtifactSet::Version(self.0.id), None)
-                .await?
-                .into_iter()
-                .map(CatalogFileView)
-                .collect(),
-        )
+        Ok(ctx
+            .loader()
+            .load_one(VersionArtifactsKey(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(CatalogFileView)
+            .collect())
     }
 
     /// Files that deploy together: a primary and its sidecars, by file name.
     async fn packages(&self, ctx: &Context<'_>) -> Result<Vec<CatalogPackage>> {
-        let files = artifacts::list(ctx.db(), ArtifactSet::Version(self.0.id), None).await?;
+        let files = ctx
+            .loader()
+            .load_one(VersionArtifactsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(artifacts::packages_of_version(ctx.db(), self.0.id)
             .await?
             .into_iter()

@@ -213,3 +213,29 @@ impl Loader<CurrentArtifactKey> for RegistryLoader {
             .collect())
     }
 }
+
+/// The available artifacts of a version, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VersionArtifactsKey(pub Id);
+
+impl Loader<VersionArtifactsKey> for RegistryLoader {
+    type Value = Vec<Artifact>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[VersionArtifactsKey],
+    ) -> Result<HashMap<VersionArtifactsKey, Vec<Artifact>>, AppError> {
+        let mut grouped: HashMap<VersionArtifactsKey, Vec<Artifact>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for artifact in artifacts::of_versions(&self.db, &ids(keys, |k| k.0)).await? {
+            if let Some(version) = artifact.version_id {
+                grouped
+                    .entry(VersionArtifactsKey(version))
+                    .or_default()
+                    .push(artifact);
+            }
+        }
+        Ok(grouped)
+    }
+}
