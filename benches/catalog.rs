@@ -76,6 +76,44 @@ async fn execute(app: &App, statement: &str) {
     .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
+/// Loopback bandwidth: one connection moving 2 GiB in 1 MiB writes, as many streams as the
+/// benchmark's clients. The ceiling the whole manifest is read against.
+async fn loopback_gib_per_s(streams: usize) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TOTAL: usize = 2 << 30;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let per_stream = TOTAL / streams;
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let block = vec![7u8; 1 << 20];
+                let mut sent = 0;
+                while sent < per_stream {
+                    socket.write_all(&block).await.unwrap();
+                    sent += block.len();
+                }
+            });
+        }
+    });
+    let start = Instant::now();
+    let readers = (0..streams).map(|_| {
+        tokio::spawn(async move {
+            let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut read = 0;
+            while read < per_stream {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the writer stopped early");
+                read += n;
+            }
+        })
+    });
+    futures::future::join_all(readers).await;
+    TOTAL as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64
+}
+
 async fn run(args: Args) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded(dir.path());
@@ -267,8 +305,11 @@ async fn run(args: Args) {
             100.0 * result.per_second() / ceiling
         );
     }
+    let loopback = loopback_gib_per_s(args.clients).await;
+    let moved = whole.per_second() * size as f64 / (1u64 << 30) as f64;
     println!(
-        "manifest whole: {:.0} MiB/s over loopback",
-        whole.per_second() * size as f64 / (1024.0 * 1024.0)
+        "manifest whole: {moved:.2} GiB/s moved; loopback ({} streams): {loopback:.2} GiB/s; {:.0} % of it",
+        args.clients,
+        100.0 * moved / loopback
     );
 }
