@@ -194,6 +194,10 @@ fn transfer_style() -> ProgressStyle {
 pub(super) fn show_wait(bar: &ProgressBar, waiting: Option<String>, label: &str) {
     match waiting {
         Some(message) => {
+            if bar.is_hidden() {
+                // Not a terminal (a CI log): the wait still deserves a line.
+                eprintln!("{message}");
+            }
             bar.set_style(
                 ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
                     .expect("the template is valid")

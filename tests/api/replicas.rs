@@ -228,7 +228,43 @@ async fn push_through_a_restart(postgres: bool) {
         "{err}"
     );
     assert!(out.contains("w.bin  artifact "), "{out}");
-    drop(restarted);
+
+    // Killed in the middle of the transfer (after a chunk of this file arrived) and back a
+    // second later: the same push resends what was lost and finishes.
+    let big = work.path().join("big.bin");
+    let bytes = bytes_of(5 * 16 * 1024 * 1024 + 7, 6);
+    std::fs::write(&big, &bytes).unwrap();
+    let mut args = vec!["push", "--project", "default", "--model", "m", "--version", "v1"];
+    args.extend(["--parallel", "1", big.to_str().unwrap()]);
+    let child = setup.client(&base, &key, &args).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let seen = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+        // One chunk of w.bin, then at least one of big.bin.
+        if chunk_puts(&seen) >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no chunk of big.bin arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    restarted.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = setup.serve_on(port, |c| {
+        c.stderr(Stdio::null());
+    });
+    let (ok, out, err) = outcome(
+        tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("server unreachable"), "{err}");
+    assert!(
+        out.contains("big.bin  artifact ") && out.contains(&sha256_hex(&bytes)),
+        "{out}"
+    );
+    drop(again);
 
     // Gone for good: the push gives up when its time runs out, naming the cause and the way on.
     let started = std::time::Instant::now();
