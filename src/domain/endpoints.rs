@@ -123,6 +123,11 @@ fn check_deployable(
     Ok(())
 }
 
+/// The owner running its shared model on a shared tier promotes it to SHARED.
+fn promotes(deployer: Deployer, tier: &Tier) -> bool {
+    deployer == Deployer::Owner && !tier.self_hosted
+}
+
 /// The version a new endpoint serves: the one asked for, which must be published, or else the
 /// model's current version if published, or else its newest published one.
 async fn version_to_deploy(
@@ -213,13 +218,7 @@ pub async fn create(
                 project.slug, endpoint.name
             )));
         }
-        settle(
-            tx,
-            &model,
-            deployer == Deployer::Owner && !tier.self_hosted,
-            now,
-        )
-        .await?;
+        settle(tx, &model, promotes(deployer, &tier), now).await?;
         Ok(())
     })
     .await?;
@@ -292,16 +291,13 @@ pub async fn start(app: &App, caller: &Principal, id: Id) -> Result<Endpoint, Ap
         name: endpoint.tier.clone(),
         self_hosted: endpoint.self_hosted,
     };
-    let owner_project = models::find_live(db, endpoint.model_id)
-        .await?
-        .map(|m| m.project_id);
-    let deployer = if owner_project == Some(endpoint.project_id) {
-        Deployer::Owner
-    } else {
-        Deployer::Catalog
+    let model = models::find_live(db, endpoint.model_id).await?;
+    let deployer = match &model {
+        Some(model) if model.project_id == endpoint.project_id => Deployer::Owner,
+        _ => Deployer::Catalog,
     };
-    let sees_model = match models::find_live(db, endpoint.model_id).await? {
-        Some(model) => crate::domain::catalog::owns(db, caller, &model).await?,
+    let sees_model = match &model {
+        Some(model) => crate::domain::catalog::owns(db, caller, model).await?,
         None => false,
     };
     let now = Timestamp::now();
@@ -312,13 +308,7 @@ pub async fn start(app: &App, caller: &Principal, id: Id) -> Result<Endpoint, Ap
         }
         check_deployable(&model, deployer, &tier, sees_model)?;
         let endpoint = endpoints::set_status(tx, id, EndpointStatus::Active, now).await?;
-        settle(
-            tx,
-            &model,
-            deployer == Deployer::Owner && !tier.self_hosted,
-            now,
-        )
-        .await?;
+        settle(tx, &model, promotes(deployer, &tier), now).await?;
         Ok(endpoint)
     })
     .await

@@ -258,25 +258,14 @@ impl CatalogVersionView {
             .load_one(VersionArtifactsKey(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(artifacts::packages_of_version(ctx.db(), self.0.id)
-            .await?
+        let packages = artifacts::packages_of_version(ctx.db(), self.0.id).await?;
+        Ok(catalog::package_summaries(packages, &files)
             .into_iter()
-            .filter_map(|package| {
-                let members: Vec<&Artifact> = files
-                    .iter()
-                    .filter(|a| a.package_id == Some(package.id))
-                    .collect();
-                let primary = members
-                    .iter()
-                    .find(|a| a.id == package.primary_artifact_id)?
-                    .file_name
-                    .clone();
-                Some(CatalogPackage {
-                    package_id: package.id,
-                    format: package.format,
-                    primary,
-                    files: members.iter().map(|a| a.file_name.clone()).collect(),
-                })
+            .map(|p| CatalogPackage {
+                package_id: p.id,
+                format: p.format,
+                primary: p.primary,
+                files: p.files,
             })
             .collect())
     }

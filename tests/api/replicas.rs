@@ -194,7 +194,7 @@ async fn push_through_a_restart(postgres: bool) {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("w.bin");
     std::fs::write(&file, bytes_of(100_000, 5)).unwrap();
-    let push = |extra: &[&str]| {
+    let push = |extra: &[&str], file: &std::path::Path| {
         let mut args = vec![
             "push",
             "--project",
@@ -211,7 +211,7 @@ async fn push_through_a_restart(postgres: bool) {
 
     // The server is down when the push starts and back three seconds later: the push waits,
     // says why, and finishes without being run again.
-    let child = push(&[]).spawn().unwrap();
+    let child = push(&[], &file).spawn().unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let restarted = setup.serve_on(port, |c| {
         c.stderr(Stdio::null());
@@ -234,17 +234,23 @@ async fn push_through_a_restart(postgres: bool) {
     let big = work.path().join("big.bin");
     let bytes = bytes_of(5 * 16 * 1024 * 1024 + 7, 6);
     std::fs::write(&big, &bytes).unwrap();
-    let mut args = vec!["push", "--project", "default", "--model", "m", "--version", "v1"];
-    args.extend(["--parallel", "1", big.to_str().unwrap()]);
-    let child = setup.client(&base, &key, &args).spawn().unwrap();
+    let child = push(&["--parallel", "1"], &big).spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let seen = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+        let seen = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         // One chunk of w.bin, then at least one of big.bin.
         if chunk_puts(&seen) >= 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no chunk of big.bin arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chunk of big.bin arrived"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     restarted.kill();
@@ -268,7 +274,7 @@ async fn push_through_a_restart(postgres: bool) {
 
     // Gone for good: the push gives up when its time runs out, naming the cause and the way on.
     let started = std::time::Instant::now();
-    let (ok, _, err) = outcome(push(&["--retry-secs", "2"]).output().unwrap());
+    let (ok, _, err) = outcome(push(&["--retry-secs", "2"], &file).output().unwrap());
     assert!(!ok);
     assert!(
         err.contains("connection refused") && err.contains("run the same command again"),

@@ -317,6 +317,31 @@ impl ManifestEntry {
     }
 }
 
+/// A version's packages by file name (the primary and every member), from its packages and
+/// its available files; a package whose primary is gone is left out.
+pub fn package_summaries(packages: Vec<PackageRow>, files: &[Artifact]) -> Vec<ManifestPackage> {
+    packages
+        .into_iter()
+        .filter_map(|package| {
+            let members: Vec<&Artifact> = files
+                .iter()
+                .filter(|a| a.package_id == Some(package.id))
+                .collect();
+            let primary = members
+                .iter()
+                .find(|a| a.id == package.primary_artifact_id)?
+                .file_name
+                .clone();
+            Some(ManifestPackage {
+                id: package.id,
+                format: package.format,
+                primary,
+                files: members.iter().map(|a| a.file_name.clone()).collect(),
+            })
+        })
+        .collect()
+}
+
 /// Entries from the catalog's rows, in key order.
 fn entries(rows: CatalogRows) -> Vec<ManifestEntry> {
     let mut latest: HashMap<Id, ModelVersion> = HashMap::new();
@@ -354,28 +379,8 @@ fn entries(rows: CatalogRows) -> Vec<ManifestEntry> {
             } = shared;
             let latest_version = latest.remove(&model.id).map(|version| {
                 let artifacts = files.remove(&version.id).unwrap_or_default();
-                let packages = packages
-                    .remove(&version.id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|package| {
-                        let members: Vec<&Artifact> = artifacts
-                            .iter()
-                            .filter(|a| a.package_id == Some(package.id))
-                            .collect();
-                        let primary = members
-                            .iter()
-                            .find(|a| a.id == package.primary_artifact_id)?
-                            .file_name
-                            .clone();
-                        Some(ManifestPackage {
-                            id: package.id,
-                            format: package.format,
-                            primary,
-                            files: members.iter().map(|a| a.file_name.clone()).collect(),
-                        })
-                    })
-                    .collect();
+                let packages =
+                    package_summaries(packages.remove(&version.id).unwrap_or_default(), &artifacts);
                 ManifestVersion {
                     id: version.id,
                     version: version.version,
