@@ -45,7 +45,8 @@ pub struct SharedModel {
     pub project_slug: String,
 }
 
-/// Shared live models (one, with `only`), with their published versions, those versions'
+/// Shared live models that are not archived (one, with `only`), as the catalog lists them,
+/// with their published versions, those versions'
 /// available files and packages: everything the manifest shows, in four statements.
 pub struct CatalogRows {
     pub models: Vec<SharedModel>,
@@ -59,6 +60,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
         let mut query = models::table
             .inner_join(projects::table.inner_join(organizations::table))
             .filter(models::shared.eq(true))
+            .filter(models::archived.eq(false))
             .filter(models::deleted_at.is_null())
             .select((Model::as_select(), organizations::slug, projects::slug))
             .order((organizations::slug.asc(), models::slug.asc()))
@@ -80,6 +82,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
         let mut versions = model_versions::table
             .inner_join(models::table)
             .filter(models::shared.eq(true))
+            .filter(models::archived.eq(false))
             .filter(models::deleted_at.is_null())
             .filter(model_versions::lifecycle.eq(VersionLifecycle::Published))
             .select(ModelVersion::as_select())
@@ -92,6 +95,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
         let mut files = artifacts::table
             .inner_join(models::table)
             .filter(models::shared.eq(true))
+            .filter(models::archived.eq(false))
             .filter(models::deleted_at.is_null())
             .filter(artifacts::status.eq(ArtifactStatus::Available))
             .filter(artifacts::version_id.is_not_null())
@@ -106,6 +110,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
         let mut packages = artifact_packages::table
             .inner_join(models::table)
             .filter(models::shared.eq(true))
+            .filter(models::archived.eq(false))
             .filter(models::deleted_at.is_null())
             .select(PackageRow::as_select())
             .order(artifact_packages::id.asc())
@@ -135,6 +140,7 @@ pub async fn find_shared(
             .filter(organizations::slug.eq(organization_slug))
             .filter(models::slug.eq(model_slug))
             .filter(models::shared.eq(true))
+            .filter(models::archived.eq(false))
             .filter(models::deleted_at.is_null())
             .select(models::id)
             .first(conn)

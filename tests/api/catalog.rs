@@ -218,6 +218,14 @@ backends! {
         let manifest: Value = app.get("/v1/manifest").await.json().await.unwrap();
         assert_eq!(manifest["default/detector"]["description"], "finds things");
 
+        // Archived, it leaves the catalog and the manifest; restored, it is back.
+        let archive = "mutation($id: ID!, $a: Boolean!) { updateModel(input: { id: $id, archived: $a }) { model { id } } }";
+        app.ok(&app.admin, archive, json!({ "id": model, "a": true })).await;
+        let hidden: Value = app.get("/v1/manifest").await.json().await.unwrap();
+        assert_eq!(hidden, json!({}));
+        assert_eq!(app.ok(&app.admin, "{ catalog { totalCount } }", json!({})).await["catalog"]["totalCount"], 0);
+        app.ok(&app.admin, archive, json!({ "id": model, "a": false })).await;
+
         // One entry by name, the same shape, with its own validator.
         let one = app.get("/v1/manifest/default/detector").await;
         assert_eq!(one.status(), 200);

@@ -188,7 +188,7 @@ pub async fn list(
 pub async fn entry(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppError> {
     caller.require_role(Role::Viewer)?;
     match models::find_live(db, id).await? {
-        Some(model) if model.shared => Ok(model),
+        Some(model) if model.shared && !model.archived => Ok(model),
         _ => Err(AppError::NotFound("catalog model")),
     }
 }
