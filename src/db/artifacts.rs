@@ -249,6 +249,21 @@ pub async fn retire(tx: &mut Tx<'_>, set: ArtifactSet, now: Timestamp) -> Result
     })
 }
 
+/// Whether `version_id` has an available artifact, read inside `tx` (after the version's row
+/// is locked).
+pub async fn any_available(tx: &mut Tx<'_>, version_id: Id) -> Result<bool, AppError> {
+    on_tx!(tx, conn => {
+        let found: Option<Id> = artifacts::table
+            .filter(artifacts::version_id.eq(version_id))
+            .filter(artifacts::status.eq(ArtifactStatus::Available))
+            .select(artifacts::id)
+            .first(conn)
+            .await
+            .optional()?;
+        Ok(found.is_some())
+    })
+}
+
 /// The available artifact of `version_id` named `file_name`, read inside `tx` (after the
 /// version's row is locked, so the answer holds until the transaction ends).
 pub async fn named(

@@ -229,21 +229,7 @@ pub async fn update(
 pub async fn publish(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
     let (version, _) = visible_version(db, caller, id, Role::Editor).await?;
     let next = transition(version.lifecycle, LifecycleAction::Publish)?;
-    if !has_verified_artifact(db, version.id).await? {
-        return Err(AppError::precondition(format!(
-            "version `{}` has no available artifact with a verified SHA-256; upload one before publishing",
-            version.version
-        )));
-    }
     set_lifecycle(db, &version, next).await
-}
-
-/// Whether a version has an available artifact: every stored artifact's SHA-256 was computed
-/// by this server from its bytes, so available means verified.
-async fn has_verified_artifact(db: &Db, version_id: Id) -> Result<bool, AppError> {
-    Ok(!artifacts::list(db, ArtifactSet::Version(version_id), None)
-        .await?
-        .is_empty())
 }
 
 pub async fn deprecate(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion, AppError> {
@@ -272,6 +258,18 @@ async fn set_lifecycle(
         at: now,
     };
     db.transaction(async |tx| {
+        if next == VersionLifecycle::Published {
+            // Checked with the version's row locked: an artifact deleted meanwhile (its delete
+            // locks the row too) cannot leave a published version without files. Every stored
+            // artifact's SHA-256 was computed here from its bytes, so available means verified.
+            model_versions::lock(tx, version.id).await?;
+            if !artifacts::any_available(tx, version.id).await? {
+                return Err(AppError::precondition(format!(
+                    "version `{}` has no available artifact with a verified SHA-256; upload one before publishing",
+                    version.version
+                )));
+            }
+        }
         let Some(moved) = model_versions::set_lifecycle(tx, version.id, &change).await? else {
             return Ok(None);
         };

@@ -20,6 +20,36 @@ fn labels(versions: &Value) -> Vec<&str> {
 }
 
 backends! {
+    async fn publishing_races_deleting_the_last_file_safely(app) {
+        // Publish and delete the only file at once: either the version is published with its
+        // file, or the file is gone and the version is still a draft; never a published
+        // version without files.
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "racy", json!({})).await;
+        for round in 0..12 {
+            let version = app.create_version(&app.admin, &model, &format!("v{round}")).await;
+            let artifact = app.upload(&app.admin, &model, Some(&version), "w.bin", b"w").await["id"].clone();
+            let (published, deleted) = tokio::join!(
+                app.gql(&app.admin, "mutation($v: ID!) { publishModelVersion(input: { id: $v }) { modelVersion { id } } }", json!({ "v": version })),
+                app.gql(&app.admin, "mutation($a: ID!) { deleteArtifact(input: { id: $a }) { artifact { id } } }", json!({ "a": artifact })),
+            );
+            let state = app
+                .ok(&app.admin, "query($v: ID!) { modelVersion(id: $v) { lifecycle artifacts { totalCount } } }", json!({ "v": version }))
+                .await["modelVersion"]
+                .clone();
+            match state["lifecycle"].as_str().unwrap() {
+                "PUBLISHED" => {
+                    assert_eq!(state["artifacts"]["totalCount"], 1, "round {round}: {deleted}");
+                    assert_eq!(deleted["errors"][0]["extensions"]["code"], "PRECONDITION_FAILED");
+                }
+                _ => {
+                    assert_eq!(state["artifacts"]["totalCount"], 0, "round {round}: {published}");
+                    assert_eq!(published["errors"][0]["extensions"]["code"], "PRECONDITION_FAILED");
+                }
+            }
+        }
+    }
+
     async fn versions_are_numbered_and_the_first_becomes_current(app) {
         let project = app.default_project().await;
         let model = app.create_model(&app.admin, &project, "m", json!({})).await;

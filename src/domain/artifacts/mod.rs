@@ -172,6 +172,18 @@ pub fn require_mutable(version: &ModelVersion) -> Result<(), AppError> {
     }
 }
 
+/// [`require_mutable`] again inside the write's transaction, with the version's row locked: a
+/// publish committing between the first check and the write cannot slip a change into a
+/// published version.
+pub async fn lock_mutable(tx: &mut Tx<'_>, version: &ModelVersion) -> Result<(), AppError> {
+    model_versions::lock(tx, version.id).await?;
+    let lifecycle = model_versions::lifecycle_of(tx, version.id).await?;
+    require_mutable(&ModelVersion {
+        lifecycle,
+        ..version.clone()
+    })
+}
+
 /// `pull` saves a version's files by name, so two available artifacts of one version never
 /// share a file name.
 pub fn name_taken(file_name: &str) -> AppError {
@@ -324,10 +336,13 @@ pub async fn update(
         Patch::Clear => Some(None),
         Patch::Set(m) => Some(metadata_rule(Some(m))?),
     };
-    if (label.is_some() || metadata.is_some())
-        && let Some(version) = version_of(app, caller, &artifact).await?
-    {
-        require_mutable(&version)?;
+    let fixed = if label.is_some() || metadata.is_some() {
+        version_of(app, caller, &artifact).await?
+    } else {
+        None
+    };
+    if let Some(version) = &fixed {
+        require_mutable(version)?;
     }
     let changes = ArtifactChanges {
         is_current: input.is_current,
@@ -336,7 +351,12 @@ pub async fn update(
         updated_at: Timestamp::now(),
     };
     app.db
-        .transaction(async |tx| artifacts::update(tx, &artifact, &changes).await)
+        .transaction(async |tx| {
+            if let Some(version) = &fixed {
+                lock_mutable(tx, version).await?;
+            }
+            artifacts::update(tx, &artifact, &changes).await
+        })
         .await
 }
 
@@ -344,12 +364,16 @@ pub async fn update(
 /// the retention window after the last one goes.
 pub async fn delete(app: &App, caller: &Principal, id: Id) -> Result<Artifact, AppError> {
     let (artifact, _) = visible_artifact(app, caller, id, Role::Editor).await?;
-    if let Some(version) = version_of(app, caller, &artifact).await? {
-        require_mutable(&version)?;
+    let version = version_of(app, caller, &artifact).await?;
+    if let Some(version) = &version {
+        require_mutable(version)?;
     }
     let now = Timestamp::now();
     app.db
         .transaction(async |tx| {
+            if let Some(version) = &version {
+                lock_mutable(tx, version).await?;
+            }
             // A package without its primary file is no longer a unit: release its sidecars.
             if let Some(package) = artifact.package_id {
                 artifacts::dissolve_package_of_primary(tx, package, artifact.id).await?;

@@ -1,6 +1,6 @@
 //! Packages: a primary artifact and its sidecars of one version, deployed together.
 
-use super::require_mutable;
+use super::{lock_mutable, require_mutable};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::db::artifacts::{self, Artifact, PackageRow};
@@ -106,6 +106,7 @@ pub async fn create_package(
     };
     app.db
         .transaction(async |tx| {
+            lock_mutable(tx, &version).await?;
             artifacts::insert_package(tx, &package).await?;
             for (_, id, role) in &members {
                 // Only a member still free joins; a concurrent package taking it first wins.
