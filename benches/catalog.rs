@@ -253,6 +253,23 @@ async fn run(args: Args) {
         })
         .await
     };
+    let gzip_size = client
+        .get(&manifest_url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    let compressed = {
+        let url = manifest_url.clone();
+        load(args.clients, args.seconds, move |c: &reqwest::Client| {
+            c.get(&url).header("Accept-Encoding", "gzip")
+        })
+        .await
+    };
     let revalidated = {
         let (url, etag) = (manifest_url.clone(), etag.clone());
         load(args.clients, args.seconds, move |c: &reqwest::Client| {
@@ -278,11 +295,12 @@ async fn run(args: Args) {
     };
 
     println!(
-        "backend: {backend}; {} shared models seeded in {:.1} s; manifest {:.1} MiB; \
-         rebuild after a change: median {:.0} ms (of {} rebuilds)",
+        "backend: {backend}; {} shared models seeded in {:.1} s; manifest {:.1} MiB ({:.2} MiB \
+         gzip); rebuild after a change: median {:.0} ms (of {} rebuilds)",
         args.models,
         seeded.as_secs_f64(),
         size as f64 / (1024.0 * 1024.0),
+        gzip_size as f64 / (1024.0 * 1024.0),
         rebuilds[rebuilds.len() / 2],
         rebuilds.len()
     );
@@ -292,6 +310,7 @@ async fn run(args: Args) {
     let ceiling = health.per_second();
     for (what, result) in [
         (format!("GET /v1/manifest, whole ({backend})"), &whole),
+        (format!("GET /v1/manifest, gzip ({backend})"), &compressed),
         (
             format!("GET /v1/manifest, If-None-Match → 304 ({backend})"),
             &revalidated,

@@ -21,21 +21,33 @@ pub struct App {
     pub manifest: Arc<tokio::sync::RwLock<Option<Arc<ManifestSnapshot>>>>,
 }
 
-/// The public manifest's bytes as of a catalog revision, with their strong ETag.
+/// The public manifest's bytes as of a catalog revision, with their strong ETag, and the same
+/// document gzip-compressed once (JSON of this shape shrinks several times; compressing per
+/// request would cost each request the CPU).
 pub struct ManifestSnapshot {
     pub revision: i64,
     pub etag: String,
     pub body: bytes::Bytes,
+    /// The gzip representation; its ETag is `etag` with `-gzip` inside the quotes, since a
+    /// strong validator names one representation.
+    pub gzip: bytes::Bytes,
+    pub gzip_etag: String,
 }
 
 impl ManifestSnapshot {
-    pub fn new(revision: i64, body: Vec<u8>) -> ManifestSnapshot {
+    pub fn new(revision: i64, body: Vec<u8>) -> std::io::Result<ManifestSnapshot> {
         use sha2::Digest;
-        ManifestSnapshot {
+        use std::io::Write;
+        let digest = hex::encode(sha2::Sha256::digest(&body));
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body)?;
+        Ok(ManifestSnapshot {
             revision,
-            etag: format!("\"{}\"", hex::encode(sha2::Sha256::digest(&body))),
+            etag: format!("\"{digest}\""),
             body: body.into(),
-        }
+            gzip: encoder.finish()?.into(),
+            gzip_etag: format!("\"{digest}-gzip\""),
+        })
     }
 }
 

@@ -18,10 +18,44 @@ use crate::error::AppError;
 const CACHE_CONTROL: &str = "public, no-cache";
 
 pub async fn manifest(State(app): State<App>, headers: HeaderMap) -> Response {
-    match catalog::manifest(&app).await {
-        Ok(snapshot) => answer(&headers, &snapshot.etag, snapshot.body.clone()),
-        Err(err) => err.into_response(),
-    }
+    let snapshot = match catalog::manifest(&app).await {
+        Ok(snapshot) => snapshot,
+        Err(err) => return err.into_response(),
+    };
+    let mut response = if accepts_gzip(&headers) {
+        let mut response = answer(&headers, &snapshot.gzip_etag, snapshot.gzip.clone());
+        if response.status() == StatusCode::OK {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    } else {
+        answer(&headers, &snapshot.etag, snapshot.body.clone())
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+/// Whether `Accept-Encoding` lists gzip (or `*`) without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
 }
 
 pub async fn entry(

@@ -192,6 +192,22 @@ backends! {
         assert_eq!(entry["latestVersion"]["artifacts"], json!([{ "id": entry["latestVersion"]["artifacts"][0]["id"], "fileName": "weights.bin", "kind": "MODEL_BINARY", "format": "bin", "contentType": "application/octet-stream", "sizeBytes": bytes.len(), "sha256": sha256_hex(&bytes) }]));
         assert!(entry.get("servingUrl").is_none() && entry.get("environment").is_none(), "public fields only: {entry}");
 
+        // Compressed once per change for clients that take gzip, with its own validator.
+        let gzipped = app.client.get(format!("{}/v1/manifest", app.base)).header("Accept-Encoding", "br, gzip").send().await.unwrap();
+        assert_eq!(gzipped.status(), 200);
+        assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+        assert!(gzipped.headers()["vary"].to_str().unwrap().contains("Accept-Encoding"));
+        let gzip_etag = gzipped.headers()["etag"].to_str().unwrap().to_owned();
+        assert_ne!(gzip_etag, etag, "one strong validator per representation");
+        let packed = gzipped.bytes().await.unwrap();
+        let mut unpacked = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(packed.as_ref()), &mut unpacked).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&unpacked).unwrap(), manifest);
+        let refused = app.client.get(format!("{}/v1/manifest", app.base)).header("Accept-Encoding", "gzip;q=0").send().await.unwrap();
+        assert!(refused.headers().get("content-encoding").is_none());
+        let fresh = app.client.get(format!("{}/v1/manifest", app.base)).header("Accept-Encoding", "gzip").header("If-None-Match", &gzip_etag).send().await.unwrap();
+        assert_eq!(fresh.status(), 304);
+
         // Unchanged: 304 with no body.
         let revalidated = app.client.get(format!("{}/v1/manifest", app.base)).header("If-None-Match", &etag).send().await.unwrap();
         assert_eq!(revalidated.status(), 304);

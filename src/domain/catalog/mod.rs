@@ -443,7 +443,7 @@ pub async fn manifest(app: &App) -> Result<Arc<ManifestSnapshot>, AppError> {
         .collect::<Result<_, _>>()
         .map_err(AppError::internal)?;
     let body = serde_json::to_vec(&document).map_err(AppError::internal)?;
-    let snapshot = Arc::new(ManifestSnapshot::new(revision, body));
+    let snapshot = Arc::new(ManifestSnapshot::new(revision, body).map_err(AppError::internal)?);
     *slot = Some(snapshot.clone());
     Ok(snapshot)
 }
