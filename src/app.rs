@@ -34,19 +34,24 @@ pub struct ManifestSnapshot {
     pub gzip_etag: String,
 }
 
+/// A strong ETag naming exactly these bytes: their SHA-256, quoted.
+pub fn content_etag(body: &[u8]) -> String {
+    use sha2::Digest;
+    format!("\"{}\"", hex::encode(sha2::Sha256::digest(body)))
+}
+
 impl ManifestSnapshot {
     pub fn new(revision: i64, body: Vec<u8>) -> std::io::Result<ManifestSnapshot> {
-        use sha2::Digest;
         use std::io::Write;
-        let digest = hex::encode(sha2::Sha256::digest(&body));
+        let etag = content_etag(&body);
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(&body)?;
         Ok(ManifestSnapshot {
             revision,
-            etag: format!("\"{digest}\""),
+            gzip_etag: format!("{}-gzip\"", etag.trim_end_matches('"')),
+            etag,
             body: body.into(),
             gzip: encoder.finish()?.into(),
-            gzip_etag: format!("\"{digest}-gzip\""),
         })
     }
 }

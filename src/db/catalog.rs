@@ -38,6 +38,23 @@ pub async fn revision(db: &Db) -> Result<i64, AppError> {
     })
 }
 
+/// What the catalog and the manifest list: shared, not archived, not deleted. One condition
+/// for every statement here, so the manifest and a lookup by name never disagree.
+type Listed = diesel::dsl::And<
+    diesel::dsl::And<
+        diesel::dsl::Eq<models::shared, bool>,
+        diesel::dsl::Eq<models::archived, bool>,
+    >,
+    diesel::dsl::IsNull<models::deleted_at>,
+>;
+
+fn listed() -> Listed {
+    models::shared
+        .eq(true)
+        .and(models::archived.eq(false))
+        .and(models::deleted_at.is_null())
+}
+
 /// A shared model with the slugs of its owners.
 pub struct SharedModel {
     pub model: Model,
@@ -59,9 +76,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
     with_conn!(db, conn => {
         let mut query = models::table
             .inner_join(projects::table.inner_join(organizations::table))
-            .filter(models::shared.eq(true))
-            .filter(models::archived.eq(false))
-            .filter(models::deleted_at.is_null())
+            .filter(listed())
             .select((Model::as_select(), organizations::slug, projects::slug))
             .order((organizations::slug.asc(), models::slug.asc()))
             .into_boxed();
@@ -81,9 +96,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
 
         let mut versions = model_versions::table
             .inner_join(models::table)
-            .filter(models::shared.eq(true))
-            .filter(models::archived.eq(false))
-            .filter(models::deleted_at.is_null())
+            .filter(listed())
             .filter(model_versions::lifecycle.eq(VersionLifecycle::Published))
             .select(ModelVersion::as_select())
             .into_boxed();
@@ -94,9 +107,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
 
         let mut files = artifacts::table
             .inner_join(models::table)
-            .filter(models::shared.eq(true))
-            .filter(models::archived.eq(false))
-            .filter(models::deleted_at.is_null())
+            .filter(listed())
             .filter(artifacts::status.eq(ArtifactStatus::Available))
             .filter(artifacts::version_id.is_not_null())
             .select(Artifact::as_select())
@@ -109,9 +120,7 @@ pub async fn shared_models(db: &Db, only: Option<Id>) -> Result<CatalogRows, App
 
         let mut packages = artifact_packages::table
             .inner_join(models::table)
-            .filter(models::shared.eq(true))
-            .filter(models::archived.eq(false))
-            .filter(models::deleted_at.is_null())
+            .filter(listed())
             .select(PackageRow::as_select())
             .order(artifact_packages::id.asc())
             .into_boxed();
@@ -133,16 +142,14 @@ pub async fn find_shared(
     db: &Db,
     organization_slug: &str,
     model_slug: &str,
-) -> Result<Option<Id>, AppError> {
+) -> Result<Option<Model>, AppError> {
     with_conn!(db, conn => {
         Ok(models::table
             .inner_join(projects::table.inner_join(organizations::table))
             .filter(organizations::slug.eq(organization_slug))
             .filter(models::slug.eq(model_slug))
-            .filter(models::shared.eq(true))
-            .filter(models::archived.eq(false))
-            .filter(models::deleted_at.is_null())
-            .select(models::id)
+            .filter(listed())
+            .select(Model::as_select())
             .first(conn)
             .await
             .optional()?)

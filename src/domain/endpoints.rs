@@ -16,10 +16,10 @@ use crate::db::endpoints::{self, Endpoint, EndpointFilter, EndpointScope};
 use crate::db::model_versions::{self, ModelVersion};
 use crate::db::models::{self, Model};
 use crate::db::page::{Page, PageRequest};
-use crate::db::projects::{self, ProjectSet};
+use crate::db::projects::ProjectSet;
 use crate::db::{Db, Tx};
 use crate::domain::artifacts::{SignedUrl, server_signed_url, url_ttl};
-use crate::domain::organizations::visible_project;
+use crate::domain::organizations::{sees_project, visible_project};
 use crate::domain::validate;
 use crate::error::AppError;
 use crate::values::VersionLifecycle;
@@ -185,7 +185,7 @@ pub async fn create(
     } else {
         Deployer::Catalog
     };
-    let sees_model = crate::domain::catalog::owns(db, caller, &model).await?;
+    let sees_model = sees_project(db, caller, model.project_id).await?;
     check_deployable(&model, deployer, &tier, sees_model)?;
     let version = version_to_deploy(db, &model, input.model_version_id, deployer).await?;
     let now = Timestamp::now();
@@ -242,19 +242,10 @@ pub async fn visible_endpoint(db: &Db, caller: &Principal, id: Id) -> Result<End
     }
 }
 
-async fn sees_project(db: &Db, caller: &Principal, project: Id) -> Result<bool, AppError> {
-    Ok(projects::find(db, project)
-        .await?
-        .is_some_and(|p| caller.sees_project(ProjectRef::from(&p))))
-}
-
 /// An endpoint the caller may change: one of its own projects', with EDITOR.
 async fn own_endpoint(db: &Db, caller: &Principal, id: Id) -> Result<Endpoint, AppError> {
     let endpoint = visible_endpoint(db, caller, id).await?;
-    let project = projects::find(db, endpoint.project_id)
-        .await?
-        .ok_or(AppError::NotFound("endpoint"))?;
-    if !caller.sees_project(ProjectRef::from(&project)) {
+    if !sees_project(db, caller, endpoint.project_id).await? {
         // The model's owner sees other projects' endpoints of its model but does not run them.
         return Err(AppError::forbidden(
             "this endpoint belongs to another project: only that project may change it",
@@ -297,7 +288,7 @@ pub async fn start(app: &App, caller: &Principal, id: Id) -> Result<Endpoint, Ap
         _ => Deployer::Catalog,
     };
     let sees_model = match &model {
-        Some(model) => crate::domain::catalog::owns(db, caller, model).await?,
+        Some(model) => sees_project(db, caller, model.project_id).await?,
         None => false,
     };
     let now = Timestamp::now();

@@ -114,6 +114,14 @@ pub async fn visible_project(db: &Db, caller: &Principal, id: Id) -> Result<Proj
     }
 }
 
+/// Whether the caller's key sees the project: for the rules that differ by whether the caller
+/// is inside a project (the owner of a model, the runner of an endpoint) rather than refuse.
+pub async fn sees_project(db: &Db, caller: &Principal, id: Id) -> Result<bool, AppError> {
+    Ok(projects::find(db, id)
+        .await?
+        .is_some_and(|p| caller.sees_project(ProjectRef::from(&p))))
+}
+
 pub async fn project_by_slug(db: &Db, caller: &Principal, slug: &str) -> Result<Project, AppError> {
     match projects::find_by_slug(db, slug).await? {
         Some(p) if caller.sees_project(ProjectRef::from(&p)) => Ok(p),

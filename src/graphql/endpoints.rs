@@ -5,16 +5,18 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::ContextExt;
 use super::catalog::CatalogModelView;
-use super::models::ModelView;
+use super::loaders::{ProjectKey, VersionKey};
+use super::models::{ModelView, found};
 use super::organizations::ProjectView;
 use super::pagination::{self, Conn};
 use super::versions::VersionView;
 use crate::db::endpoints::{self as endpoint_rows, Endpoint, EndpointFilter};
-use crate::db::{model_versions, models as model_rows, projects};
+use crate::db::model_versions::ModelVersion;
+use crate::db::models as model_rows;
 use crate::domain::catalog;
 use crate::domain::endpoints::{self, NewEndpoint, Tier};
 use crate::domain::models::visible_model;
-use crate::error::AppError;
+use crate::domain::organizations::sees_project;
 use crate::values::{ArtifactKind, BigInt, EndpointStatus, Id, Role, Timestamp};
 
 pub struct ServiceTierView(pub Tier);
@@ -87,7 +89,9 @@ impl EndpointView {
     /// The project that deployed it, when this key sees that project.
     async fn project(&self, ctx: &Context<'_>) -> Result<Option<ProjectView>> {
         let caller = ctx.caller()?;
-        Ok(projects::find(ctx.db(), self.0.project_id)
+        Ok(ctx
+            .loader()
+            .load_one(ProjectKey(self.0.project_id))
             .await?
             .filter(|p| caller.sees_project(p.into()))
             .map(ProjectView))
@@ -99,20 +103,14 @@ impl EndpointView {
 
     /// The model, when this key sees the project that owns it; see `catalogModel` otherwise.
     async fn model(&self, ctx: &Context<'_>) -> Result<Option<ModelView>> {
-        match visible_model(ctx.db(), ctx.caller()?, self.0.model_id, Role::Viewer).await {
-            Ok(model) => Ok(Some(ModelView(model))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        let model = visible_model(ctx.db(), ctx.caller()?, self.0.model_id, Role::Viewer).await;
+        Ok(found(model)?.map(ModelView))
     }
 
     /// The model's catalog entry, while it is shared.
     async fn catalog_model(&self, ctx: &Context<'_>) -> Result<Option<CatalogModelView>> {
-        match catalog::entry(ctx.db(), ctx.caller()?, self.0.model_id).await {
-            Ok(model) => Ok(Some(CatalogModelView(model))),
-            Err(AppError::NotFound(_)) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        let model = catalog::entry(ctx.db(), ctx.caller()?, self.0.model_id).await;
+        Ok(found(model)?.map(CatalogModelView))
     }
 
     async fn model_version_id(&self) -> &Id {
@@ -162,6 +160,13 @@ pub struct VersionLabel {
     id: Id,
 }
 
+impl VersionLabel {
+    /// The version's row, read once per request however many of its fields are asked for.
+    async fn row(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
+        Ok(ctx.loader().load_one(VersionKey(self.id)).await?)
+    }
+}
+
 #[Object(name = "EndpointVersion")]
 impl VersionLabel {
     async fn version_id(&self) -> &Id {
@@ -169,28 +174,22 @@ impl VersionLabel {
     }
 
     async fn version(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(model_versions::find(ctx.db(), self.id)
-            .await?
-            .map(|v| v.version)
-            .unwrap_or_default())
+        Ok(self.row(ctx).await?.map(|v| v.version).unwrap_or_default())
     }
 
     async fn number(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(model_versions::find(ctx.db(), self.id)
-            .await?
-            .map(|v| v.number)
-            .unwrap_or_default())
+        Ok(self.row(ctx).await?.map(|v| v.number).unwrap_or_default())
     }
 
     /// The whole version, when this key sees the model's project.
     async fn model_version(&self, ctx: &Context<'_>) -> Result<Option<VersionView>> {
-        let Some(version) = model_versions::find(ctx.db(), self.id).await? else {
+        let Some(version) = self.row(ctx).await? else {
             return Ok(None);
         };
         let Some(model) = model_rows::find_live(ctx.db(), version.model_id).await? else {
             return Ok(None);
         };
-        Ok(catalog::owns(ctx.db(), ctx.caller()?, &model)
+        Ok(sees_project(ctx.db(), ctx.caller()?, model.project_id)
             .await?
             .then_some(VersionView(version)))
     }

@@ -696,9 +696,9 @@ impl ModelQuery {
     }
 }
 
-/// A lookup of one kind of object for `node(id:)`: NOT_FOUND means "try the next kind", any
-/// other error ends the search.
-fn found<T>(lookup: Result<T, AppError>) -> Result<Option<T>, AppError> {
+/// A lookup whose NOT_FOUND means "nothing here" (for `node(id:)`: try the next kind; for a
+/// nullable link: null); any other error stays an error.
+pub(super) fn found<T>(lookup: Result<T, AppError>) -> Result<Option<T>, AppError> {
     match lookup {
         Ok(value) => Ok(Some(value)),
         Err(AppError::NotFound(_)) => Ok(None),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde::Deserialize;
 
-use super::{SignedQuery, caller, parse_id};
+use super::{SignedQuery, caller, etag_matches, parse_id};
 use crate::app::App;
 use crate::domain::artifacts::{self as artifact_rules, downloadable_artifact};
 use crate::error::AppError;
@@ -54,13 +54,6 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
         (start, end)
     };
     Ok(Some(range))
-}
-
-fn etag_matches(header: &str, etag: &str) -> bool {
-    header
-        .split(',')
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
 }
 
 pub async fn download(

@@ -7,9 +7,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::Digest;
 
-use crate::app::App;
+use super::etag_matches;
+use crate::app::{App, content_etag};
 use crate::domain::catalog;
 use crate::error::AppError;
 
@@ -69,10 +69,7 @@ pub async fn entry(
         serde_json::to_vec(&entry).map_err(AppError::internal)
     };
     match found.await {
-        Ok(body) => {
-            let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(&body)));
-            answer(&headers, &etag, body.into())
-        }
+        Ok(body) => answer(&headers, &content_etag(&body), body.into()),
         Err(err) => err.into_response(),
     }
 }
@@ -89,12 +86,7 @@ fn answer(headers: &HeaderMap, etag: &str, body: bytes::Bytes) -> Response {
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        // Weak comparison, as RFC 9110 asks for If-None-Match: a proxy may have weakened it.
-        .is_some_and(|inm| {
-            inm.split(',')
-                .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == etag || t == "*")
-        });
+        .is_some_and(|inm| etag_matches(inm, etag));
     if fresh {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }

@@ -175,6 +175,15 @@ pub(crate) fn origin(app: &App, headers: &HeaderMap) -> String {
 }
 
 /// Ids in paths: a malformed one names nothing, so it is NOT_FOUND like an unknown one.
+/// `If-None-Match` against a representation's ETag: the weak comparison RFC 9110 asks for
+/// (a proxy may have weakened the tag), and `*`.
+pub(crate) fn etag_matches(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
 pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<crate::values::Id, AppError> {
     text.parse().map_err(|_| AppError::NotFound(what))
 }

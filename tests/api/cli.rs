@@ -158,6 +158,16 @@ pub(crate) fn outcome(output: std::process::Output) -> (bool, String, String) {
     )
 }
 
+/// What a spawned command said once it ended, waited for off the async threads.
+pub(crate) async fn finished(child: Child) -> (bool, String, String) {
+    outcome(
+        tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

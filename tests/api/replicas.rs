@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{Server, Setup, outcome};
+use crate::cli::{Server, Setup, finished, outcome};
 use crate::support::{CHUNK, bytes_of, sha256_hex};
 
 async fn gql(base: &str, key: &str, query: &str, variables: Value) -> Value {
@@ -216,12 +216,7 @@ async fn push_through_a_restart(postgres: bool) {
     let restarted = setup.serve_on(port, |c| {
         c.stderr(Stdio::null());
     });
-    let (ok, out, err) = outcome(
-        tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap(),
-    );
+    let (ok, out, err) = finished(child).await;
     assert!(ok, "{err}");
     assert!(
         err.contains("server unreachable (connection refused), retrying in"),
@@ -258,12 +253,7 @@ async fn push_through_a_restart(postgres: bool) {
     let again = setup.serve_on(port, |c| {
         c.stderr(Stdio::null());
     });
-    let (ok, out, err) = outcome(
-        tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap(),
-    );
+    let (ok, out, err) = finished(child).await;
     assert!(ok, "{err}");
     assert!(err.contains("server unreachable"), "{err}");
     assert!(
@@ -376,17 +366,20 @@ async fn push_and_pull(postgres: bool) {
     );
 
     let pulled = work.path().join("pulled");
-    let (ok, out, err) = cli(&[
-        "pull",
-        "--project",
-        "default",
-        "--model",
-        "llm",
-        "--version",
-        "v1",
-        "--output",
-        pulled.to_str().unwrap(),
-    ]);
+    let pull = |label: &str| {
+        let output = pulled.to_str().unwrap();
+        let args = [
+            "pull",
+            "--project",
+            "default",
+            "--model",
+            "llm",
+            "--version",
+            label,
+        ];
+        cli(&[&args[..], &["--output", output]].concat())
+    };
+    let (ok, out, err) = pull("v1");
     assert!(ok, "{err}");
     assert_eq!(
         std::fs::read(pulled.join("weights.safetensors")).unwrap(),
@@ -398,29 +391,9 @@ async fn push_and_pull(postgres: bool) {
         b"{\"vocab\": []}"
     );
     assert!(out.contains(&sha256_hex(&bytes)), "{out}");
-    let (ok, out, _) = cli(&[
-        "pull",
-        "--project",
-        "default",
-        "--model",
-        "llm",
-        "--version",
-        "v1",
-        "--output",
-        pulled.to_str().unwrap(),
-    ]);
+    let (ok, out, _) = pull("v1");
     assert!(ok && out.matches("up to date").count() == 3, "{out}");
-    let (ok, _, err) = cli(&[
-        "pull",
-        "--project",
-        "default",
-        "--model",
-        "llm",
-        "--version",
-        "v9",
-        "--output",
-        pulled.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = pull("v9");
     assert!(!ok && err.contains("no version `v9`"), "{err}");
 
     // Pushing the same files again sends nothing and adds nothing: `pull` still works.
@@ -447,17 +420,7 @@ async fn push_and_pull(postgres: bool) {
         before,
         "no chunk was sent"
     );
-    let (ok, _, err) = cli(&[
-        "pull",
-        "--project",
-        "default",
-        "--model",
-        "llm",
-        "--version",
-        "v1",
-        "--output",
-        pulled.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = pull("v1");
     assert!(ok, "{err}");
 
     // Other content under a taken name is refused unless --replace says otherwise.
@@ -469,17 +432,7 @@ async fn push_and_pull(postgres: bool) {
     );
     let (ok, _, err) = push_again(&["--replace"], &[&other]);
     assert!(ok, "{err}");
-    let (ok, _, err) = cli(&[
-        "pull",
-        "--project",
-        "default",
-        "--model",
-        "llm",
-        "--version",
-        "v1",
-        "--output",
-        pulled.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = pull("v1");
     assert!(ok, "{err}");
     assert_eq!(
         std::fs::read(pulled.join("tokenizer.json")).unwrap(),

@@ -266,28 +266,24 @@ pub async fn downloadable_artifact(
     caller: &Principal,
     id: Id,
 ) -> Result<Artifact, AppError> {
-    match visible_artifact(app, caller, id, Role::Viewer).await {
-        Ok((artifact, _)) => Ok(artifact),
-        Err(AppError::NotFound(what)) => {
-            let deployed = match artifacts::find(&app.db, id).await? {
-                Some(artifact) if artifact.status == ArtifactStatus::Available => {
-                    match artifact.version_id {
-                        Some(version)
-                            if endpoints::serves_version(
-                                &app.db,
-                                caller.visible_projects(),
-                                version,
-                            )
-                            .await? =>
-                        {
-                            Some(artifact)
-                        }
-                        _ => None,
-                    }
+    let artifact = artifacts::find(&app.db, id)
+        .await?
+        .filter(|a| a.status == ArtifactStatus::Available)
+        .ok_or(AppError::NotFound("artifact"))?;
+    match visible_model(&app.db, caller, artifact.model_id, Role::Viewer).await {
+        Ok(_) => Ok(artifact),
+        Err(AppError::NotFound(_)) => {
+            let deployed = match artifact.version_id {
+                Some(version) => {
+                    endpoints::serves_version(&app.db, caller.visible_projects(), version).await?
                 }
-                _ => None,
+                None => false,
             };
-            deployed.ok_or(AppError::NotFound(what))
+            if deployed {
+                Ok(artifact)
+            } else {
+                Err(AppError::NotFound("artifact"))
+            }
         }
         Err(other) => Err(other),
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::app::{App, ManifestSnapshot};
-use crate::auth::{Principal, ProjectRef};
+use crate::auth::Principal;
 use crate::db::artifacts::{Artifact, PackageRow};
 use crate::db::catalog::{self, CatalogRows, SharedModel};
 use crate::db::model_versions::ModelVersion;
@@ -191,14 +191,6 @@ pub async fn entry(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppErro
         Some(model) if model.shared && !model.archived => Ok(model),
         _ => Err(AppError::NotFound("catalog model")),
     }
-}
-
-/// Whether the caller's key sees the model's own project (then it sees the whole model, not
-/// only its catalog face).
-pub async fn owns(db: &Db, caller: &Principal, model: &Model) -> Result<bool, AppError> {
-    Ok(projects::find(db, model.project_id)
-        .await?
-        .is_some_and(|p| caller.sees_project(ProjectRef::from(&p))))
 }
 
 /// What a model shows the whole instance when shared: descriptive fields only (no serving
@@ -457,13 +449,9 @@ pub async fn resolve_public(db: &Db, name: &str) -> Result<Model, AppError> {
             "expected `<organization>/<model>`, as the manifest keys it",
         )
     })?;
-    let id = catalog::find_shared(db, organization, slug)
+    catalog::find_shared(db, organization, slug)
         .await?
-        .ok_or(AppError::NotFound("catalog model"))?;
-    match models::find_live(db, id).await? {
-        Some(model) if model.shared => Ok(model),
-        _ => Err(AppError::NotFound("catalog model")),
-    }
+        .ok_or(AppError::NotFound("catalog model"))
 }
 
 /// [`resolve_public`] for a key holder (`resolveModel`).
