@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::config::Config;
 use crate::db::{Db, blobs};
 use crate::storage::{self, HashAhead, Signer, Storage, random_key};
+use crate::values::Clock;
 
 #[derive(Clone)]
 pub struct App {
@@ -17,6 +18,8 @@ pub struct App {
     pub storage: Arc<Storage>,
     pub signer: Arc<Signer>,
     pub hash_ahead: Arc<HashAhead>,
+    /// "Now" for the rules that depend on elapsed time (tests move it forward).
+    pub clock: Clock,
     /// This replica's copy of the public manifest, as of a catalog revision.
     pub manifest: Arc<tokio::sync::RwLock<Option<Arc<ManifestSnapshot>>>>,
 }
@@ -79,6 +82,7 @@ impl App {
             signer: Arc::new(Signer::new(key.as_bytes())),
             hash_ahead: Arc::default(),
             manifest: Arc::default(),
+            clock: Clock::default(),
             config: Arc::new(config),
             metrics: metrics_handle(),
         })

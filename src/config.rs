@@ -114,6 +114,19 @@ pub struct Config {
     )]
     pub service_tiers: Vec<ServiceTier>,
 
+    /// Days raw telemetry events are kept (exact answers for small windows, recognising a
+    /// retried event); summaries are kept for good. Older events are refused at ingest.
+    #[arg(long, env = "MR_TELEMETRY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub telemetry_retention_days: u32,
+
+    /// A device whose last heartbeat is older than this is DEGRADED instead of HEALTHY.
+    #[arg(long, env = "MR_DEVICE_DEGRADED_AFTER_SECS", default_value_t = 300)]
+    pub device_degraded_after_secs: u64,
+
+    /// A device whose last heartbeat is older than this (or that never sent one) is OFFLINE.
+    #[arg(long, env = "MR_DEVICE_OFFLINE_AFTER_SECS", default_value_t = 3600)]
+    pub device_offline_after_secs: u64,
+
     /// How log lines are written to stderr: plain text, or one JSON object per line.
     #[arg(long, env = "MR_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

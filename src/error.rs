@@ -164,6 +164,13 @@ impl AppError {
         )
     }
 
+    /// Whether the request, not the server, is at fault: what a batch reports for one item
+    /// instead of failing whole.
+    pub fn is_client_error(&self) -> bool {
+        self.status().is_client_error()
+            && !matches!(self, AppError::Unauthenticated | AppError::RequestTimeout)
+    }
+
     pub fn field(&self) -> Option<&str> {
         match self {
             AppError::BadUserInput { field, .. } => Some(field),

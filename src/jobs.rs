@@ -1,4 +1,5 @@
-//! Background jobs: expiring upload sessions and collecting unreferenced blobs.
+//! Background jobs: expiring upload sessions, collecting unreferenced blobs and removing raw
+//! telemetry past its retention.
 //!
 //! Every replica runs them. Each unit of work is a conditional statement that only one
 //! replica's transaction can win (an open session becomes EXPIRED once; a blob row is deleted
@@ -7,7 +8,7 @@
 use std::time::Duration;
 
 use crate::app::App;
-use crate::domain::{blobs as blob_rules, uploads as upload_rules};
+use crate::domain::{blobs as blob_rules, telemetry, uploads as upload_rules};
 use crate::error::AppError;
 
 /// What one pass did.
@@ -16,6 +17,7 @@ pub struct Swept {
     pub sessions_expired: usize,
     pub blobs_removed: usize,
     pub staging_removed: usize,
+    pub telemetry_removed: usize,
 }
 
 /// Unfinished writes untouched this long belong to a process that died: a live write touches
@@ -41,6 +43,7 @@ pub async fn sweep(app: &App, retention: Duration) -> Result<Swept, AppError> {
         sessions_expired: expire_sessions(app).await?,
         blobs_removed: collect_blobs(app, retention).await?,
         staging_removed: app.storage.sweep_staging(staging_age(app)).await?,
+        telemetry_removed: telemetry::remove_expired(app).await?,
     })
 }
 
@@ -62,6 +65,7 @@ pub fn spawn(app: App) -> Option<tokio::task::JoinHandle<()>> {
                         sessions_expired = swept.sessions_expired,
                         blobs_removed = swept.blobs_removed,
                         staging_removed = swept.staging_removed,
+                        telemetry_removed = swept.telemetry_removed,
                         "background sweep"
                     );
                 }

@@ -115,6 +115,17 @@ impl Principal {
         self.require_role(role)
     }
 
+    /// Everything but sending telemetry needs a key that reads: an INGEST key (a device's) is
+    /// refused every other field and route, whatever object it names.
+    pub fn require_reader(&self) -> Result<(), AppError> {
+        if self.key.role == Role::Ingest {
+            return Err(AppError::forbidden(
+                "an INGEST key only sends telemetry; reading and changing anything else needs a VIEWER, EDITOR or ADMIN key",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn require_role(&self, role: Role) -> Result<(), AppError> {
         if self.key.role < role {
             return Err(AppError::forbidden(format!(

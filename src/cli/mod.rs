@@ -58,6 +58,10 @@ pub enum Command {
         /// `--blob-retention-secs`).
         #[arg(long, env = "MR_BLOB_RETENTION_SECS", default_value_t = BLOB_RETENTION_SECS)]
         retention_secs: u64,
+        /// Remove raw telemetry events older than this many days (the server's
+        /// `--telemetry-retention-days`).
+        #[arg(long, env = "MR_TELEMETRY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        telemetry_retention_days: u32,
     },
     /// Upload files as artifacts of a model (created when missing), resumably.
     Push {
@@ -236,20 +240,25 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Gc {
             stores,
             retention_secs,
+            telemetry_retention_days,
         } => {
             existing_database(&stores.database)?;
             // The other settings are the defaults: the staging age follows the default
             // body-read timeout, as documented for `gc`.
             let config = Config {
                 stores,
+                telemetry_retention_days,
                 ..Config::defaults()
             };
             let retention = Duration::from_secs(retention_secs);
             let app = App::open(config).await?;
             let swept = jobs::sweep(&app, retention).await?;
             println!(
-                "expired {} upload session(s), removed {} blob(s) and {} unfinished write(s)",
-                swept.sessions_expired, swept.blobs_removed, swept.staging_removed
+                "expired {} upload session(s), removed {} blob(s), {} unfinished write(s) and {} raw telemetry event(s)",
+                swept.sessions_expired,
+                swept.blobs_removed,
+                swept.staging_removed,
+                swept.telemetry_removed
             );
             Ok(())
         }

@@ -8,7 +8,9 @@
 pub mod api_keys;
 pub mod artifacts;
 pub mod blobs;
+pub mod bulk;
 pub mod catalog;
+pub mod devices;
 pub mod endpoints;
 pub mod model_versions;
 pub mod models;
@@ -16,6 +18,7 @@ pub mod organizations;
 pub mod page;
 pub mod projects;
 pub mod schema;
+pub mod telemetry;
 pub mod uploads;
 
 use std::sync::Arc;

@@ -232,6 +232,88 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        project_id -> Text,
+        external_id -> Text,
+        device_type -> Nullable<Text>,
+        os -> Nullable<Text>,
+        runtime_version -> Nullable<Text>,
+        labels -> Text,
+        first_seen_at -> Timestamp,
+        last_heartbeat_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    inference_sessions (project_id, id) {
+        project_id -> Text,
+        id -> Text,
+        model_id -> Text,
+        model_version_id -> Text,
+        device_external_id -> Text,
+        started_at -> Timestamp,
+        latency_ms -> Double,
+        ttft_ms -> Nullable<Double>,
+        input_tokens -> Nullable<BigInt>,
+        output_tokens -> Nullable<BigInt>,
+        success -> Bool,
+        error_code -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    inference_rollups (model_id, granularity, bucket_start, model_version_id) {
+        model_id -> Text,
+        granularity -> Text,
+        bucket_start -> Timestamp,
+        model_version_id -> Text,
+        sessions -> BigInt,
+        successes -> BigInt,
+        latency_sum -> Double,
+        ttft_count -> BigInt,
+        ttft_sum -> Double,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        latency_sketch -> Nullable<Binary>,
+        ttft_sketch -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    training_updates (project_id, id) {
+        project_id -> Text,
+        id -> Text,
+        model_id -> Text,
+        model_version_id -> Text,
+        device_external_id -> Text,
+        sample_count -> BigInt,
+        metrics -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    training_device_stats (model_version_id, device_external_id) {
+        model_version_id -> Text,
+        device_external_id -> Text,
+        model_id -> Text,
+        updates -> BigInt,
+        samples -> BigInt,
+        latest_metrics -> Text,
+        latest_recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    training_metric_stats (model_version_id, metric) {
+        model_version_id -> Text,
+        metric -> Text,
+        sketch -> Nullable<Binary>,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(models -> projects (project_id));
 diesel::joinable!(model_versions -> models (model_id));
@@ -257,4 +339,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     endpoints,
     catalog_revision,
+    devices,
+    inference_sessions,
+    inference_rollups,
+    training_updates,
+    training_device_stats,
+    training_metric_stats,
 );

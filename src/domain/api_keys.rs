@@ -35,6 +35,12 @@ pub async fn mint(
     scope: Scope,
     expires_at: Option<Timestamp>,
 ) -> Result<CreatedApiKey, AppError> {
+    if role == Role::Ingest && !matches!(scope, Scope::Project { .. }) {
+        return Err(AppError::bad_input(
+            "role",
+            "an INGEST key belongs to one project: give projectId",
+        ));
+    }
     let secret = keys::generate();
     let (organization_id, project_id) = match scope {
         Scope::Instance => (None, None),

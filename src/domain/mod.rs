@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod endpoints;
 pub mod models;
 pub mod organizations;
+pub mod telemetry;
 pub mod uploads;
 pub mod validate;
 pub mod versions;

@@ -17,6 +17,7 @@ mod organizations;
 mod pagination;
 mod persisted;
 mod pipeline;
+mod telemetry;
 mod uploads;
 mod versions;
 
@@ -47,6 +48,7 @@ pub struct QueryRoot(
     uploads::UploadQuery,
     catalog::CatalogQuery,
     endpoints::EndpointQuery,
+    telemetry::TelemetryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -59,6 +61,7 @@ pub struct MutationRoot(
     uploads::UploadMutation,
     catalog::CatalogMutation,
     endpoints::EndpointMutation,
+    telemetry::TelemetryMutation,
 );
 
 pub type RegistrySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -125,7 +128,10 @@ pub(crate) trait ContextExt {
     fn db(&self) -> &Db;
     fn app(&self) -> &App;
     fn origin(&self) -> &str;
+    /// The caller of any field but the telemetry mutations: an INGEST key is refused.
     fn caller(&self) -> Result<&Principal, AppError>;
+    /// The caller of the telemetry mutations: any key, INGEST included.
+    fn sender(&self) -> Result<&Principal, AppError>;
     fn loader(&self) -> &DataLoader<RegistryLoader, HashMapCache>;
     /// Whether the client selected `totalCount` on the connection being resolved.
     fn wants_total(&self) -> bool;
@@ -145,6 +151,12 @@ impl ContextExt for Context<'_> {
     }
 
     fn caller(&self) -> Result<&Principal, AppError> {
+        let caller = self.sender()?;
+        caller.require_reader()?;
+        Ok(caller)
+    }
+
+    fn sender(&self) -> Result<&Principal, AppError> {
         self.data_unchecked::<Caller>()
             .0
             .as_ref()

@@ -233,6 +233,26 @@ impl ModelView {
         super::catalog::model_endpoints(ctx, &self.0, filter, (first, after, last, before)).await
     }
 
+    /// Inference sessions reported by devices in `window` (all versions, or `versionId`'s):
+    /// counts, rates, latency and time-to-first-token percentiles, tokens, per version, in
+    /// time buckets, and the fleet. A window without sessions answers zeros.
+    async fn telemetry(
+        &self,
+        ctx: &Context<'_>,
+        window: super::telemetry::TimeWindowInput,
+        version_id: Option<Id>,
+    ) -> Result<super::telemetry::InferenceTelemetryView> {
+        super::telemetry::model_telemetry(ctx, self.0.id, window, version_id).await
+    }
+
+    /// Training updates per version that received any, newest version first.
+    async fn training_stats(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::telemetry::VersionTrainingView>> {
+        super::telemetry::model_training(ctx, self.0.id).await
+    }
+
     async fn version_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(ctx
             .loader()
@@ -577,6 +597,7 @@ pub enum Node {
     ArtifactPackage(PackageView),
     UploadSession(UploadSessionView),
     Endpoint(EndpointView),
+    Device(super::telemetry::DeviceView),
 }
 
 #[derive(Default)]
@@ -691,6 +712,11 @@ impl ModelQuery {
             found(crate::domain::endpoints::visible_endpoint(db, caller, id).await)?
         {
             return Ok(Node::Endpoint(EndpointView(endpoint)));
+        }
+        if let Some(device) =
+            found(crate::domain::telemetry::devices::visible_device(app, caller, id).await)?
+        {
+            return Ok(Node::Device(super::telemetry::DeviceView(device)));
         }
         Err(AppError::NotFound("node").into())
     }

@@ -102,6 +102,14 @@ impl VersionView {
         .await
     }
 
+    /// Training updates devices sent for this version, all time; zeros when none.
+    async fn training_stats(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<super::telemetry::VersionTrainingDetailView> {
+        super::telemetry::version_training(ctx, self.0.id).await
+    }
+
     async fn packages(&self, ctx: &Context<'_>) -> Result<Vec<PackageView>> {
         super::artifacts::version_packages(ctx, &self.0).await
     }

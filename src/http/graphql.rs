@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::{caller, closing, is_body_timeout, is_json, origin};
+use super::{closing, is_body_timeout, is_json, origin, sender};
 use crate::app::App;
 use crate::error::AppError;
 use crate::graphql::{self, RegistrySchema};
@@ -183,7 +183,7 @@ pub(super) async fn post(
         Ok(batch) => batch,
         Err(error) => return error.into_response(),
     };
-    let caller = caller(&app, &headers).await;
+    let caller = sender(&app, &headers).await;
     let origin = origin(&app, &headers);
     let prepare =
         |request| graphql::request_data(request, app.clone(), caller.clone(), origin.clone());
@@ -299,7 +299,7 @@ pub(super) async fn get(
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    let caller = caller(&app, headers).await;
+    let caller = sender(&app, headers).await;
     let origin = origin(&app, headers);
     let graphql_request = graphql::request_data(graphql_request, app.clone(), caller, origin)
         .data(graphql::ReadOnly)

@@ -6,6 +6,7 @@ mod downloads;
 mod graphql;
 mod manifest;
 mod serve;
+mod telemetry;
 mod uploads;
 
 pub use serve::serve;
@@ -17,7 +18,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -39,6 +40,12 @@ pub fn router(app: App) -> Router {
         .route(routes::DOWNLOAD_ROUTE, get(downloads::download))
         .route("/v1/manifest", get(manifest::manifest))
         .route("/v1/manifest/{organization}/{model}", get(manifest::entry))
+        .route("/v1/telemetry/heartbeats", post(telemetry::heartbeats))
+        .route("/v1/telemetry/inference", post(telemetry::inference))
+        .route(
+            "/v1/telemetry/training-updates",
+            post(telemetry::training_updates),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -92,6 +99,7 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::RANGE,
             header::IF_NONE_MATCH,
             header::IF_RANGE,
+            header::CONTENT_ENCODING,
             HeaderName::from_static("content-digest"),
         ])
         .expose_headers([
@@ -137,9 +145,16 @@ fn percent_decoded(text: &str) -> String {
         .into_owned()
 }
 
+/// The caller of a request that reads or moves bytes: an INGEST key is refused.
+pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
+    let caller = sender(app, headers).await?;
+    caller.require_reader()?;
+    Ok(caller)
+}
+
 /// The caller of a request: no header is UNAUTHENTICATED for anything that needs a key;
 /// a header with a bad key fails every field that needs one.
-pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
+pub(crate) async fn sender(app: &App, headers: &HeaderMap) -> Result<Principal, AppError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(AppError::Unauthenticated)?;

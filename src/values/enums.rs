@@ -4,8 +4,12 @@
 use super::scalars::text_enum;
 
 text_enum! {
-    /// What an API key may do inside its scope; each role includes the ones before it.
+    /// What an API key may do inside its scope; each role from VIEWER on includes the ones
+    /// before it. INGEST stands apart: it only sends its project's telemetry.
     pub enum Role {
+        /// Sends telemetry (heartbeats, inference sessions, training updates) of its project
+        /// and reads nothing: the key a device carries. Project keys only.
+        Ingest = "INGEST",
         /// Read and download.
         Viewer = "VIEWER",
         /// Create, update, upload, delete, share.
@@ -138,5 +142,27 @@ impl UploadStatus {
 
     pub fn is_open(self) -> bool {
         UploadStatus::OPEN.contains(&self)
+    }
+}
+
+text_enum! {
+    /// A device's health, from the age of its last heartbeat.
+    pub enum DeviceHealth {
+        /// A heartbeat arrived within the healthy threshold (5 minutes by default).
+        Healthy = "HEALTHY",
+        /// The last heartbeat is older than the healthy threshold but within the offline one
+        /// (1 hour by default).
+        Degraded = "DEGRADED",
+        /// No heartbeat within the offline threshold, or none ever.
+        Offline = "OFFLINE",
+    }
+}
+
+text_enum! {
+    /// The width of a telemetry time bucket (UTC-aligned).
+    pub enum TimeBucket {
+        Minute = "MINUTE",
+        Hour = "HOUR",
+        Day = "DAY",
     }
 }

@@ -6,10 +6,12 @@
 //! without a conversion layer re-mapping it, and the names read the same in the database,
 //! the API and the logs.
 
+mod clock;
 mod enums;
 mod patch;
 mod scalars;
 
+pub use clock::Clock;
 pub use enums::*;
 pub use patch::Patch;
 pub use scalars::*;

@@ -297,7 +297,54 @@ const CASES: &[Case] = &[
         FORBIDDEN,
         FORBIDDEN,
     ),
+    case(
+        "devices",
+        "query($project: ID!) { devices(filter: { projectId: $project }) { totalCount } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "device",
+        "query($device: ID!) { device(id: $device) { id } }",
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "fleetHealth",
+        "query($project: ID!) { fleetHealth(projectId: $project) { total } }",
+        NOT_FOUND,
+        OK,
+    ),
+    // Telemetry is refused per event: the outsider's events name a model (or project) it
+    // cannot see. Any key of the project may send.
+    case(
+        "recordHeartbeats",
+        r#"mutation($project: ID!) { recordHeartbeats(input: { heartbeats: [{ project: $project, deviceId: "walk" }] }) { accepted rejected { code } } }"#,
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "recordInferenceSessions",
+        r#"mutation($model: ID!, $now: DateTime!) { recordInferenceSessions(input: { sessions: [{ id: "0190a0b0-0000-7000-8000-00000000000a", model: $model, version: "v1", deviceId: "walk", startedAt: $now, latencyMs: 1, success: true }] }) { accepted rejected { code } } }"#,
+        NOT_FOUND,
+        OK,
+    ),
+    case(
+        "recordTrainingUpdates",
+        r#"mutation($model: ID!, $now: DateTime!) { recordTrainingUpdates(input: { updates: [{ id: "0190a0b0-0000-7000-8000-00000000000b", model: $model, version: "v1", deviceId: "walk", sampleCount: 1, metrics: [], recordedAt: $now }] }) { accepted rejected { code } } }"#,
+        NOT_FOUND,
+        OK,
+    ),
 ];
+
+/// The code a response carries: its first error's, or for a telemetry batch its first
+/// rejected event's.
+fn refusal(response: &Value, field: &str) -> Option<Value> {
+    if let Some(code) = response["errors"][0]["extensions"].get("code") {
+        return Some(code.clone());
+    }
+    response["data"][field]["rejected"][0].get("code").cloned()
+}
 
 backends! {
     async fn every_operation_is_checked_against_the_callers_key(app) {
@@ -333,19 +380,35 @@ backends! {
             .ok(&app.admin, r#"mutation($p: ID!, $m: ID!) { createEndpoint(input: { projectId: $p, modelId: $m, tier: "self_hosted", name: "e1" }) { endpoint { id } } }"#, json!({ "p": project, "m": model }))
             .await["createEndpoint"]["endpoint"]["id"]
             .clone();
-        let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key, "artifact": artifact, "session": session, "endpoint": endpoint });
+        let device = {
+            let beat = app
+                .ok(&app.admin, r#"mutation($p: ID!) { recordHeartbeats(input: { heartbeats: [{ project: $p, deviceId: "secret-device" }] }) { accepted } }"#, json!({ "p": project }))
+                .await;
+            assert_eq!(beat["recordHeartbeats"]["accepted"], 1);
+            app.ok(&app.admin, "{ devices { edges { node { id } } } }", json!({})).await["devices"]["edges"][0]["node"]["id"].clone()
+        };
+        let now = chrono::Utc::now().to_rfc3339();
+        let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key, "artifact": artifact, "session": session, "endpoint": endpoint, "device": device, "now": now });
         for case in CASES {
             for (who, key, expected) in [("outsider", &outsider, case.outsider), ("viewer", &viewer, case.viewer)] {
                 let response = app.gql(key, case.query, vars.clone()).await;
                 match expected {
                     Some(code) => assert_eq!(
-                        response["errors"][0]["extensions"]["code"], code,
+                        refusal(&response, case.field), Some(json!(code)),
                         "{} as {who}: {response:#}", case.field
                     ),
-                    None => assert!(response.get("errors").is_none(), "{} as {who}: {response:#}", case.field),
+                    None => assert_eq!(refusal(&response, case.field), None, "{} as {who}: {response:#}", case.field),
                 }
             }
         }
+
+        // The refused telemetry stored nothing; the viewer's events count once each.
+        let sent = app
+            .ok(&app.admin, "query($model: ID!, $project: ID!, $from: DateTime!, $to: DateTime!) { model(id: $model) { telemetry(window: { from: $from, to: $to }) { totals { sessionCount } } trainingStats { updateCount } } fleetHealth(projectId: $project) { total } }", json!({ "model": model, "project": project, "from": "2026-01-01T00:00:00Z", "to": chrono::Utc::now().to_rfc3339() }))
+            .await;
+        assert_eq!(sent["model"]["telemetry"]["totals"]["sessionCount"], 1);
+        assert_eq!(sent["model"]["trainingStats"][0]["updateCount"], 1);
+        assert_eq!(sent["fleetHealth"]["total"], 2);
 
         // Lists answer only what the key sees.
         let lists = app.ok(&outsider, "{ models { totalCount } projects { edges { node { id } } } organizations { edges { node { slug } } } }", json!({})).await;
@@ -372,6 +435,51 @@ backends! {
         let keys = app.ok(&app.admin, "{ apiKeys { edges { node { name revokedAt } } } organizations { totalCount } }", json!({})).await;
         assert!(keys["apiKeys"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["revokedAt"].is_null()));
         assert_eq!(keys["organizations"]["totalCount"], 2);
+    }
+
+    async fn every_rest_route_is_checked_against_the_callers_key(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "Secret", json!({})).await;
+        let version = app.create_version(&app.admin, &model, "v1").await;
+        let artifact = app.upload(&app.admin, &model, Some(&version), "w.bin", b"weights").await["id"].as_str().unwrap().to_owned();
+        let session = app.open_upload(&app.admin, json!({ "modelId": model, "fileName": "x.bin", "totalSizeBytes": 3 })).await["id"].as_str().unwrap().to_owned();
+        let other = app.create_project("other").await;
+        let outsider = app.project_key(&other, "EDITOR").await;
+        let ingest = app.project_key(&project, "INGEST").await;
+
+        // The byte routes: no key is 401, an INGEST key 403, another project's key 404.
+        for (method, path) in [
+            (reqwest::Method::PUT, format!("/v1/uploads/{session}/chunks/0")),
+            (reqwest::Method::GET, format!("/v1/artifacts/{artifact}/download")),
+        ] {
+            for (who, key, status) in [("nobody", "", 401), ("ingest", ingest.as_str(), 403), ("outsider", outsider.as_str(), 404)] {
+                let mut request = app.client.request(method.clone(), format!("{}{path}", app.base)).body("abc");
+                if !key.is_empty() {
+                    request = request.bearer_auth(key);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), status, "{method} {path} as {who}");
+            }
+        }
+
+        // The telemetry routes: no key is 401; the project's INGEST key sends; another
+        // project's key has each event refused as NOT_FOUND.
+        let now = chrono::Utc::now().to_rfc3339();
+        for (route, event) in [
+            ("heartbeats", json!({ "project": project, "deviceId": "d" })),
+            ("inference", json!({ "id": uuid::Uuid::now_v7(), "model": model, "version": "v1", "deviceId": "d", "startedAt": now, "latencyMs": 1, "success": true })),
+            ("training-updates", json!({ "id": uuid::Uuid::now_v7(), "model": model, "version": "v1", "deviceId": "d", "sampleCount": 1, "metrics": {}, "recordedAt": now })),
+        ] {
+            let url = format!("{}/v1/telemetry/{route}", app.base);
+            let response = app.client.post(&url).json(&json!([event])).send().await.unwrap();
+            assert_eq!(response.status(), 401, "{route} without a key");
+            let response = app.client.post(&url).bearer_auth(&outsider).json(&json!([event])).send().await.unwrap();
+            let receipt: Value = response.json().await.unwrap();
+            assert_eq!((receipt["accepted"].clone(), receipt["rejected"][0]["code"].clone()), (json!(0), json!("NOT_FOUND")), "{route} as outsider");
+            let response = app.client.post(&url).bearer_auth(&ingest).json(&json!([event])).send().await.unwrap();
+            let receipt: Value = response.json().await.unwrap();
+            assert_eq!(receipt["accepted"], 1, "{route} as the project's INGEST key: {receipt}");
+        }
     }
 
     async fn the_walk_covers_every_root_field(app) {

@@ -17,4 +17,5 @@ mod readme;
 mod replicas;
 mod s3;
 mod server;
+mod telemetry;
 mod versions;

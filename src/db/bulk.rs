@@ -1,0 +1,64 @@
+//! Multi-row statements written as SQL text: diesel's batch insert with `ON CONFLICT` or
+//! `RETURNING` is implemented for SQLite's synchronous connection only, not through the async
+//! wrapper this crate uses. The statement text is the same on both databases except for the
+//! placeholders, which [`values`] writes in each one's style.
+
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel_async::AsyncConnection;
+
+use super::{Backend, Tx};
+
+impl Tx<'_> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// `(?, ?), (?, ?)` on SQLite, `($1, $2), ($3, $4)` on PostgreSQL.
+pub fn values(backend: Backend, rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            n += 1;
+            match backend {
+                Backend::Sqlite => out.push('?'),
+                Backend::Postgres => {
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// A statement to bind values to, typed by the connection it will run on.
+pub fn query<'f, C: AsyncConnection>(
+    _conn: &C,
+    sql: String,
+) -> BoxedSqlQuery<'f, C::Backend, SqlQuery> {
+    diesel::sql_query(sql).into_boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_backend() {
+        assert_eq!(values(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(values(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
+    }
+}

@@ -1,0 +1,617 @@
+//! Raw telemetry events and their summaries: inference sessions with per-minute, hour and
+//! day rollups, and training updates with per-device and per-metric statistics.
+//!
+//! Summaries are merged under the row's lock: an upsert adds the counters and returns the
+//! stored sketch (taking the row lock on PostgreSQL; SQLite has one writer), the caller merges
+//! the batch's sketch into it, and [`set_rollup_sketches`] writes the result before the
+//! transaction commits. Rows are written in key order, so concurrent batches lock alike.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::page::{Cursor, Page, PageRequest};
+use crate::db::schema::{
+    inference_rollups, inference_sessions, training_device_stats, training_metric_stats,
+    training_updates,
+};
+use crate::db::{Db, Tx, bulk, on_tx, with_conn};
+use crate::error::AppError;
+use crate::values::{Id, TimeBucket, Timestamp};
+
+/// Statements stay under both databases' bound-parameter limits (SQLite's is 32,766).
+const PARAMETERS_PER_STATEMENT: usize = 30_000;
+
+#[derive(Debug, Clone)]
+pub struct InferenceSessionRow {
+    pub project_id: Id,
+    pub id: Id,
+    pub model_id: Id,
+    pub model_version_id: Id,
+    pub device_external_id: String,
+    pub started_at: Timestamp,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub success: bool,
+    pub error_code: Option<String>,
+}
+
+/// A stored event's key, as `RETURNING` answers it.
+#[derive(QueryableByName)]
+struct EventKey {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    project_id: Id,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: Id,
+}
+
+/// Stores the sessions whose `(project, id)` is new; answers the keys it stored.
+pub async fn insert_sessions(
+    tx: &mut Tx<'_>,
+    rows: &[InferenceSessionRow],
+) -> Result<Vec<(Id, Id)>, AppError> {
+    use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp as Time};
+    let mut stored = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 12) {
+        let sql = format!(
+            "INSERT INTO inference_sessions (project_id, id, model_id, model_version_id, \
+             device_external_id, started_at, latency_ms, ttft_ms, input_tokens, output_tokens, \
+             success, error_code) VALUES {} ON CONFLICT DO NOTHING RETURNING project_id, id",
+            bulk::values(tx.backend(), chunk.len(), 12)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for r in chunk {
+                query = query
+                    .bind::<Text, _>(r.project_id)
+                    .bind::<Text, _>(r.id)
+                    .bind::<Text, _>(r.model_id)
+                    .bind::<Text, _>(r.model_version_id)
+                    .bind::<Text, _>(&r.device_external_id)
+                    .bind::<Time, _>(r.started_at)
+                    .bind::<Double, _>(r.latency_ms)
+                    .bind::<Nullable<Double>, _>(r.ttft_ms)
+                    .bind::<Nullable<BigInt>, _>(r.input_tokens)
+                    .bind::<Nullable<BigInt>, _>(r.output_tokens)
+                    .bind::<Bool, _>(r.success)
+                    .bind::<Nullable<Text>, _>(&r.error_code);
+            }
+            let keys: Vec<EventKey> = query.load(conn).await?;
+            stored.extend(keys.into_iter().map(|k| (k.project_id, k.id)));
+        });
+    }
+    Ok(stored)
+}
+
+/// The counters a batch adds to one summary row.
+#[derive(Debug, Clone)]
+pub struct RollupCounts {
+    pub model_id: Id,
+    pub granularity: TimeBucket,
+    pub bucket_start: Timestamp,
+    pub model_version_id: Id,
+    pub sessions: i64,
+    pub successes: i64,
+    pub latency_sum: f64,
+    pub ttft_count: i64,
+    pub ttft_sum: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// A summary row's key.
+pub type RollupKey = (Id, TimeBucket, Timestamp, Id);
+
+#[derive(QueryableByName)]
+#[diesel(table_name = inference_rollups)]
+struct StoredSketches {
+    model_id: Id,
+    granularity: TimeBucket,
+    bucket_start: Timestamp,
+    model_version_id: Id,
+    latency_sketch: Option<Vec<u8>>,
+    ttft_sketch: Option<Vec<u8>>,
+}
+
+/// Adds `rows` (sorted by key) to their summary rows, creating missing ones; answers each
+/// row's stored sketches (latency, time to first token), locked until the commit.
+pub async fn add_rollups(
+    tx: &mut Tx<'_>,
+    rows: &[RollupCounts],
+) -> Result<Vec<(RollupKey, Option<Vec<u8>>, Option<Vec<u8>>)>, AppError> {
+    use diesel::sql_types::{BigInt, Double, Text, Timestamp as Time};
+    let mut stored = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 11) {
+        let sql = format!(
+            "INSERT INTO inference_rollups (model_id, granularity, bucket_start, \
+             model_version_id, sessions, successes, latency_sum, ttft_count, ttft_sum, \
+             input_tokens, output_tokens) VALUES {} \
+             ON CONFLICT (model_id, granularity, bucket_start, model_version_id) DO UPDATE SET \
+             sessions = inference_rollups.sessions + excluded.sessions, \
+             successes = inference_rollups.successes + excluded.successes, \
+             latency_sum = inference_rollups.latency_sum + excluded.latency_sum, \
+             ttft_count = inference_rollups.ttft_count + excluded.ttft_count, \
+             ttft_sum = inference_rollups.ttft_sum + excluded.ttft_sum, \
+             input_tokens = inference_rollups.input_tokens + excluded.input_tokens, \
+             output_tokens = inference_rollups.output_tokens + excluded.output_tokens \
+             RETURNING model_id, granularity, bucket_start, model_version_id, latency_sketch, \
+             ttft_sketch",
+            bulk::values(tx.backend(), chunk.len(), 11)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for r in chunk {
+                query = query
+                    .bind::<Text, _>(r.model_id)
+                    .bind::<Text, _>(r.granularity)
+                    .bind::<Time, _>(r.bucket_start)
+                    .bind::<Text, _>(r.model_version_id)
+                    .bind::<BigInt, _>(r.sessions)
+                    .bind::<BigInt, _>(r.successes)
+                    .bind::<Double, _>(r.latency_sum)
+                    .bind::<BigInt, _>(r.ttft_count)
+                    .bind::<Double, _>(r.ttft_sum)
+                    .bind::<BigInt, _>(r.input_tokens)
+                    .bind::<BigInt, _>(r.output_tokens);
+            }
+            let returned: Vec<StoredSketches> = query.load(conn).await?;
+            stored.extend(returned.into_iter().map(|r| {
+                (
+                    (r.model_id, r.granularity, r.bucket_start, r.model_version_id),
+                    r.latency_sketch,
+                    r.ttft_sketch,
+                )
+            }));
+        });
+    }
+    Ok(stored)
+}
+
+pub async fn set_rollup_sketches(
+    tx: &mut Tx<'_>,
+    key: &RollupKey,
+    latency: &[u8],
+    ttft: Option<&[u8]>,
+) -> Result<(), AppError> {
+    use inference_rollups as r;
+    let (model, granularity, bucket, version) = *key;
+    on_tx!(tx, conn => {
+        diesel::update(
+            r::table
+                .filter(r::model_id.eq(model))
+                .filter(r::granularity.eq(granularity))
+                .filter(r::bucket_start.eq(bucket))
+                .filter(r::model_version_id.eq(version)),
+        )
+        .set((r::latency_sketch.eq(latency), r::ttft_sketch.eq(ttft)))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}
+
+/// A stored summary row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = inference_rollups)]
+pub struct Rollup {
+    pub model_id: Id,
+    pub granularity: TimeBucket,
+    pub bucket_start: Timestamp,
+    pub model_version_id: Id,
+    pub sessions: i64,
+    pub successes: i64,
+    pub latency_sum: f64,
+    pub ttft_count: i64,
+    pub ttft_sum: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub latency_sketch: Option<Vec<u8>>,
+    pub ttft_sketch: Option<Vec<u8>>,
+}
+
+/// The model's summary rows of one granularity whose buckets start in `[from, to)`.
+pub async fn rollups(
+    db: &Db,
+    model_id: Id,
+    version_id: Option<Id>,
+    ranges: &[(TimeBucket, Timestamp, Timestamp)],
+) -> Result<Vec<Rollup>, AppError> {
+    use inference_rollups as r;
+    let mut rows = Vec::new();
+    with_conn!(db, conn => {
+        for (granularity, from, to) in ranges {
+            let mut query = r::table
+                .filter(r::model_id.eq(model_id))
+                .filter(r::granularity.eq(*granularity))
+                .filter(r::bucket_start.ge(*from))
+                .filter(r::bucket_start.lt(*to))
+                .select(Rollup::as_select())
+                .into_boxed();
+            if let Some(version) = version_id {
+                query = query.filter(r::model_version_id.eq(version));
+            }
+            rows.extend(query.load(conn).await?);
+        }
+        Ok(rows)
+    })
+}
+
+/// The model's raw sessions started in `[from, to)`: (version, latency, time to first token).
+pub async fn session_measures(
+    db: &Db,
+    model_id: Id,
+    version_id: Option<Id>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(Id, f64, Option<f64>)>, AppError> {
+    use inference_sessions as s;
+    with_conn!(db, conn => {
+        let mut query = s::table
+            .filter(s::model_id.eq(model_id))
+            .filter(s::started_at.ge(from))
+            .filter(s::started_at.lt(to))
+            .select((s::model_version_id, s::latency_ms, s::ttft_ms))
+            .into_boxed();
+        if let Some(version) = version_id {
+            query = query.filter(s::model_version_id.eq(version));
+        }
+        Ok(query.load(conn).await?)
+    })
+}
+
+/// Removes raw events older than `cutoff`, a slice of `step` at a time so no statement holds
+/// more than a slice's rows; answers how many went. Any number of replicas may run it: a row
+/// is deleted once.
+pub async fn delete_raw_before(
+    db: &Db,
+    cutoff: Timestamp,
+    step: chrono::Duration,
+) -> Result<usize, AppError> {
+    let mut removed = 0;
+    loop {
+        let oldest: Option<Timestamp> = with_conn!(db, conn => {
+            inference_sessions::table
+                .select(diesel::dsl::min(inference_sessions::started_at))
+                .first::<Option<Timestamp>>(conn)
+                .await?
+        });
+        let Some(oldest) = oldest.filter(|t| t.0 < cutoff.0) else {
+            break;
+        };
+        let until = Timestamp((oldest.0 + step).min(cutoff.0));
+        removed += db
+            .transaction(async |tx| {
+                on_tx!(tx, conn => {
+                    Ok(diesel::delete(
+                        inference_sessions::table.filter(inference_sessions::started_at.lt(until)),
+                    )
+                    .execute(conn)
+                    .await?)
+                })
+            })
+            .await?;
+    }
+    loop {
+        let oldest: Option<Timestamp> = with_conn!(db, conn => {
+            training_updates::table
+                .select(diesel::dsl::min(training_updates::recorded_at))
+                .first::<Option<Timestamp>>(conn)
+                .await?
+        });
+        let Some(oldest) = oldest.filter(|t| t.0 < cutoff.0) else {
+            break;
+        };
+        let until = Timestamp((oldest.0 + step).min(cutoff.0));
+        removed += db
+            .transaction(async |tx| {
+                on_tx!(tx, conn => {
+                    Ok(diesel::delete(
+                        training_updates::table.filter(training_updates::recorded_at.lt(until)),
+                    )
+                    .execute(conn)
+                    .await?)
+                })
+            })
+            .await?;
+    }
+    Ok(removed)
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainingUpdateRow {
+    pub project_id: Id,
+    pub id: Id,
+    pub model_id: Id,
+    pub model_version_id: Id,
+    pub device_external_id: String,
+    pub sample_count: i64,
+    /// A JSON object of metric name → number.
+    pub metrics: String,
+    pub recorded_at: Timestamp,
+}
+
+/// Stores the updates whose `(project, id)` is new; answers the keys it stored.
+pub async fn insert_training_updates(
+    tx: &mut Tx<'_>,
+    rows: &[TrainingUpdateRow],
+) -> Result<Vec<(Id, Id)>, AppError> {
+    use diesel::sql_types::{BigInt, Text, Timestamp as Time};
+    let mut stored = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 8) {
+        let sql = format!(
+            "INSERT INTO training_updates (project_id, id, model_id, model_version_id, \
+             device_external_id, sample_count, metrics, recorded_at) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING project_id, id",
+            bulk::values(tx.backend(), chunk.len(), 8)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for r in chunk {
+                query = query
+                    .bind::<Text, _>(r.project_id)
+                    .bind::<Text, _>(r.id)
+                    .bind::<Text, _>(r.model_id)
+                    .bind::<Text, _>(r.model_version_id)
+                    .bind::<Text, _>(&r.device_external_id)
+                    .bind::<BigInt, _>(r.sample_count)
+                    .bind::<Text, _>(&r.metrics)
+                    .bind::<Time, _>(r.recorded_at);
+            }
+            let keys: Vec<EventKey> = query.load(conn).await?;
+            stored.extend(keys.into_iter().map(|k| (k.project_id, k.id)));
+        });
+    }
+    Ok(stored)
+}
+
+/// One device's training statistics for one version.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = training_device_stats)]
+pub struct DeviceTraining {
+    pub model_version_id: Id,
+    pub device_external_id: String,
+    pub model_id: Id,
+    pub updates: i64,
+    pub samples: i64,
+    pub latest_metrics: String,
+    pub latest_recorded_at: Timestamp,
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = training_device_stats)]
+struct StoredLatest {
+    model_version_id: Id,
+    device_external_id: String,
+    latest_recorded_at: Timestamp,
+}
+
+/// Adds `rows` (sorted by key) to the per-device statistics; answers each row's stored latest
+/// time, so the caller replaces the latest metrics where the batch holds newer ones.
+pub async fn add_device_training(
+    tx: &mut Tx<'_>,
+    rows: &[DeviceTraining],
+) -> Result<Vec<(Id, String, Timestamp)>, AppError> {
+    use diesel::sql_types::{BigInt, Text, Timestamp as Time};
+    let mut stored = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 7) {
+        let sql = format!(
+            "INSERT INTO training_device_stats (model_version_id, device_external_id, model_id, \
+             updates, samples, latest_metrics, latest_recorded_at) VALUES {} \
+             ON CONFLICT (model_version_id, device_external_id) DO UPDATE SET \
+             updates = training_device_stats.updates + excluded.updates, \
+             samples = training_device_stats.samples + excluded.samples \
+             RETURNING model_version_id, device_external_id, latest_recorded_at",
+            bulk::values(tx.backend(), chunk.len(), 7)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for r in chunk {
+                query = query
+                    .bind::<Text, _>(r.model_version_id)
+                    .bind::<Text, _>(&r.device_external_id)
+                    .bind::<Text, _>(r.model_id)
+                    .bind::<BigInt, _>(r.updates)
+                    .bind::<BigInt, _>(r.samples)
+                    .bind::<Text, _>(&r.latest_metrics)
+                    .bind::<Time, _>(r.latest_recorded_at);
+            }
+            let returned: Vec<StoredLatest> = query.load(conn).await?;
+            stored.extend(
+                returned
+                    .into_iter()
+                    .map(|r| (r.model_version_id, r.device_external_id, r.latest_recorded_at)),
+            );
+        });
+    }
+    Ok(stored)
+}
+
+pub async fn set_device_latest(
+    tx: &mut Tx<'_>,
+    version_id: Id,
+    device: &str,
+    metrics: &str,
+    at: Timestamp,
+) -> Result<(), AppError> {
+    use training_device_stats as d;
+    on_tx!(tx, conn => {
+        diesel::update(
+            d::table
+                .filter(d::model_version_id.eq(version_id))
+                .filter(d::device_external_id.eq(device)),
+        )
+        .set((d::latest_metrics.eq(metrics), d::latest_recorded_at.eq(at)))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = training_metric_stats)]
+struct StoredMetric {
+    model_version_id: Id,
+    metric: String,
+    sketch: Option<Vec<u8>>,
+}
+
+/// Makes sure each `(version, metric)` has a row (sorted by key) and answers the stored
+/// sketches, locked until the commit; `None` for a row this call created.
+pub async fn lock_metric_sketches(
+    tx: &mut Tx<'_>,
+    keys: &[(Id, String)],
+) -> Result<Vec<(Id, String, Option<Vec<u8>>)>, AppError> {
+    use diesel::sql_types::Text;
+    let mut stored = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(PARAMETERS_PER_STATEMENT / 2) {
+        let sql = format!(
+            "INSERT INTO training_metric_stats (model_version_id, metric) VALUES {} \
+             ON CONFLICT (model_version_id, metric) DO UPDATE SET metric = excluded.metric \
+             RETURNING model_version_id, metric, sketch",
+            bulk::values(tx.backend(), chunk.len(), 2)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for (version, metric) in chunk {
+                query = query.bind::<Text, _>(*version).bind::<Text, _>(metric);
+            }
+            let returned: Vec<StoredMetric> = query.load(conn).await?;
+            stored.extend(returned.into_iter().map(|r| (r.model_version_id, r.metric, r.sketch)));
+        });
+    }
+    Ok(stored)
+}
+
+pub async fn set_metric_sketch(
+    tx: &mut Tx<'_>,
+    version_id: Id,
+    metric: &str,
+    sketch: &[u8],
+) -> Result<(), AppError> {
+    use training_metric_stats as m;
+    on_tx!(tx, conn => {
+        diesel::update(
+            m::table
+                .filter(m::model_version_id.eq(version_id))
+                .filter(m::metric.eq(metric)),
+        )
+        .set(m::sketch.eq(sketch))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}
+
+/// Per version of the model (or the one version): updates, samples and devices.
+pub async fn training_totals(
+    db: &Db,
+    model_id: Option<Id>,
+    version_id: Option<Id>,
+) -> Result<Vec<(Id, i64, i64, i64)>, AppError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
+    use training_device_stats as d;
+    with_conn!(db, conn => {
+        let mut query = d::table
+            .group_by(d::model_version_id)
+            .select((
+                d::model_version_id,
+                sql::<BigInt>("CAST(SUM(updates) AS BIGINT)"),
+                sql::<BigInt>("CAST(SUM(samples) AS BIGINT)"),
+                sql::<BigInt>("COUNT(*)"),
+            ))
+            .into_boxed();
+        if let Some(model) = model_id {
+            query = query.filter(d::model_id.eq(model));
+        }
+        if let Some(version) = version_id {
+            query = query.filter(d::model_version_id.eq(version));
+        }
+        Ok(query.load(conn).await?)
+    })
+}
+
+/// The newest update's metrics and time for a version, across its devices.
+pub async fn latest_training(
+    db: &Db,
+    version_id: Id,
+) -> Result<Option<(String, Timestamp)>, AppError> {
+    use training_device_stats as d;
+    with_conn!(db, conn => {
+        Ok(d::table
+            .filter(d::model_version_id.eq(version_id))
+            .order((d::latest_recorded_at.desc(), d::device_external_id.desc()))
+            .select((d::latest_metrics, d::latest_recorded_at))
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// The version's metric sketches, by metric name.
+pub async fn metric_sketches(
+    db: &Db,
+    version_id: Id,
+) -> Result<Vec<(String, Option<Vec<u8>>)>, AppError> {
+    use training_metric_stats as m;
+    with_conn!(db, conn => {
+        Ok(m::table
+            .filter(m::model_version_id.eq(version_id))
+            .order(m::metric.asc())
+            .select((m::metric, m::sketch))
+            .load(conn)
+            .await?)
+    })
+}
+
+/// A device list has no row id of its own: the cursor's id is unused (nil) and its key is the
+/// device's identifier, unique within a version.
+pub fn device_training_cursor(row: &DeviceTraining) -> Cursor {
+    Cursor {
+        key: row.device_external_id.clone(),
+        id: Id(uuid::Uuid::nil()),
+    }
+}
+
+/// The version's per-device statistics, by device identifier.
+pub async fn device_training_page(
+    db: &Db,
+    version_id: Id,
+    page: &PageRequest,
+    count_total: bool,
+) -> Result<Page<DeviceTraining>, AppError> {
+    use training_device_stats as d;
+    let ascending = page.ascending(true);
+    with_conn!(db, conn => {
+        let total = if count_total {
+            Some(
+                d::table
+                    .filter(d::model_version_id.eq(version_id))
+                    .count()
+                    .get_result::<i64>(conn)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let mut query = d::table
+            .filter(d::model_version_id.eq(version_id))
+            .select(DeviceTraining::as_select())
+            .into_boxed();
+        if let Some(c) = &page.cursor {
+            query = if ascending {
+                query.filter(d::device_external_id.gt(c.key.clone()))
+            } else {
+                query.filter(d::device_external_id.lt(c.key.clone()))
+            };
+        }
+        query = if ascending {
+            query.order(d::device_external_id.asc())
+        } else {
+            query.order(d::device_external_id.desc())
+        };
+        let rows = query.limit(page.limit + 1).load(conn).await?;
+        Ok(page.finish(rows, total))
+    })
+}

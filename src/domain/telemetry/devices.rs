@@ -1,0 +1,270 @@
+//! Heartbeats and fleet health.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Batch, Receipt, Rejection, Resolver, check_batch_size, device_id};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::db::devices::{self as devices_db, Device, DeviceFilter, HeartbeatRange};
+use crate::db::page::{Page, PageRequest};
+use crate::domain::{organizations, validate};
+use crate::error::AppError;
+use crate::values::{DeviceHealth, Id, Role, Timestamp};
+
+/// Most labels a device carries, and their sizes.
+pub const LABELS_MAX: usize = 32;
+pub const LABEL_NAME_MAX: usize = 64;
+pub const LABEL_VALUE_MAX: usize = 256;
+
+/// One heartbeat: the device is alive now, with what it says about itself.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    /// The project (slug or id); absent: the key's own project.
+    pub project: Option<String>,
+    pub device_id: String,
+    pub device_type: Option<String>,
+    pub os: Option<String>,
+    pub runtime_version: Option<String>,
+    /// Replace the device's labels; absent keeps them.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// A device's health at `now` under the configured thresholds.
+pub fn health(app: &App, last_heartbeat: Option<Timestamp>, now: Timestamp) -> DeviceHealth {
+    let (healthy_since, offline_since) = thresholds(app, now);
+    match last_heartbeat {
+        Some(t) if t.0 >= healthy_since.0 => DeviceHealth::Healthy,
+        Some(t) if t.0 >= offline_since.0 => DeviceHealth::Degraded,
+        _ => DeviceHealth::Offline,
+    }
+}
+
+/// The heartbeat times from which a device counts as healthy, and as not offline.
+fn thresholds(app: &App, now: Timestamp) -> (Timestamp, Timestamp) {
+    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    (
+        Timestamp(now.0 - secs(app.config.device_degraded_after_secs)),
+        Timestamp(now.0 - secs(app.config.device_offline_after_secs)),
+    )
+}
+
+fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<String, AppError> {
+    if labels.len() > LABELS_MAX {
+        return Err(AppError::bad_input(
+            field,
+            format!("at most {LABELS_MAX} labels"),
+        ));
+    }
+    for (name, value) in labels {
+        validate::name(field, name)?;
+        validate::bounded(field, name, LABEL_NAME_MAX)?;
+        validate::bounded(field, value, LABEL_VALUE_MAX)?;
+        if let Some(c) = validate::forbidden_control(value) {
+            return Err(AppError::bad_input(
+                field,
+                format!("contains the control character U+{:04X}", u32::from(c)),
+            ));
+        }
+    }
+    serde_json::to_string(labels).map_err(AppError::internal)
+}
+
+fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    validate::text(field, value, validate::SHORT_TEXT_MAX)
+}
+
+/// Records a batch of heartbeats: every device named is registered or refreshed, in one
+/// transaction. A device named twice keeps the fields of its last heartbeat.
+pub async fn record_heartbeats(
+    app: &App,
+    caller: &Principal,
+    batch: Batch<Heartbeat>,
+) -> Result<Receipt, AppError> {
+    check_batch_size(batch.len())?;
+    let now = app.clock.now();
+    let mut resolver = Resolver::new(app, caller);
+    let mut receipt = Receipt::default();
+    let mut latest: HashMap<(Id, String), (Device, bool)> = HashMap::new();
+    for (index, item) in batch.into_iter().enumerate() {
+        let checked = match item {
+            Ok(beat) => checked_heartbeat(&mut resolver, beat, now).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok((device, has_labels)) => {
+                receipt.accepted += 1;
+                let key = (device.project_id, device.external_id.clone());
+                latest.insert(key, (device, has_labels));
+            }
+            Err(error) if error.is_client_error() => {
+                receipt.rejected.push(Rejection { index, error })
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let mut rows: Vec<(Device, bool)> = latest.into_values().collect();
+    rows.sort_by(|a, b| {
+        (a.0.project_id, &a.0.external_id).cmp(&(b.0.project_id, &b.0.external_id))
+    });
+    let (with_labels, without): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, l)| *l);
+    let with_labels: Vec<Device> = with_labels.into_iter().map(|(d, _)| d).collect();
+    let without: Vec<Device> = without.into_iter().map(|(d, _)| d).collect();
+    if !with_labels.is_empty() || !without.is_empty() {
+        app.db
+            .transaction(async |tx| {
+                devices_db::heartbeat(tx, &with_labels, true).await?;
+                devices_db::heartbeat(tx, &without, false).await
+            })
+            .await?;
+    }
+    Ok(receipt)
+}
+
+async fn checked_heartbeat(
+    resolver: &mut Resolver<'_>,
+    beat: Heartbeat,
+    now: Timestamp,
+) -> Result<(Device, bool), AppError> {
+    let project_id = resolver.project(beat.project.as_deref()).await?;
+    let has_labels = beat.labels.is_some();
+    Ok((
+        Device {
+            id: Id::new(),
+            project_id,
+            external_id: device_id("deviceId", &beat.device_id)?,
+            device_type: short_text("deviceType", beat.device_type)?,
+            os: short_text("os", beat.os)?,
+            runtime_version: short_text("runtimeVersion", beat.runtime_version)?,
+            labels: labels("labels", &beat.labels.unwrap_or_default())?,
+            first_seen_at: now,
+            last_heartbeat_at: Some(now),
+        },
+        has_labels,
+    ))
+}
+
+/// The devices events name, registered if unknown (no heartbeat: they start OFFLINE).
+pub fn unregistered(project_id: Id, external_id: &str, now: Timestamp) -> Device {
+    Device {
+        id: Id::new(),
+        project_id,
+        external_id: external_id.to_owned(),
+        device_type: None,
+        os: None,
+        runtime_version: None,
+        labels: "{}".into(),
+        first_seen_at: now,
+        last_heartbeat_at: None,
+    }
+}
+
+pub struct DeviceListFilter {
+    pub project_id: Option<Id>,
+    pub device_type: Option<String>,
+    pub health: Option<DeviceHealth>,
+}
+
+pub async fn list(
+    app: &App,
+    caller: &Principal,
+    filter: DeviceListFilter,
+    page: &PageRequest,
+    count_total: bool,
+) -> Result<Page<Device>, AppError> {
+    caller.require_role(Role::Viewer)?;
+    if let Some(project) = filter.project_id {
+        organizations::visible_project(&app.db, caller, project).await?;
+    }
+    let (healthy_since, offline_since) = thresholds(app, app.clock.now());
+    let heartbeat = filter.health.map(|h| match h {
+        DeviceHealth::Healthy => HeartbeatRange {
+            since: Some(healthy_since),
+            ..HeartbeatRange::default()
+        },
+        DeviceHealth::Degraded => HeartbeatRange {
+            since: Some(offline_since),
+            before: Some(healthy_since),
+            never: false,
+        },
+        DeviceHealth::Offline => HeartbeatRange {
+            since: None,
+            before: Some(offline_since),
+            never: true,
+        },
+    });
+    let filter = DeviceFilter {
+        project_id: filter.project_id,
+        device_type: filter.device_type,
+        heartbeat,
+    };
+    devices_db::page(
+        &app.db,
+        caller.visible_projects(),
+        &filter,
+        page,
+        count_total,
+    )
+    .await
+}
+
+pub async fn visible_device(app: &App, caller: &Principal, id: Id) -> Result<Device, AppError> {
+    caller.require_role(Role::Viewer)?;
+    let device = devices_db::find(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound("device"))?;
+    if !organizations::sees_project(&app.db, caller, device.project_id).await? {
+        return Err(AppError::NotFound("device"));
+    }
+    Ok(device)
+}
+
+/// Device counts per health state, overall and per device type.
+#[derive(Debug, Clone, Default)]
+pub struct FleetHealth {
+    pub total: i64,
+    pub healthy: i64,
+    pub degraded: i64,
+    pub offline: i64,
+    pub by_device_type: Vec<(Option<String>, FleetCounts)>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FleetCounts {
+    pub total: i64,
+    pub healthy: i64,
+    pub degraded: i64,
+    pub offline: i64,
+}
+
+/// The project's fleet as the caller may see it.
+pub async fn fleet_health(
+    app: &App,
+    caller: &Principal,
+    project_id: Id,
+) -> Result<FleetHealth, AppError> {
+    caller.require_role(Role::Viewer)?;
+    organizations::visible_project(&app.db, caller, project_id).await?;
+    fleet_of(app, project_id).await
+}
+
+/// The fleet of a project whose visibility the caller already established.
+pub async fn fleet_of(app: &App, project_id: Id) -> Result<FleetHealth, AppError> {
+    let (healthy_since, offline_since) = thresholds(app, app.clock.now());
+    let rows =
+        devices_db::counts_by_type(&app.db, project_id, healthy_since, offline_since).await?;
+    let mut fleet = FleetHealth::default();
+    for (device_type, total, healthy, reachable) in rows {
+        let counts = FleetCounts {
+            total,
+            healthy,
+            degraded: reachable - healthy,
+            offline: total - reachable,
+        };
+        fleet.total += counts.total;
+        fleet.healthy += counts.healthy;
+        fleet.degraded += counts.degraded;
+        fleet.offline += counts.offline;
+        fleet.by_device_type.push((device_type, counts));
+    }
+    Ok(fleet)
+}

@@ -1,0 +1,617 @@
+//! Inference sessions: ingest, and the answers over a window (counts, rates, latency and
+//! time-to-first-token percentiles, tokens, per version, in time buckets).
+//!
+//! A window is read in whole UTC minutes: every minute that overlaps `[from, to)` counts.
+//! Its answer merges the summary rows that tile it, coarsest first (whole days, then the hours
+//! and minutes at its edges), so its cost grows with the window's edges, not its events. When
+//! the window holds few sessions and lies inside the raw retention, the percentiles are
+//! computed exactly from the raw rows instead.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::DurationRound;
+
+use super::devices::unregistered;
+use super::sketch::{Sketch, exact_quantile};
+use super::{
+    Batch, Receipt, Rejection, Resolver, check_batch_size, check_event_time, count, device_id,
+    measure, retention,
+};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::db::models::Model;
+use crate::db::telemetry::{self as telemetry_db, InferenceSessionRow, RollupCounts, RollupKey};
+use crate::domain::models as model_rules;
+use crate::domain::validate;
+use crate::error::AppError;
+use crate::values::{Id, Role, TimeBucket, Timestamp};
+
+/// Windows holding at most this many sessions (within the raw retention) get exact
+/// percentiles from the raw rows.
+pub const EXACT_LIMIT: i64 = 10_000;
+
+/// Longest window a query may ask for.
+pub const MAX_WINDOW_DAYS: i64 = 1_830;
+
+/// Most points a time series may have.
+pub const MAX_POINTS: i64 = 10_080;
+
+/// One inference session as a device reports it.
+#[derive(Debug, Clone)]
+pub struct InferenceSession {
+    /// The client's id for this event: a retry sends the same one.
+    pub id: Id,
+    /// A model id or `<project>/<model name>`.
+    pub model: String,
+    /// A version id or label; absent: the model's current version.
+    pub version: Option<String>,
+    pub device_id: String,
+    pub started_at: Timestamp,
+    pub latency_ms: f64,
+    pub time_to_first_token_ms: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub success: bool,
+    pub error_code: Option<String>,
+}
+
+pub fn width(bucket: TimeBucket) -> chrono::Duration {
+    match bucket {
+        TimeBucket::Minute => chrono::Duration::minutes(1),
+        TimeBucket::Hour => chrono::Duration::hours(1),
+        TimeBucket::Day => chrono::Duration::days(1),
+    }
+}
+
+pub fn floor(t: Timestamp, bucket: TimeBucket) -> Timestamp {
+    Timestamp(t.0.duration_trunc(width(bucket)).unwrap_or(t.0))
+}
+
+fn ceil(t: Timestamp, bucket: TimeBucket) -> Timestamp {
+    let down = floor(t, bucket);
+    if down == t {
+        t
+    } else {
+        Timestamp(down.0 + width(bucket))
+    }
+}
+
+/// The summary ranges that tile `[a, b)` (minute-aligned), using buckets up to `top` wide.
+fn cover(a: Timestamp, b: Timestamp, top: TimeBucket) -> Vec<(TimeBucket, Timestamp, Timestamp)> {
+    if a >= b {
+        return Vec::new();
+    }
+    let lower = match top {
+        TimeBucket::Minute => return vec![(TimeBucket::Minute, a, b)],
+        TimeBucket::Hour => TimeBucket::Minute,
+        TimeBucket::Day => TimeBucket::Hour,
+    };
+    let (start, end) = (ceil(a, top), floor(b, top));
+    if start >= end {
+        return cover(a, b, lower);
+    }
+    let mut ranges = cover(a, start, lower);
+    ranges.push((top, start, end));
+    ranges.extend(cover(end, b, lower));
+    ranges
+}
+
+fn check_session(
+    app: &App,
+    session: &InferenceSession,
+    now: Timestamp,
+) -> Result<(String, Option<String>), AppError> {
+    let device = device_id("deviceId", &session.device_id)?;
+    check_event_time(app, "startedAt", session.started_at, now)?;
+    measure("latencyMs", session.latency_ms)?;
+    if let Some(ttft) = session.time_to_first_token_ms {
+        measure("timeToFirstTokenMs", ttft)?;
+    }
+    if let Some(n) = session.input_tokens {
+        count("inputTokens", n)?;
+    }
+    if let Some(n) = session.output_tokens {
+        count("outputTokens", n)?;
+    }
+    let error_code = match &session.error_code {
+        Some(code) => {
+            let code = validate::name("errorCode", code)?;
+            validate::bounded("errorCode", &code, super::DEVICE_ID_MAX)?;
+            Some(code)
+        }
+        None => None,
+    };
+    Ok((device, error_code))
+}
+
+/// Stores a batch of sessions (see the module contract in `telemetry`).
+pub async fn record(
+    app: &App,
+    caller: &Principal,
+    batch: Batch<InferenceSession>,
+) -> Result<Receipt, AppError> {
+    check_batch_size(batch.len())?;
+    let now = app.clock.now();
+    let mut resolver = Resolver::new(app, caller);
+    let mut receipt = Receipt::default();
+    let mut rows: Vec<InferenceSessionRow> = Vec::with_capacity(batch.len());
+    for (index, item) in batch.into_iter().enumerate() {
+        let row = match item {
+            Ok(session) => checked_row(app, &mut resolver, session, now).await,
+            Err(e) => Err(e),
+        };
+        match row {
+            Ok(row) => rows.push(row),
+            Err(error) if error.is_client_error() => {
+                receipt.rejected.push(Rejection { index, error })
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if rows.is_empty() {
+        return Ok(receipt);
+    }
+    let valid = rows.len();
+    // Sorted (stably, so an id sent twice keeps its first event) and without repeats: one
+    // statement may not hold a key twice, and key order keeps concurrent batches' locks alike.
+    rows.sort_by_key(|r| (r.project_id, r.id));
+    rows.dedup_by_key(|r| (r.project_id, r.id));
+    let devices: BTreeSet<(Id, &str)> = rows
+        .iter()
+        .map(|r| (r.project_id, r.device_external_id.as_str()))
+        .collect();
+    let devices: Vec<_> = devices
+        .into_iter()
+        .map(|(project, external)| unregistered(project, external, now))
+        .collect();
+    let stored = app
+        .db
+        .transaction(async |tx| {
+            crate::db::devices::register(tx, &devices).await?;
+            let stored: BTreeSet<(Id, Id)> = telemetry_db::insert_sessions(tx, &rows)
+                .await?
+                .into_iter()
+                .collect();
+            let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
+            for row in rows
+                .iter()
+                .filter(|r| stored.contains(&(r.project_id, r.id)))
+            {
+                for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
+                    let key = (
+                        row.model_id,
+                        bucket,
+                        floor(row.started_at, bucket),
+                        row.model_version_id,
+                    );
+                    deltas.entry(key).or_default().add(row);
+                }
+            }
+            let counts: Vec<RollupCounts> = deltas
+                .iter()
+                .map(|(key, delta)| delta.counts(key))
+                .collect();
+            for (key, latency, ttft) in telemetry_db::add_rollups(tx, &counts).await? {
+                let delta = &deltas[&key];
+                let mut merged_latency = Sketch::decode_or_empty(latency.as_deref())?;
+                merged_latency.merge(&delta.latency)?;
+                let mut merged_ttft = Sketch::decode_or_empty(ttft.as_deref())?;
+                merged_ttft.merge(&delta.ttft)?;
+                let ttft_bytes = (merged_ttft.count() > 0).then(|| merged_ttft.encode());
+                telemetry_db::set_rollup_sketches(
+                    tx,
+                    &key,
+                    &merged_latency.encode(),
+                    ttft_bytes.as_deref(),
+                )
+                .await?;
+            }
+            Ok(stored.len())
+        })
+        .await?;
+    receipt.accepted = stored;
+    receipt.duplicates = valid - stored;
+    Ok(receipt)
+}
+
+async fn checked_row(
+    app: &App,
+    resolver: &mut Resolver<'_>,
+    session: InferenceSession,
+    now: Timestamp,
+) -> Result<InferenceSessionRow, AppError> {
+    let (device, error_code) = check_session(app, &session, now)?;
+    let target = resolver
+        .target(&session.model, session.version.as_deref())
+        .await?;
+    Ok(InferenceSessionRow {
+        project_id: target.project_id,
+        id: session.id,
+        model_id: target.model_id,
+        model_version_id: target.version_id,
+        device_external_id: device,
+        started_at: session.started_at,
+        latency_ms: session.latency_ms,
+        ttft_ms: session.time_to_first_token_ms,
+        input_tokens: session.input_tokens,
+        output_tokens: session.output_tokens,
+        success: session.success,
+        error_code,
+    })
+}
+
+/// What a batch adds to one summary row.
+#[derive(Default)]
+struct Delta {
+    sessions: i64,
+    successes: i64,
+    latency_sum: f64,
+    ttft_count: i64,
+    ttft_sum: f64,
+    input_tokens: i64,
+    output_tokens: i64,
+    latency: Sketch,
+    ttft: Sketch,
+}
+
+impl Delta {
+    fn add(&mut self, row: &InferenceSessionRow) {
+        self.sessions += 1;
+        self.successes += i64::from(row.success);
+        self.latency_sum += row.latency_ms;
+        self.latency.add(row.latency_ms);
+        if let Some(ttft) = row.ttft_ms {
+            self.ttft_count += 1;
+            self.ttft_sum += ttft;
+            self.ttft.add(ttft);
+        }
+        self.input_tokens += row.input_tokens.unwrap_or(0);
+        self.output_tokens += row.output_tokens.unwrap_or(0);
+    }
+
+    fn counts(&self, key: &RollupKey) -> RollupCounts {
+        let (model_id, granularity, bucket_start, model_version_id) = *key;
+        RollupCounts {
+            model_id,
+            granularity,
+            bucket_start,
+            model_version_id,
+            sessions: self.sessions,
+            successes: self.successes,
+            latency_sum: self.latency_sum,
+            ttft_count: self.ttft_count,
+            ttft_sum: self.ttft_sum,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+        }
+    }
+}
+
+/// p50, p95 and p99 of one measure; all `None` when nothing was measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+impl Percentiles {
+    fn of_sketch(s: &Sketch) -> Percentiles {
+        Percentiles {
+            p50: s.quantile(0.5),
+            p95: s.quantile(0.95),
+            p99: s.quantile(0.99),
+        }
+    }
+
+    fn of_values(mut values: Vec<f64>) -> Percentiles {
+        values.sort_by(f64::total_cmp);
+        Percentiles {
+            p50: exact_quantile(&values, 0.5),
+            p95: exact_quantile(&values, 0.95),
+            p99: exact_quantile(&values, 0.99),
+        }
+    }
+}
+
+/// Inference over a window (or one bucket of it).
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub sessions: i64,
+    pub successes: i64,
+    pub latency_sum: f64,
+    pub ttft_count: i64,
+    pub ttft_sum: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub latency: Percentiles,
+    pub ttft: Percentiles,
+    /// Whether the percentiles were computed from raw rows rather than sketches.
+    pub exact: bool,
+}
+
+impl Summary {
+    pub fn errors(&self) -> i64 {
+        self.sessions - self.successes
+    }
+
+    pub fn success_rate(&self) -> Option<f64> {
+        (self.sessions > 0).then(|| self.successes as f64 / self.sessions as f64)
+    }
+
+    pub fn latency_mean(&self) -> Option<f64> {
+        (self.sessions > 0).then(|| self.latency_sum / self.sessions as f64)
+    }
+
+    pub fn ttft_mean(&self) -> Option<f64> {
+        (self.ttft_count > 0).then(|| self.ttft_sum / self.ttft_count as f64)
+    }
+}
+
+/// Summary rows merged.
+#[derive(Default)]
+struct Accumulator {
+    summary: Summary,
+    latency: Sketch,
+    ttft: Sketch,
+}
+
+impl Accumulator {
+    fn add(&mut self, row: &telemetry_db::Rollup) -> Result<(), AppError> {
+        let s = &mut self.summary;
+        s.sessions += row.sessions;
+        s.successes += row.successes;
+        s.latency_sum += row.latency_sum;
+        s.ttft_count += row.ttft_count;
+        s.ttft_sum += row.ttft_sum;
+        s.input_tokens += row.input_tokens;
+        s.output_tokens += row.output_tokens;
+        if let Some(bytes) = &row.latency_sketch {
+            self.latency.merge(&Sketch::decode(bytes)?)?;
+        }
+        if let Some(bytes) = &row.ttft_sketch {
+            self.ttft.merge(&Sketch::decode(bytes)?)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Summary {
+        Summary {
+            latency: Percentiles::of_sketch(&self.latency),
+            ttft: Percentiles::of_sketch(&self.ttft),
+            ..self.summary
+        }
+    }
+}
+
+/// A model's inference over a window, as asked.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    pub model: Model,
+    pub version_id: Option<Id>,
+    /// The window as read: whole minutes.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub total: Summary,
+    /// Per version with sessions in the window, newest version id first.
+    pub by_version: Vec<(Id, Summary)>,
+}
+
+impl Telemetry {
+    pub fn minutes(&self) -> i64 {
+        (self.to.0 - self.from.0).num_minutes().max(1)
+    }
+
+    pub fn throughput_per_minute(&self) -> f64 {
+        self.total.sessions as f64 / self.minutes() as f64
+    }
+}
+
+/// The window `[from, to)` widened to whole minutes, checked.
+fn minutes_of(from: Timestamp, to: Timestamp) -> Result<(Timestamp, Timestamp), AppError> {
+    if from >= to {
+        return Err(AppError::bad_input("window", "`from` must be before `to`"));
+    }
+    if to.0 - from.0 > chrono::Duration::days(MAX_WINDOW_DAYS) {
+        return Err(AppError::bad_input(
+            "window",
+            format!("a window spans at most {MAX_WINDOW_DAYS} days"),
+        ));
+    }
+    Ok((
+        floor(from, TimeBucket::Minute),
+        ceil(to, TimeBucket::Minute),
+    ))
+}
+
+/// A model's inference telemetry over `[from, to)`, optionally one version's. A window
+/// without sessions answers zeros and no percentiles.
+pub async fn telemetry(
+    app: &App,
+    caller: &Principal,
+    model_id: Id,
+    from: Timestamp,
+    to: Timestamp,
+    version_id: Option<Id>,
+) -> Result<Telemetry, AppError> {
+    let model = model_rules::visible_model(&app.db, caller, model_id, Role::Viewer).await?;
+    let (from, to) = minutes_of(from, to)?;
+    let rows = telemetry_db::rollups(
+        &app.db,
+        model.id,
+        version_id,
+        &cover(from, to, TimeBucket::Day),
+    )
+    .await?;
+    let mut total = Accumulator::default();
+    let mut versions: BTreeMap<Id, Accumulator> = BTreeMap::new();
+    for row in &rows {
+        total.add(row)?;
+        versions.entry(row.model_version_id).or_default().add(row)?;
+    }
+    let mut telemetry = Telemetry {
+        model,
+        version_id,
+        from,
+        to,
+        total: total.finish(),
+        by_version: versions
+            .into_iter()
+            .rev()
+            .map(|(id, acc)| (id, acc.finish()))
+            .collect(),
+    };
+    let raw_since = app.clock.now().0 - retention(app) + chrono::Duration::hours(1);
+    if telemetry.total.sessions > 0
+        && telemetry.total.sessions <= EXACT_LIMIT
+        && from.0 >= raw_since
+    {
+        exact_percentiles(app, &mut telemetry).await?;
+    }
+    Ok(telemetry)
+}
+
+async fn exact_percentiles(app: &App, telemetry: &mut Telemetry) -> Result<(), AppError> {
+    let measures = telemetry_db::session_measures(
+        &app.db,
+        telemetry.model.id,
+        telemetry.version_id,
+        telemetry.from,
+        telemetry.to,
+    )
+    .await?;
+    let mut per_version: HashMap<Id, (Vec<f64>, Vec<f64>)> = HashMap::new();
+    let (mut latency, mut ttft) = (Vec::new(), Vec::new());
+    for (version, l, t) in measures {
+        let entry = per_version.entry(version).or_default();
+        latency.push(l);
+        entry.0.push(l);
+        if let Some(t) = t {
+            ttft.push(t);
+            entry.1.push(t);
+        }
+    }
+    let exact = |summary: &mut Summary, latency: Vec<f64>, ttft: Vec<f64>| {
+        summary.latency = Percentiles::of_values(latency);
+        summary.ttft = Percentiles::of_values(ttft);
+        summary.exact = true;
+    };
+    exact(&mut telemetry.total, latency, ttft);
+    for (version, summary) in &mut telemetry.by_version {
+        let (l, t) = per_version.remove(version).unwrap_or_default();
+        exact(summary, l, t);
+    }
+    Ok(())
+}
+
+/// The window in buckets of `bucket`, every bucket present (empty ones answer zeros); the
+/// first and last buckets hold only the part inside the window.
+pub async fn series(
+    app: &App,
+    telemetry: &Telemetry,
+    bucket: TimeBucket,
+) -> Result<Vec<(Timestamp, Summary)>, AppError> {
+    let first = floor(telemetry.from, bucket);
+    let points = (telemetry.to.0 - first.0).num_minutes() / width(bucket).num_minutes() + 1;
+    if points > MAX_POINTS {
+        return Err(AppError::bad_input(
+            "bucket",
+            format!(
+                "this window has {points} buckets of {bucket}; at most {MAX_POINTS}: pick a wider bucket"
+            ),
+        ));
+    }
+    let rows = telemetry_db::rollups(
+        &app.db,
+        telemetry.model.id,
+        telemetry.version_id,
+        &cover(telemetry.from, telemetry.to, bucket),
+    )
+    .await?;
+    let mut buckets: BTreeMap<Timestamp, Accumulator> = BTreeMap::new();
+    let mut start = first;
+    while start < telemetry.to {
+        buckets.insert(start, Accumulator::default());
+        start = Timestamp(start.0 + width(bucket));
+    }
+    for row in &rows {
+        buckets
+            .entry(floor(row.bucket_start, bucket))
+            .or_default()
+            .add(row)?;
+    }
+    Ok(buckets
+        .into_iter()
+        .map(|(start, acc)| (start, acc.finish()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp(chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap())
+    }
+
+    #[test]
+    fn a_window_is_tiled_coarsest_first() {
+        let ranges = cover(
+            at("2026-01-01 22:58"),
+            at("2026-01-04 01:03"),
+            TimeBucket::Day,
+        );
+        let expected = vec![
+            (
+                TimeBucket::Minute,
+                at("2026-01-01 22:58"),
+                at("2026-01-01 23:00"),
+            ),
+            (
+                TimeBucket::Hour,
+                at("2026-01-01 23:00"),
+                at("2026-01-02 00:00"),
+            ),
+            (
+                TimeBucket::Day,
+                at("2026-01-02 00:00"),
+                at("2026-01-04 00:00"),
+            ),
+            (
+                TimeBucket::Hour,
+                at("2026-01-04 00:00"),
+                at("2026-01-04 01:00"),
+            ),
+            (
+                TimeBucket::Minute,
+                at("2026-01-04 01:00"),
+                at("2026-01-04 01:03"),
+            ),
+        ];
+        assert_eq!(ranges, expected);
+        assert_eq!(
+            cover(
+                at("2026-01-01 10:05"),
+                at("2026-01-01 10:09"),
+                TimeBucket::Day
+            ),
+            vec![(
+                TimeBucket::Minute,
+                at("2026-01-01 10:05"),
+                at("2026-01-01 10:09")
+            )]
+        );
+        assert_eq!(
+            cover(
+                at("2026-01-01 10:00"),
+                at("2026-01-01 12:00"),
+                TimeBucket::Minute
+            ),
+            vec![(
+                TimeBucket::Minute,
+                at("2026-01-01 10:00"),
+                at("2026-01-01 12:00")
+            )]
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! `POST /v1/telemetry/{heartbeats,inference,training-updates}`: batches of device events.
+//!
+//! A body is a JSON array (`application/json`) or one JSON object per line
+//! (`application/x-ndjson`), optionally gzip-compressed (`Content-Encoding: gzip`). Each event
+//! is read on its own, so one that cannot be read is rejected by its index and the others go
+//! on; the answer is `{"accepted", "duplicates", "rejected": [{"index", "code", "field",
+//! "message"}]}`. More than 10,000 events, or a body past its size limits, is 413.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::{closing, is_body_timeout, sender};
+use crate::app::App;
+use crate::domain::telemetry::devices::{self, Heartbeat};
+use crate::domain::telemetry::inference::{self, InferenceSession};
+use crate::domain::telemetry::training::{self, TrainingUpdate};
+use crate::domain::telemetry::{Batch, MAX_BATCH, Receipt};
+use crate::error::AppError;
+use crate::values::{Id, Timestamp};
+
+/// Largest body as sent (compressed or not).
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Largest body once decompressed: 10,000 events of up to ~6 KiB each.
+const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+
+pub async fn heartbeats(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    receive(
+        &app,
+        &headers,
+        body,
+        heartbeat,
+        async |app, caller, batch| devices::record_heartbeats(app, caller, batch).await,
+    )
+    .await
+}
+
+pub async fn inference(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    receive(
+        &app,
+        &headers,
+        body,
+        inference_session,
+        async |app, caller, batch| inference::record(app, caller, batch).await,
+    )
+    .await
+}
+
+pub async fn training_updates(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    receive(
+        &app,
+        &headers,
+        body,
+        training_update,
+        async |app, caller, batch| training::record(app, caller, batch).await,
+    )
+    .await
+}
+
+/// The steps every route shares: the key, the body, one event at a time, the receipt.
+async fn receive<T>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    read: fn(&Map<String, Value>) -> Result<T, AppError>,
+    record: impl AsyncFnOnce(&App, &crate::auth::Principal, Batch<T>) -> Result<Receipt, AppError>,
+) -> Response {
+    let caller = match sender(app, headers).await {
+        Ok(caller) => caller,
+        Err(e) => return closing(e),
+    };
+    let events = match events(headers, body).await {
+        Ok(events) => events,
+        Err(e) => return closing(e),
+    };
+    let batch: Batch<T> = events
+        .into_iter()
+        .map(|event| {
+            event.and_then(|value| match value {
+                Value::Object(object) => read(&object),
+                _ => Err(AppError::bad_input("event", "an event is a JSON object")),
+            })
+        })
+        .collect();
+    match record(app, &caller, batch).await {
+        Ok(receipt) => axum::Json(receipt_json(&receipt)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub fn receipt_json(receipt: &Receipt) -> Value {
+    let rejected: Vec<Value> = receipt
+        .rejected
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "index": r.index,
+                "code": r.error.code(),
+                "field": r.error.field(),
+                "message": r.error.message(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "accepted": receipt.accepted,
+        "duplicates": receipt.duplicates,
+        "rejected": rejected,
+    })
+}
+
+/// The body's events, each parsed or the reason it could not be.
+async fn events(headers: &HeaderMap, body: Body) -> Result<Vec<Result<Value, AppError>>, AppError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let ndjson = match media.as_str() {
+        "application/json" => false,
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => true,
+        _ => {
+            return Err(AppError::UnsupportedMediaType(
+                "send a JSON array (`application/json`) or one event per line \
+                 (`application/x-ndjson`)"
+                    .into(),
+            ));
+        }
+    };
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("identity") => false,
+        Some("gzip") | Some("x-gzip") => true,
+        Some(other) => {
+            return Err(AppError::UnsupportedMediaType(format!(
+                "`Content-Encoding: {other}` is not read here: send gzip or no encoding"
+            )));
+        }
+    };
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            if is_body_timeout(&e) {
+                AppError::RequestTimeout
+            } else {
+                AppError::PayloadTooLarge(format!(
+                    "a telemetry body may be at most {MAX_BODY_BYTES} bytes"
+                ))
+            }
+        })?;
+    let text = if gzip {
+        let mut decoded = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .take(MAX_DECODED_BYTES as u64 + 1)
+            .read_to_end(&mut decoded)
+            .map_err(|e| {
+                AppError::bad_input("body", format!("the gzip body does not decode: {e}"))
+            })?;
+        if decoded.len() > MAX_DECODED_BYTES {
+            return Err(AppError::PayloadTooLarge(format!(
+                "a telemetry body may be at most {MAX_DECODED_BYTES} bytes decompressed"
+            )));
+        }
+        decoded
+    } else {
+        bytes.to_vec()
+    };
+    if ndjson {
+        let lines: Vec<&[u8]> = text
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        crate::domain::telemetry::check_batch_size(lines.len())?;
+        Ok(lines
+            .into_iter()
+            .map(|line| {
+                serde_json::from_slice::<Value>(line)
+                    .map_err(|e| AppError::bad_input("event", format!("the line is not JSON: {e}")))
+            })
+            .collect())
+    } else {
+        let events: Vec<Value> = match serde_json::from_slice(&text) {
+            Ok(Value::Array(events)) => events,
+            Ok(_) => {
+                return Err(AppError::bad_input(
+                    "body",
+                    "send a JSON array of events (or NDJSON, one per line)",
+                ));
+            }
+            Err(e) => return Err(AppError::bad_input("body", format!("not JSON: {e}"))),
+        };
+        if events.len() > MAX_BATCH {
+            crate::domain::telemetry::check_batch_size(events.len())?;
+        }
+        Ok(events.into_iter().map(Ok).collect())
+    }
+}
+
+/// Typed reads of one event's fields, each failure naming its field.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    fn missing(name: &str) -> AppError {
+        AppError::bad_input(name, "is required")
+    }
+
+    fn text(&self, name: &str) -> Result<Option<String>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(AppError::bad_input(name, "must be a string")),
+        }
+    }
+
+    fn required_text(&self, name: &str) -> Result<String, AppError> {
+        self.text(name)?.ok_or_else(|| Self::missing(name))
+    }
+
+    fn number(&self, name: &str) -> Result<Option<f64>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(_) => Err(AppError::bad_input(name, "must be a number")),
+        }
+    }
+
+    fn integer(&self, name: &str) -> Result<Option<i64>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| AppError::bad_input(name, "must be a whole number")),
+            Some(_) => Err(AppError::bad_input(name, "must be a whole number")),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<bool>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(AppError::bad_input(name, "must be true or false")),
+        }
+    }
+
+    fn id(&self, name: &str) -> Result<Id, AppError> {
+        self.required_text(name)?
+            .parse()
+            .map_err(|_| AppError::bad_input(name, "must be a UUID"))
+    }
+
+    fn time(&self, name: &str) -> Result<Timestamp, AppError> {
+        let text = self.required_text(name)?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| Timestamp::from(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| AppError::bad_input(name, "must be an RFC 3339 date-time"))
+    }
+
+    fn map<T>(
+        &self,
+        name: &str,
+        value: impl Fn(&Value) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<BTreeMap<String, T>>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Object(object)) => object
+                .iter()
+                .map(|(k, v)| {
+                    value(v).map(|v| (k.clone(), v)).ok_or_else(|| {
+                        AppError::bad_input(name, format!("`{k}` must be {expected}"))
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(AppError::bad_input(name, "must be an object")),
+        }
+    }
+}
+
+fn heartbeat(object: &Map<String, Value>) -> Result<Heartbeat, AppError> {
+    let f = Fields(object);
+    Ok(Heartbeat {
+        project: f.text("project")?,
+        device_id: f.required_text("deviceId")?,
+        device_type: f.text("deviceType")?,
+        os: f.text("os")?,
+        runtime_version: f.text("runtimeVersion")?,
+        labels: f.map("labels", |v| v.as_str().map(str::to_owned), "a string")?,
+    })
+}
+
+fn inference_session(object: &Map<String, Value>) -> Result<InferenceSession, AppError> {
+    let f = Fields(object);
+    Ok(InferenceSession {
+        id: f.id("id")?,
+        model: f.required_text("model")?,
+        version: f.text("version")?,
+        device_id: f.required_text("deviceId")?,
+        started_at: f.time("startedAt")?,
+        latency_ms: f
+            .number("latencyMs")?
+            .ok_or_else(|| Fields::missing("latencyMs"))?,
+        time_to_first_token_ms: f.number("timeToFirstTokenMs")?,
+        input_tokens: f.integer("inputTokens")?,
+        output_tokens: f.integer("outputTokens")?,
+        success: f
+            .boolean("success")?
+            .ok_or_else(|| Fields::missing("success"))?,
+        error_code: f.text("errorCode")?,
+    })
+}
+
+fn training_update(object: &Map<String, Value>) -> Result<TrainingUpdate, AppError> {
+    let f = Fields(object);
+    Ok(TrainingUpdate {
+        id: f.id("id")?,
+        model: f.required_text("model")?,
+        version: f.text("version")?,
+        device_id: f.required_text("deviceId")?,
+        sample_count: f
+            .integer("sampleCount")?
+            .ok_or_else(|| Fields::missing("sampleCount"))?,
+        metrics: f
+            .map("metrics", Value::as_f64, "a number")?
+            .unwrap_or_default(),
+        recorded_at: f.time("recordedAt")?,
+    })
+}
