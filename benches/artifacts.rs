@@ -6,15 +6,17 @@
 //! to compare memory across sizes. The server is the release binary in its own process (SQLite,
 //! fs storage in a temp folder on the same disk), so its peak RSS is its own.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+mod common;
+use common::server::{gql, peak_rss_mib, start_server, wait_ready};
 
 const MIB: u64 = 1024 * 1024;
 const CHUNK: u64 = 16 * MIB;
@@ -88,92 +90,6 @@ async fn loopback_copy(size: u64) -> f64 {
     rate(size, start.elapsed())
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    key: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_model-registry"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("MR_DATA_DIR", dir)
-        .env("MR_JOBS_INTERVAL_SECS", "0")
-        .env(
-            "RUST_LOG",
-            std::env::var("MR_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env_remove("DATABASE_URL")
-        .env_remove("STORAGE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let key = line
-        .trim()
-        .strip_prefix("Admin API key: ")
-        .unwrap()
-        .to_owned();
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        key,
-    }
-}
-
-/// Peak resident memory of a process, from /proc (Linux).
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn gql(client: &reqwest::Client, server: &Server, query: &str, variables: Value) -> Value {
-    let body: Value = client
-        .post(format!("{}/graphql", server.base))
-        .bearer_auth(&server.key)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(body.get("errors").is_none(), "{body}");
-    body["data"].clone()
-}
-
-async fn wait_ready(server: &Server) {
-    for _ in 0..300 {
-        if let Ok(r) = reqwest::get(format!("{}/readyz", server.base)).await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
-}
-
 struct Run {
     upload: f64,
     complete_secs: f64,
@@ -183,7 +99,7 @@ struct Run {
 
 async fn upload_and_download(work: &Path, file: &Path, size: u64, digest: &str) -> Run {
     let data_dir = work.join(format!("data-{size}"));
-    let server = start_server(&data_dir);
+    let server = start_server(&data_dir, None);
     wait_ready(&server).await;
     let client = reqwest::Client::new();
     let projects = gql(&client, &server, "{ projects { nodes { id } } }", json!({})).await;

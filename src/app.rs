@@ -18,6 +18,8 @@ pub struct App {
     pub storage: Arc<Storage>,
     pub signer: Arc<Signer>,
     pub hash_ahead: Arc<HashAhead>,
+    /// Devices this replica knows are registered (telemetry skips inserting them again).
+    pub known_devices: Arc<crate::db::devices::KnownDevices>,
     /// "Now" for the rules that depend on elapsed time (tests move it forward).
     pub clock: Clock,
     /// This replica's copy of the public manifest, as of a catalog revision.
@@ -83,6 +85,7 @@ impl App {
             hash_ahead: Arc::default(),
             manifest: Arc::default(),
             clock: Clock::default(),
+            known_devices: Arc::default(),
             config: Arc::new(config),
             metrics: metrics_handle(),
         })

@@ -1,6 +1,11 @@
 //! What the HTTP benchmarks share: N clients sending one request back to back, and the table
 //! line they report.
 
+// Each benchmark uses part of what is here.
+#![allow(dead_code)]
+
+pub mod server;
+
 use std::time::{Duration, Instant};
 
 pub struct Load {

@@ -160,6 +160,8 @@ pub enum KeysCommand {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum CliRole {
+    /// Sends its project's telemetry and nothing else (a device's key; needs --project).
+    Ingest,
     /// Reads.
     Viewer,
     /// Reads and writes models, versions and artifacts.
@@ -192,6 +194,7 @@ impl Cli {
 impl From<CliRole> for Role {
     fn from(role: CliRole) -> Role {
         match role {
+            CliRole::Ingest => Role::Ingest,
             CliRole::Viewer => Role::Viewer,
             CliRole::Editor => Role::Editor,
             CliRole::Admin => Role::Admin,

@@ -45,6 +45,38 @@ pub struct DeviceFilter {
 /// Statements stay under both databases' bound-parameter limits (SQLite's is 32,766).
 const ROWS_PER_STATEMENT: usize = 3_000;
 
+/// Devices this replica knows are registered. Their rows stay (a device leaves only with its
+/// project), so a batch of events naming only known devices skips the insert. Bounded: past
+/// [`KNOWN_DEVICES_MAX`] entries it starts over, which costs one insert per device again.
+#[derive(Debug, Default)]
+pub struct KnownDevices(std::sync::Mutex<std::collections::HashSet<(Id, String)>>);
+
+pub const KNOWN_DEVICES_MAX: usize = 200_000;
+
+impl KnownDevices {
+    /// Those of `devices` this replica has not seen registered.
+    pub fn unknown(&self, devices: Vec<Device>) -> Vec<Device> {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        devices
+            .into_iter()
+            .filter(|d| !known.contains(&(d.project_id, d.external_id.clone())))
+            .collect()
+    }
+
+    /// Call after the transaction that registered `devices` committed.
+    pub fn remember(&self, devices: &[Device]) {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() + devices.len() > KNOWN_DEVICES_MAX {
+            known.clear();
+        }
+        known.extend(
+            devices
+                .iter()
+                .map(|d| (d.project_id, d.external_id.clone())),
+        );
+    }
+}
+
 pub fn cursor(device: &Device) -> Cursor {
     Cursor {
         key: device.external_id.clone(),

@@ -3,8 +3,8 @@
 //!
 //! Summaries are merged under the row's lock: an upsert adds the counters and returns the
 //! stored sketch (taking the row lock on PostgreSQL; SQLite has one writer), the caller merges
-//! the batch's sketch into it, and [`set_rollup_sketches`] writes the result before the
-//! transaction commits. Rows are written in key order, so concurrent batches lock alike.
+//! the batch's sketch into it, and one more statement ([`set_rollup_sketches`]) writes the
+//! results before the transaction commits. Rows are written in key order, so concurrent batches lock alike.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -168,27 +168,39 @@ pub async fn add_rollups(
     Ok(stored)
 }
 
+/// Writes merged sketches back to their summary rows, all in one statement.
 pub async fn set_rollup_sketches(
     tx: &mut Tx<'_>,
-    key: &RollupKey,
-    latency: &[u8],
-    ttft: Option<&[u8]>,
+    rows: &[(RollupKey, Vec<u8>, Option<Vec<u8>>)],
 ) -> Result<(), AppError> {
-    use inference_rollups as r;
-    let (model, granularity, bucket, version) = *key;
-    on_tx!(tx, conn => {
-        diesel::update(
-            r::table
-                .filter(r::model_id.eq(model))
-                .filter(r::granularity.eq(granularity))
-                .filter(r::bucket_start.eq(bucket))
-                .filter(r::model_version_id.eq(version)),
-        )
-        .set((r::latency_sketch.eq(latency), r::ttft_sketch.eq(ttft)))
-        .execute(conn)
-        .await?;
-        Ok(())
-    })
+    use diesel::sql_types::{Binary, Nullable, Text, Timestamp as Time};
+    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 6) {
+        let sql = format!(
+            "WITH v (model_id, granularity, bucket_start, model_version_id, latency_sketch, \
+             ttft_sketch) AS (VALUES {}) \
+             UPDATE inference_rollups SET latency_sketch = v.latency_sketch, \
+             ttft_sketch = v.ttft_sketch FROM v \
+             WHERE inference_rollups.model_id = v.model_id \
+             AND inference_rollups.granularity = v.granularity \
+             AND inference_rollups.bucket_start = v.bucket_start \
+             AND inference_rollups.model_version_id = v.model_version_id",
+            bulk::values(tx.backend(), chunk.len(), 6)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for ((model, granularity, bucket, version), latency, ttft) in chunk {
+                query = query
+                    .bind::<Text, _>(*model)
+                    .bind::<Text, _>(*granularity)
+                    .bind::<Time, _>(*bucket)
+                    .bind::<Text, _>(*version)
+                    .bind::<Binary, _>(latency)
+                    .bind::<Nullable<Binary>, _>(ttft);
+            }
+            query.execute(conn).await?;
+        });
+    }
+    Ok(())
 }
 
 /// A stored summary row.
@@ -427,25 +439,35 @@ pub async fn add_device_training(
     Ok(stored)
 }
 
+/// Replaces the latest metrics of `(version, device)` rows, all in one statement.
 pub async fn set_device_latest(
     tx: &mut Tx<'_>,
-    version_id: Id,
-    device: &str,
-    metrics: &str,
-    at: Timestamp,
+    rows: &[(Id, String, String, Timestamp)],
 ) -> Result<(), AppError> {
-    use training_device_stats as d;
-    on_tx!(tx, conn => {
-        diesel::update(
-            d::table
-                .filter(d::model_version_id.eq(version_id))
-                .filter(d::device_external_id.eq(device)),
-        )
-        .set((d::latest_metrics.eq(metrics), d::latest_recorded_at.eq(at)))
-        .execute(conn)
-        .await?;
-        Ok(())
-    })
+    use diesel::sql_types::{Text, Timestamp as Time};
+    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 4) {
+        let sql = format!(
+            "WITH v (model_version_id, device_external_id, latest_metrics, latest_recorded_at) \
+             AS (VALUES {}) \
+             UPDATE training_device_stats SET latest_metrics = v.latest_metrics, \
+             latest_recorded_at = v.latest_recorded_at FROM v \
+             WHERE training_device_stats.model_version_id = v.model_version_id \
+             AND training_device_stats.device_external_id = v.device_external_id",
+            bulk::values(tx.backend(), chunk.len(), 4)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for (version, device, metrics, at) in chunk {
+                query = query
+                    .bind::<Text, _>(*version)
+                    .bind::<Text, _>(device)
+                    .bind::<Text, _>(metrics)
+                    .bind::<Time, _>(*at);
+            }
+            query.execute(conn).await?;
+        });
+    }
+    Ok(())
 }
 
 #[derive(QueryableByName)]
@@ -483,24 +505,32 @@ pub async fn lock_metric_sketches(
     Ok(stored)
 }
 
-pub async fn set_metric_sketch(
+/// Writes merged metric sketches back, all in one statement.
+pub async fn set_metric_sketches(
     tx: &mut Tx<'_>,
-    version_id: Id,
-    metric: &str,
-    sketch: &[u8],
+    rows: &[(Id, String, Vec<u8>)],
 ) -> Result<(), AppError> {
-    use training_metric_stats as m;
-    on_tx!(tx, conn => {
-        diesel::update(
-            m::table
-                .filter(m::model_version_id.eq(version_id))
-                .filter(m::metric.eq(metric)),
-        )
-        .set(m::sketch.eq(sketch))
-        .execute(conn)
-        .await?;
-        Ok(())
-    })
+    use diesel::sql_types::{Binary, Text};
+    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 3) {
+        let sql = format!(
+            "WITH v (model_version_id, metric, sketch) AS (VALUES {}) \
+             UPDATE training_metric_stats SET sketch = v.sketch FROM v \
+             WHERE training_metric_stats.model_version_id = v.model_version_id \
+             AND training_metric_stats.metric = v.metric",
+            bulk::values(tx.backend(), chunk.len(), 3)
+        );
+        on_tx!(tx, conn => {
+            let mut query = bulk::query(conn, sql.clone());
+            for (version, metric, sketch) in chunk {
+                query = query
+                    .bind::<Text, _>(*version)
+                    .bind::<Text, _>(metric)
+                    .bind::<Binary, _>(sketch);
+            }
+            query.execute(conn).await?;
+        });
+    }
+    Ok(())
 }
 
 /// Per version of the model (or the one version): updates, samples and devices.

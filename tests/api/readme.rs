@@ -146,6 +146,12 @@ async fn readme_examples(postgres: bool) {
         weights,
         "pull wrote what push sent"
     );
+    assert!(
+        out.contains(r#"{"accepted":2,"duplicates":0,"rejected":[]}"#)
+            && out.contains(r#""totals":{"sessionCount":2,"errorRate":0.5"#)
+            && out.contains(r#""updateCount":1,"sampleCount":512,"deviceCount":1"#),
+        "the device key sent the telemetry and the query counted it:\n{transcript}"
+    );
     let (ok, listed, err) = outcome(command(&["keys", "list"]).output().unwrap());
     assert!(ok, "{err}");
     let revoked = listed

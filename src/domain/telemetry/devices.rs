@@ -116,6 +116,8 @@ pub async fn record_heartbeats(
                 devices_db::heartbeat(tx, &without, false).await
             })
             .await?;
+        app.known_devices.remember(&with_labels);
+        app.known_devices.remember(&without);
     }
     Ok(receipt)
 }

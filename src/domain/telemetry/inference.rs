@@ -164,6 +164,7 @@ pub async fn record(
         .into_iter()
         .map(|(project, external)| unregistered(project, external, now))
         .collect();
+    let devices = app.known_devices.unknown(devices);
     let stored = app
         .db
         .transaction(async |tx| {
@@ -191,24 +192,21 @@ pub async fn record(
                 .iter()
                 .map(|(key, delta)| delta.counts(key))
                 .collect();
+            let mut merged = Vec::with_capacity(deltas.len());
             for (key, latency, ttft) in telemetry_db::add_rollups(tx, &counts).await? {
                 let delta = &deltas[&key];
-                let mut merged_latency = Sketch::decode_or_empty(latency.as_deref())?;
-                merged_latency.merge(&delta.latency)?;
-                let mut merged_ttft = Sketch::decode_or_empty(ttft.as_deref())?;
-                merged_ttft.merge(&delta.ttft)?;
-                let ttft_bytes = (merged_ttft.count() > 0).then(|| merged_ttft.encode());
-                telemetry_db::set_rollup_sketches(
-                    tx,
-                    &key,
-                    &merged_latency.encode(),
-                    ttft_bytes.as_deref(),
-                )
-                .await?;
+                let mut latency = Sketch::decode_or_empty(latency.as_deref())?;
+                latency.merge(&delta.latency)?;
+                let mut ttft = Sketch::decode_or_empty(ttft.as_deref())?;
+                ttft.merge(&delta.ttft)?;
+                let ttft = (ttft.count() > 0).then(|| ttft.encode());
+                merged.push((key, latency.encode(), ttft));
             }
+            telemetry_db::set_rollup_sketches(tx, &merged).await?;
             Ok(stored.len())
         })
         .await?;
+    app.known_devices.remember(&devices);
     receipt.accepted = stored;
     receipt.duplicates = valid - stored;
     Ok(receipt)

@@ -95,6 +95,7 @@ pub async fn record(
         .into_iter()
         .map(|(project, external)| unregistered(project, external, now))
         .collect();
+    let devices = app.known_devices.unknown(devices);
     let raw: Vec<TrainingUpdateRow> = rows.iter().map(|(r, _)| r.clone()).collect();
     let stored = app
         .db
@@ -134,30 +135,33 @@ pub async fn record(
                 }
             }
             let deltas: Vec<DeviceTraining> = per_device.values().cloned().collect();
+            let mut newer = Vec::new();
             for (version, device, stored_latest) in
                 telemetry_db::add_device_training(tx, &deltas).await?
             {
                 let delta = &per_device[&(version, device.clone())];
                 if delta.latest_recorded_at > stored_latest {
-                    telemetry_db::set_device_latest(
-                        tx,
+                    newer.push((
                         version,
-                        &device,
-                        &delta.latest_metrics,
+                        device,
+                        delta.latest_metrics.clone(),
                         delta.latest_recorded_at,
-                    )
-                    .await?;
+                    ));
                 }
             }
+            telemetry_db::set_device_latest(tx, &newer).await?;
             let keys: Vec<(Id, String)> = per_metric.keys().cloned().collect();
+            let mut merged = Vec::with_capacity(keys.len());
             for (version, metric, sketch) in telemetry_db::lock_metric_sketches(tx, &keys).await? {
-                let mut merged = Sketch::decode_or_empty(sketch.as_deref())?;
-                merged.merge(&per_metric[&(version, metric.clone())])?;
-                telemetry_db::set_metric_sketch(tx, version, &metric, &merged.encode()).await?;
+                let mut sketch = Sketch::decode_or_empty(sketch.as_deref())?;
+                sketch.merge(&per_metric[&(version, metric.clone())])?;
+                merged.push((version, metric, sketch.encode()));
             }
+            telemetry_db::set_metric_sketches(tx, &merged).await?;
             Ok(stored.len())
         })
         .await?;
+    app.known_devices.remember(&devices);
     receipt.accepted = stored;
     receipt.duplicates = valid - stored;
     Ok(receipt)
