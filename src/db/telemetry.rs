@@ -103,6 +103,9 @@ pub struct RollupCounts {
 /// A summary row's key.
 pub type RollupKey = (Id, TimeBucket, Timestamp, Id);
 
+/// A summary row's key with its sketches (latency, time to first token), encoded.
+pub type RollupSketches<S> = (RollupKey, S, Option<Vec<u8>>);
+
 #[derive(QueryableByName)]
 #[diesel(table_name = inference_rollups)]
 struct StoredSketches {
@@ -119,7 +122,7 @@ struct StoredSketches {
 pub async fn add_rollups(
     tx: &mut Tx<'_>,
     rows: &[RollupCounts],
-) -> Result<Vec<(RollupKey, Option<Vec<u8>>, Option<Vec<u8>>)>, AppError> {
+) -> Result<Vec<RollupSketches<Option<Vec<u8>>>>, AppError> {
     use diesel::sql_types::{BigInt, Double, Text, Timestamp as Time};
     let mut stored = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 11) {
@@ -171,7 +174,7 @@ pub async fn add_rollups(
 /// Writes merged sketches back to their summary rows, all in one statement.
 pub async fn set_rollup_sketches(
     tx: &mut Tx<'_>,
-    rows: &[(RollupKey, Vec<u8>, Option<Vec<u8>>)],
+    rows: &[RollupSketches<Vec<u8>>],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Binary, Nullable, Text, Timestamp as Time};
     for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 6) {
