@@ -120,11 +120,12 @@ pub struct Config {
     pub telemetry_retention_days: u32,
 
     /// A device whose last heartbeat is older than this is DEGRADED instead of HEALTHY.
-    #[arg(long, env = "MR_DEVICE_DEGRADED_AFTER_SECS", default_value_t = 300)]
+    #[arg(long, env = "MR_DEVICE_DEGRADED_AFTER_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub device_degraded_after_secs: u64,
 
-    /// A device whose last heartbeat is older than this (or that never sent one) is OFFLINE.
-    #[arg(long, env = "MR_DEVICE_OFFLINE_AFTER_SECS", default_value_t = 3600)]
+    /// A device whose last heartbeat is older than this (or that never sent one) is OFFLINE;
+    /// at least the degraded threshold.
+    #[arg(long, env = "MR_DEVICE_OFFLINE_AFTER_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub device_offline_after_secs: u64,
 
     /// How log lines are written to stderr: plain text, or one JSON object per line.

@@ -235,7 +235,9 @@ impl ModelView {
 
     /// Inference sessions reported by devices in `window` (all versions, or `versionId`'s):
     /// counts, rates, latency and time-to-first-token percentiles, tokens, per version, in
-    /// time buckets, and the fleet. A window without sessions answers zeros.
+    /// time buckets, and the fleet. A window without sessions answers zeros. Costed like a
+    /// list in the complexity limit: it reads up to hundreds of summary rows.
+    #[graphql(complexity = "100 + child_complexity")]
     async fn telemetry(
         &self,
         ctx: &Context<'_>,

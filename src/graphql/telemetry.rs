@@ -19,7 +19,7 @@ use crate::domain::telemetry::inference::{
 use crate::domain::telemetry::training::{self, MetricStats, TrainingUpdate, VersionTraining};
 use crate::domain::telemetry::{Batch, Receipt};
 use crate::error::AppError;
-use crate::values::{DeviceHealth, Id, JsonText, TimeBucket, Timestamp};
+use crate::values::{BigInt, DeviceHealth, Id, JsonText, TimeBucket, Timestamp};
 
 // ---- recording ------------------------------------------------------------------------------
 
@@ -51,6 +51,24 @@ impl ReceiptView {
             })
             .collect()
     }
+}
+
+/// What `recordHeartbeats` did.
+#[derive(SimpleObject)]
+pub struct RecordHeartbeatsPayload {
+    receipt: ReceiptView,
+}
+
+/// What `recordInferenceSessions` did.
+#[derive(SimpleObject)]
+pub struct RecordInferenceSessionsPayload {
+    receipt: ReceiptView,
+}
+
+/// What `recordTrainingUpdates` did.
+#[derive(SimpleObject)]
+pub struct RecordTrainingUpdatesPayload {
+    receipt: ReceiptView,
 }
 
 #[derive(SimpleObject)]
@@ -87,7 +105,8 @@ pub struct HeartbeatInput {
 
 #[derive(InputObject)]
 pub struct RecordHeartbeatsInput {
-    /// At most 10,000.
+    /// At most 10,000, and within the GraphQL body limit (1 MiB by default, some thousands of
+    /// events): send larger batches to the REST route.
     heartbeats: Vec<HeartbeatInput>,
 }
 
@@ -112,7 +131,8 @@ pub struct InferenceSessionInput {
 
 #[derive(InputObject)]
 pub struct RecordInferenceSessionsInput {
-    /// At most 10,000.
+    /// At most 10,000, and within the GraphQL body limit (1 MiB by default, some thousands of
+    /// events): send larger batches to the REST route.
     sessions: Vec<InferenceSessionInput>,
 }
 
@@ -139,7 +159,8 @@ pub struct TrainingUpdateInput {
 
 #[derive(InputObject)]
 pub struct RecordTrainingUpdatesInput {
-    /// At most 10,000.
+    /// At most 10,000, and within the GraphQL body limit (1 MiB by default, some thousands of
+    /// events): send larger batches to the REST route.
     updates: Vec<TrainingUpdateInput>,
 }
 
@@ -154,7 +175,7 @@ impl TelemetryMutation {
         &self,
         ctx: &Context<'_>,
         input: RecordHeartbeatsInput,
-    ) -> Result<ReceiptView> {
+    ) -> Result<RecordHeartbeatsPayload> {
         let batch: Batch<Heartbeat> = input
             .heartbeats
             .into_iter()
@@ -171,9 +192,10 @@ impl TelemetryMutation {
                 })
             })
             .collect();
-        Ok(ReceiptView(
-            devices::record_heartbeats(ctx.app(), ctx.sender()?, batch).await?,
-        ))
+        let receipt = devices::record_heartbeats(ctx.app(), ctx.sender()?, batch).await?;
+        Ok(RecordHeartbeatsPayload {
+            receipt: ReceiptView(receipt),
+        })
     }
 
     /// Records inference sessions; REST: `POST /v1/telemetry/inference`.
@@ -181,7 +203,7 @@ impl TelemetryMutation {
         &self,
         ctx: &Context<'_>,
         input: RecordInferenceSessionsInput,
-    ) -> Result<ReceiptView> {
+    ) -> Result<RecordInferenceSessionsPayload> {
         let batch: Batch<InferenceSession> = input
             .sessions
             .into_iter()
@@ -201,9 +223,10 @@ impl TelemetryMutation {
                 })
             })
             .collect();
-        Ok(ReceiptView(
-            inference::record(ctx.app(), ctx.sender()?, batch).await?,
-        ))
+        let receipt = inference::record(ctx.app(), ctx.sender()?, batch).await?;
+        Ok(RecordInferenceSessionsPayload {
+            receipt: ReceiptView(receipt),
+        })
     }
 
     /// Records training updates; REST: `POST /v1/telemetry/training-updates`.
@@ -211,34 +234,26 @@ impl TelemetryMutation {
         &self,
         ctx: &Context<'_>,
         input: RecordTrainingUpdatesInput,
-    ) -> Result<ReceiptView> {
+    ) -> Result<RecordTrainingUpdatesPayload> {
         let batch: Batch<TrainingUpdate> = input
             .updates
             .into_iter()
             .map(|u| {
-                let mut metrics = std::collections::BTreeMap::new();
-                for m in u.metrics {
-                    if metrics.insert(m.name.clone(), m.value).is_some() {
-                        return Err(AppError::bad_input(
-                            "metrics",
-                            format!("`{}` is given twice", m.name),
-                        ));
-                    }
-                }
                 Ok(TrainingUpdate {
                     id: u.id,
                     model: u.model,
                     version: u.version,
                     device_id: u.device_id,
                     sample_count: i64::from(u.sample_count),
-                    metrics,
+                    metrics: u.metrics.into_iter().map(|m| (m.name, m.value)).collect(),
                     recorded_at: u.recorded_at,
                 })
             })
             .collect();
-        Ok(ReceiptView(
-            training::record(ctx.app(), ctx.sender()?, batch).await?,
-        ))
+        let receipt = training::record(ctx.app(), ctx.sender()?, batch).await?;
+        Ok(RecordTrainingUpdatesPayload {
+            receipt: ReceiptView(receipt),
+        })
     }
 }
 
@@ -469,8 +484,8 @@ pub struct DistributionView {
 #[Object(name = "Distribution")]
 impl DistributionView {
     /// How many values were measured.
-    async fn count(&self) -> i64 {
-        self.count
+    async fn count(&self) -> BigInt {
+        BigInt(self.count)
     }
 
     /// Exact; null when nothing was measured.
@@ -500,16 +515,16 @@ pub struct InferenceStatsView(Summary);
 /// Inference counted and measured over a window or one bucket of it.
 #[Object(name = "InferenceStats")]
 impl InferenceStatsView {
-    async fn session_count(&self) -> i64 {
-        self.0.sessions
+    async fn session_count(&self) -> BigInt {
+        BigInt(self.0.sessions)
     }
 
-    async fn success_count(&self) -> i64 {
-        self.0.successes
+    async fn success_count(&self) -> BigInt {
+        BigInt(self.0.successes)
     }
 
-    async fn error_count(&self) -> i64 {
-        self.0.errors()
+    async fn error_count(&self) -> BigInt {
+        BigInt(self.0.errors())
     }
 
     /// Successes per session; null without sessions.
@@ -519,7 +534,7 @@ impl InferenceStatsView {
 
     /// Errors per session; null without sessions.
     async fn error_rate(&self) -> Option<f64> {
-        self.0.success_rate().map(|r| 1.0 - r)
+        (self.0.sessions > 0).then(|| self.0.errors() as f64 / self.0.sessions as f64)
     }
 
     async fn latency_ms(&self) -> DistributionView {
@@ -539,12 +554,12 @@ impl InferenceStatsView {
         }
     }
 
-    async fn input_tokens(&self) -> i64 {
-        self.0.input_tokens
+    async fn input_tokens(&self) -> BigInt {
+        BigInt(self.0.input_tokens)
     }
 
-    async fn output_tokens(&self) -> i64 {
-        self.0.output_tokens
+    async fn output_tokens(&self) -> BigInt {
+        BigInt(self.0.output_tokens)
     }
 
     /// Whether the percentiles were computed from the raw sessions (windows of at most
@@ -629,6 +644,7 @@ impl InferenceTelemetryView {
 
     /// The window in buckets, every bucket present (empty ones count zero); at most 10,080
     /// buckets. Percentiles here always come from summaries (1 % relative error).
+    #[graphql(complexity = "500 + child_complexity")]
     async fn time_series(
         &self,
         ctx: &Context<'_>,
@@ -690,12 +706,12 @@ impl VersionTrainingView {
             .map(VersionView))
     }
 
-    async fn update_count(&self) -> i64 {
-        self.0.updates
+    async fn update_count(&self) -> BigInt {
+        BigInt(self.0.updates)
     }
 
-    async fn sample_count(&self) -> i64 {
-        self.0.samples
+    async fn sample_count(&self) -> BigInt {
+        BigInt(self.0.samples)
     }
 
     /// Distinct devices that sent updates.
@@ -717,7 +733,7 @@ impl VersionTrainingView {
 pub struct TrainingMetricStats {
     name: String,
     /// Updates that reported the metric.
-    count: i64,
+    count: BigInt,
     min: Option<f64>,
     max: Option<f64>,
     mean: Option<f64>,
@@ -733,7 +749,7 @@ impl From<MetricStats> for TrainingMetricStats {
     fn from(m: MetricStats) -> Self {
         TrainingMetricStats {
             name: m.name,
-            count: m.count,
+            count: BigInt(m.count),
             min: m.min,
             max: m.max,
             mean: m.mean,
@@ -760,12 +776,12 @@ impl DeviceTrainingView {
         &self.0.device_external_id
     }
 
-    async fn update_count(&self) -> i64 {
-        self.0.updates
+    async fn update_count(&self) -> BigInt {
+        BigInt(self.0.updates)
     }
 
-    async fn sample_count(&self) -> i64 {
-        self.0.samples
+    async fn sample_count(&self) -> BigInt {
+        BigInt(self.0.samples)
     }
 
     async fn latest_metrics(&self) -> JsonText {
@@ -785,12 +801,12 @@ pub struct VersionTrainingDetailView {
 /// A version's training updates in detail; zeros when it received none.
 #[Object(name = "VersionTrainingStats")]
 impl VersionTrainingDetailView {
-    async fn update_count(&self) -> i64 {
-        self.total.updates
+    async fn update_count(&self) -> BigInt {
+        BigInt(self.total.updates)
     }
 
-    async fn sample_count(&self) -> i64 {
-        self.total.samples
+    async fn sample_count(&self) -> BigInt {
+        BigInt(self.total.samples)
     }
 
     async fn device_count(&self) -> i64 {

@@ -6,7 +6,6 @@
 //! on; the answer is `{"accepted", "duplicates", "rejected": [{"index", "code", "field",
 //! "message"}]}`. More than 10,000 events, or a body past its size limits, is 413.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
 use axum::body::Body;
@@ -27,8 +26,8 @@ use crate::values::{Id, Timestamp};
 /// Largest body as sent (compressed or not).
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// Largest body once decompressed: 10,000 events of up to ~6 KiB each.
-const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// Largest body once decompressed: 10,000 events of up to ~3 KiB each.
+const MAX_DECODED_BYTES: usize = 32 * 1024 * 1024;
 
 pub async fn heartbeats(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     receive(
@@ -158,9 +157,24 @@ async fn events(headers: &HeaderMap, body: Body) -> Result<Vec<Result<Value, App
                 ))
             }
         })?;
-    let text = if gzip {
+    // Inflating and parsing up to tens of MiB is CPU work: off the async workers.
+    tokio::task::spawn_blocking(move || decode(&bytes, gzip, ndjson))
+        .await
+        .map_err(AppError::internal)?
+}
+
+/// The events of a body already read: inflated when gzip, split into lines or read as an
+/// array. Counting stops at one past [`MAX_BATCH`], so a body of a million tiny events is
+/// refused before a million values are built.
+fn decode(
+    bytes: &[u8],
+    gzip: bool,
+    ndjson: bool,
+) -> Result<Vec<Result<Value, AppError>>, AppError> {
+    let inflated;
+    let text: &[u8] = if gzip {
         let mut decoded = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
+        flate2::read::MultiGzDecoder::new(bytes)
             .take(MAX_DECODED_BYTES as u64 + 1)
             .read_to_end(&mut decoded)
             .map_err(|e| {
@@ -171,38 +185,68 @@ async fn events(headers: &HeaderMap, body: Body) -> Result<Vec<Result<Value, App
                 "a telemetry body may be at most {MAX_DECODED_BYTES} bytes decompressed"
             )));
         }
-        decoded
+        inflated = decoded;
+        &inflated
     } else {
-        bytes.to_vec()
+        bytes
     };
     if ndjson {
+        // Blank lines are not events: `index` counts events, not lines.
         let lines: Vec<&[u8]> = text
             .split(|b| *b == b'\n')
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .take(MAX_BATCH + 1)
             .collect();
         crate::domain::telemetry::check_batch_size(lines.len())?;
-        Ok(lines
+        return Ok(lines
             .into_iter()
             .map(|line| {
                 serde_json::from_slice::<Value>(line)
                     .map_err(|e| AppError::bad_input("event", format!("the line is not JSON: {e}")))
             })
-            .collect())
-    } else {
-        let events: Vec<Value> = match serde_json::from_slice(&text) {
-            Ok(Value::Array(events)) => events,
-            Ok(_) => {
-                return Err(AppError::bad_input(
-                    "body",
-                    "send a JSON array of events (or NDJSON, one per line)",
-                ));
-            }
-            Err(e) => return Err(AppError::bad_input("body", format!("not JSON: {e}"))),
-        };
-        if events.len() > MAX_BATCH {
-            crate::domain::telemetry::check_batch_size(events.len())?;
+            .collect());
+    }
+    match serde_json::from_slice::<Events>(text) {
+        Ok(Events(events)) => Ok(events.into_iter().map(Ok).collect()),
+        Err(e) if e.to_string().starts_with(TOO_MANY) => {
+            Err(crate::domain::telemetry::batch_too_large())
         }
-        Ok(events.into_iter().map(Ok).collect())
+        Err(e) if e.is_data() => Err(AppError::bad_input(
+            "body",
+            "send a JSON array of events (or NDJSON, one per line)",
+        )),
+        Err(e) => Err(AppError::bad_input("body", format!("not JSON: {e}"))),
+    }
+}
+
+const TOO_MANY: &str = "more than the batch limit";
+
+/// A JSON array of at most [`MAX_BATCH`] values: reading stops at the next one.
+struct Events(Vec<Value>);
+
+impl<'de> serde::Deserialize<'de> for Events {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Events;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Events, A::Error> {
+                let mut events = Vec::new();
+                while let Some(event) = seq.next_element::<Value>()? {
+                    if events.len() == MAX_BATCH {
+                        return Err(serde::de::Error::custom(TOO_MANY));
+                    }
+                    events.push(event);
+                }
+                Ok(Events(events))
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
     }
 }
 
@@ -275,7 +319,7 @@ impl Fields<'_> {
         name: &str,
         value: impl Fn(&Value) -> Option<T>,
         expected: &str,
-    ) -> Result<Option<BTreeMap<String, T>>, AppError> {
+    ) -> Result<Option<Vec<(String, T)>>, AppError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Object(object)) => object

@@ -319,19 +319,19 @@ const CASES: &[Case] = &[
     // cannot see. Any key of the project may send.
     case(
         "recordHeartbeats",
-        r#"mutation($project: ID!) { recordHeartbeats(input: { heartbeats: [{ project: $project, deviceId: "walk" }] }) { accepted rejected { code } } }"#,
+        r#"mutation($project: ID!) { recordHeartbeats(input: { heartbeats: [{ project: $project, deviceId: "walk" }] }) { receipt { accepted rejected { code } } } }"#,
         NOT_FOUND,
         OK,
     ),
     case(
         "recordInferenceSessions",
-        r#"mutation($model: ID!, $now: DateTime!) { recordInferenceSessions(input: { sessions: [{ id: "0190a0b0-0000-7000-8000-00000000000a", model: $model, version: "v1", deviceId: "walk", startedAt: $now, latencyMs: 1, success: true }] }) { accepted rejected { code } } }"#,
+        r#"mutation($model: ID!, $now: DateTime!) { recordInferenceSessions(input: { sessions: [{ id: "0190a0b0-0000-7000-8000-00000000000a", model: $model, version: "v1", deviceId: "walk", startedAt: $now, latencyMs: 1, success: true }] }) { receipt { accepted rejected { code } } } }"#,
         NOT_FOUND,
         OK,
     ),
     case(
         "recordTrainingUpdates",
-        r#"mutation($model: ID!, $now: DateTime!) { recordTrainingUpdates(input: { updates: [{ id: "0190a0b0-0000-7000-8000-00000000000b", model: $model, version: "v1", deviceId: "walk", sampleCount: 1, metrics: [], recordedAt: $now }] }) { accepted rejected { code } } }"#,
+        r#"mutation($model: ID!, $now: DateTime!) { recordTrainingUpdates(input: { updates: [{ id: "0190a0b0-0000-7000-8000-00000000000b", model: $model, version: "v1", deviceId: "walk", sampleCount: 1, metrics: [], recordedAt: $now }] }) { receipt { accepted rejected { code } } } }"#,
         NOT_FOUND,
         OK,
     ),
@@ -343,7 +343,9 @@ fn refusal(response: &Value, field: &str) -> Option<Value> {
     if let Some(code) = response["errors"][0]["extensions"].get("code") {
         return Some(code.clone());
     }
-    response["data"][field]["rejected"][0].get("code").cloned()
+    response["data"][field]["receipt"]["rejected"][0]
+        .get("code")
+        .cloned()
 }
 
 backends! {
@@ -370,6 +372,7 @@ backends! {
             .to_owned();
         let outsider = app.project_key(&theirs, "EDITOR").await;
         let viewer = app.project_key(&project, "VIEWER").await;
+        let ingest = app.project_key(&project, "INGEST").await;
 
         let artifact = app.upload(&app.admin, &model, Some(&version), "w.bin", b"weights").await["id"].clone();
         let session = app.open_upload(&app.admin, json!({ "modelId": model, "fileName": "x.bin", "totalSizeBytes": 3 })).await["id"].clone();
@@ -382,15 +385,17 @@ backends! {
             .clone();
         let device = {
             let beat = app
-                .ok(&app.admin, r#"mutation($p: ID!) { recordHeartbeats(input: { heartbeats: [{ project: $p, deviceId: "secret-device" }] }) { accepted } }"#, json!({ "p": project }))
+                .ok(&app.admin, r#"mutation($p: ID!) { recordHeartbeats(input: { heartbeats: [{ project: $p, deviceId: "secret-device" }] }) { receipt { accepted } } }"#, json!({ "p": project }))
                 .await;
-            assert_eq!(beat["recordHeartbeats"]["accepted"], 1);
+            assert_eq!(beat["recordHeartbeats"]["receipt"]["accepted"], 1);
             app.ok(&app.admin, "{ devices { edges { node { id } } } }", json!({})).await["devices"]["edges"][0]["node"]["id"].clone()
         };
         let now = chrono::Utc::now().to_rfc3339();
         let vars = json!({ "project": project, "org": org, "model": model, "version": version, "key": target_key, "artifact": artifact, "session": session, "endpoint": endpoint, "device": device, "now": now });
         for case in CASES {
-            for (who, key, expected) in [("outsider", &outsider, case.outsider), ("viewer", &viewer, case.viewer)] {
+            // A device's key sends telemetry and is refused every other field.
+            let ingest_gets = if case.field.starts_with("record") { OK } else { FORBIDDEN };
+            for (who, key, expected) in [("outsider", &outsider, case.outsider), ("viewer", &viewer, case.viewer), ("ingest", &ingest, ingest_gets)] {
                 let response = app.gql(key, case.query, vars.clone()).await;
                 match expected {
                     Some(code) => assert_eq!(
@@ -406,7 +411,7 @@ backends! {
         let sent = app
             .ok(&app.admin, "query($model: ID!, $project: ID!, $from: DateTime!, $to: DateTime!) { model(id: $model) { telemetry(window: { from: $from, to: $to }) { totals { sessionCount } } trainingStats { updateCount } } fleetHealth(projectId: $project) { total } }", json!({ "model": model, "project": project, "from": "2026-01-01T00:00:00Z", "to": chrono::Utc::now().to_rfc3339() }))
             .await;
-        assert_eq!(sent["model"]["telemetry"]["totals"]["sessionCount"], 1);
+        assert_eq!(sent["model"]["telemetry"]["totals"]["sessionCount"], 1, "the viewer's event, once (the device key's was its retry)");
         assert_eq!(sent["model"]["trainingStats"][0]["updateCount"], 1);
         assert_eq!(sent["fleetHealth"]["total"], 2);
 

@@ -125,10 +125,10 @@ backends! {
         let (status, beat) = post(&app, &device, "heartbeats", &json!([{ "deviceId": "phone-1", "deviceType": "pixel-8" }])).await;
         assert_eq!((status, beat["accepted"].clone()), (200, json!(1)));
         let sent = app
-            .ok(&device, r#"mutation($m: String!) { recordInferenceSessions(input: { sessions: [{ id: "0190a0b0-0000-4000-8000-000000000001", model: $m, version: "v1", deviceId: "phone-2", startedAt: "2026-01-01T00:00:00Z", latencyMs: 1, success: true }] }) { accepted rejected { index field } } }"#, json!({ "m": ours }))
+            .ok(&device, r#"mutation($m: String!) { recordInferenceSessions(input: { sessions: [{ id: "0190a0b0-0000-4000-8000-000000000001", model: $m, version: "v1", deviceId: "phone-2", startedAt: "2026-01-01T00:00:00Z", latencyMs: 1, success: true }] }) { receipt { accepted rejected { index field } } } }"#, json!({ "m": ours }))
             .await;
         // (An event older than the retention is refused: it could no longer be recognised as a retry.)
-        assert_eq!(sent["recordInferenceSessions"]["rejected"], json!([{ "index": 0, "field": "startedAt" }]));
+        assert_eq!(sent["recordInferenceSessions"]["receipt"]["rejected"], json!([{ "index": 0, "field": "startedAt" }]));
 
         // It reads nothing and changes nothing else, over GraphQL and REST.
         for query in [
@@ -243,6 +243,30 @@ backends! {
         let (status, _) = post(&app, &app.admin, "heartbeats", &Value::Array(vec![json!({ "deviceId": "x" }); 10_001])).await;
         assert_eq!(status, 413);
 
+        // Values past their bounds are refused by field.
+        let mut slow = session(&m, "v1", "d1", now, 90_000_000.0);
+        slow["id"] = json!(uuid::Uuid::now_v7());
+        let mut ttft = session(&m, "v1", "d1", now, 5.0);
+        ttft["timeToFirstTokenMs"] = json!(6.0);
+        let mut tokens = session(&m, "v1", "d1", now, 5.0);
+        tokens["outputTokens"] = json!(1u64 << 40);
+        let (_, receipt) = post(&app, &app.admin, "inference", &json!([slow, ttft, tokens])).await;
+        let fields: Vec<_> = receipt["rejected"].as_array().unwrap().iter().map(|r| r["field"].clone()).collect();
+        assert_eq!(fields, vec![json!("latencyMs"), json!("timeToFirstTokenMs"), json!("outputTokens")]);
+
+        // An array of 10,001 tiny values and a gzip body that inflates past 32 MiB are refused
+        // without building them.
+        let tiny = format!("[{}0]", "0,".repeat(10_000));
+        let response = app.client.post(format!("{}/v1/telemetry/inference", app.base))
+            .bearer_auth(&app.admin).header("content-type", "application/json").body(tiny).send().await.unwrap();
+        assert_eq!(response.status(), 413);
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        bomb.write_all(&vec![b' '; 33 * 1024 * 1024]).unwrap();
+        let response = app.client.post(format!("{}/v1/telemetry/inference", app.base))
+            .bearer_auth(&app.admin).header("content-type", "application/json").header("content-encoding", "gzip")
+            .body(bomb.finish().unwrap()).send().await.unwrap();
+        assert_eq!(response.status(), 413);
+
         // Other media types and encodings are refused; so is a body that is not an array.
         let response = app.client.post(format!("{}/v1/telemetry/inference", app.base))
             .bearer_auth(&app.admin).header("content-type", "text/plain").body("[]").send().await.unwrap();
@@ -319,10 +343,11 @@ backends! {
         assert!(minutes > 0.0);
 
         // A window of at most 10,000 sessions inside the retention is answered exactly.
-        let from = start + Duration::hours(10);
-        let to = start + Duration::hours(20);
+        use chrono::DurationRound;
+        let from = (start + Duration::hours(10)).duration_trunc(Duration::minutes(1)).unwrap();
+        let to = (start + Duration::hours(20)).duration_trunc(Duration::minutes(1)).unwrap();
         let small = telemetry(&app, &m, from, to).await;
-        let (a, b) = (from.timestamp() / 60 * 60, (to.timestamp() + 59) / 60 * 60);
+        let (a, b) = (from.timestamp(), to.timestamp());
         let mut inside: Vec<f64> = Vec::new();
         let mut rng = Lcg(42);
         for n in 0..12_000i64 {
@@ -376,6 +401,19 @@ backends! {
         let window = telemetry(&app, &m, now - Duration::minutes(1), now + Duration::minutes(1)).await;
         assert_eq!(window["totals"]["sessionCount"], 2000);
         assert_eq!(window["totals"]["latencyMs"]["p50"], 1000.0);
+        // The series always reads the summaries: the concurrent merges lost no value.
+        let series = app
+            .ok(&app.admin, "query($m: ID!, $from: DateTime!, $to: DateTime!) { model(id: $m) { telemetry(window: { from: $from, to: $to }) { timeSeries(bucket: DAY) { stats { sessionCount latencyMs { count p50 } } } } } }", json!({ "m": m, "from": at(now - Duration::minutes(1)), "to": at(now + Duration::minutes(1)) }))
+            .await;
+        let buckets = series["model"]["telemetry"]["timeSeries"].as_array().unwrap().clone();
+        let counted: i64 = buckets.iter().map(|b| b["stats"]["latencyMs"]["count"].as_i64().unwrap()).sum();
+        assert_eq!(counted, 2000);
+        let busy = buckets.iter().find(|b| b["stats"]["sessionCount"].as_i64().unwrap() > 1000).unwrap();
+        let p50 = busy["stats"]["latencyMs"]["p50"].as_f64().unwrap();
+        let sorted: Vec<f64> = (1..=2000).map(f64::from).collect();
+        if buckets.len() == 1 {
+            assert!((p50 - exact(&sorted, 0.5)).abs() <= 0.01 * exact(&sorted, 0.5), "{p50}");
+        }
         assert_eq!(window["fleet"]["total"], 2000);
         assert_eq!(window["fleet"]["offline"], 2000, "events alone do not make a device healthy");
     }
@@ -465,17 +503,27 @@ backends! {
         let (_, receipt) = post(&app, &app.admin, "training-updates", &json!([bad])).await;
         assert_eq!(receipt["rejected"][0]["field"], "metrics");
         let sent = app
-            .ok(&app.admin, r#"mutation($m: String!, $id: ID!, $at: DateTime!) { recordTrainingUpdates(input: { updates: [{ id: $id, model: $m, version: "v2", deviceId: "d9", sampleCount: 4, metrics: [{ name: "loss", value: 0.25 }], recordedAt: $at }] }) { accepted } }"#, json!({ "m": m, "id": uuid::Uuid::now_v7(), "at": at(now) }))
+            .ok(&app.admin, r#"mutation($m: String!, $id: ID!, $at: DateTime!) { recordTrainingUpdates(input: { updates: [{ id: $id, model: $m, version: "v2", deviceId: "d9", sampleCount: 4, metrics: [{ name: "loss", value: 0.25 }], recordedAt: $at }] }) { receipt { accepted } } }"#, json!({ "m": m, "id": uuid::Uuid::now_v7(), "at": at(now) }))
             .await;
-        assert_eq!(sent["recordTrainingUpdates"]["accepted"], 1);
+        assert_eq!(sent["recordTrainingUpdates"]["receipt"]["accepted"], 1);
 
+        // A later batch with an older update does not replace the latest metrics; a metric
+        // named twice (after trimming) is refused.
+        let older = json!([{ "id": uuid::Uuid::now_v7(), "model": m, "version": "v1", "deviceId": "d0", "sampleCount": 1, "metrics": { "loss": 9.0 }, "recordedAt": at(now - Duration::hours(20)) }]);
+        let (_, receipt) = post(&app, &app.admin, "training-updates", &older).await;
+        assert_eq!(receipt["accepted"], 1);
+        losses.push(9.0);
+        let twice = app
+            .ok(&app.admin, r#"mutation($m: String!, $id: ID!, $at: DateTime!) { recordTrainingUpdates(input: { updates: [{ id: $id, model: $m, version: "v2", deviceId: "d9", sampleCount: 1, metrics: [{ name: "loss", value: 1 }, { name: " loss", value: 2 }], recordedAt: $at }] }) { receipt { rejected { field message } } } }"#, json!({ "m": m, "id": uuid::Uuid::now_v7(), "at": at(now) }))
+            .await;
+        assert_eq!(twice["recordTrainingUpdates"]["receipt"]["rejected"][0]["field"], "metrics");
         let stats = app
             .ok(&app.admin, "query($m: ID!) { model(id: $m) { trainingStats { modelVersion { version } updateCount sampleCount deviceCount latestMetrics } } }", json!({ "m": m }))
             .await["model"]["trainingStats"]
             .clone();
         assert_eq!(stats[0], json!({ "modelVersion": { "version": "v2" }, "updateCount": 1, "sampleCount": 4, "deviceCount": 1, "latestMetrics": { "loss": 0.25 } }));
-        assert_eq!(stats[1]["updateCount"], 300);
-        assert_eq!(stats[1]["sampleCount"], 3000);
+        assert_eq!(stats[1]["updateCount"], 301);
+        assert_eq!(stats[1]["sampleCount"], 3001);
         assert_eq!(stats[1]["deviceCount"], 3);
         assert_eq!(stats[1]["latestMetrics"]["loss"], losses[299], "the newest update's metrics");
 
@@ -485,12 +533,12 @@ backends! {
             .ok(&app.admin, "query($v: ID!) { modelVersion(id: $v) { trainingStats { updateCount deviceCount metrics { name count min max mean p50 p95 p99 } devices(first: 2) { totalCount pageInfo { hasNextPage endCursor } edges { node { deviceId updateCount sampleCount latestRecordedAt } } } } } }", json!({ "v": v1 }))
             .await["modelVersion"]["trainingStats"]
             .clone();
-        assert_eq!(detail["updateCount"], 300);
+        assert_eq!(detail["updateCount"], 301);
         let metrics = detail["metrics"].as_array().unwrap();
         assert_eq!(metrics[0]["name"], "accuracy");
         let loss = &metrics[1];
         losses.sort_by(f64::total_cmp);
-        assert_eq!((loss["count"].clone(), loss["min"].clone(), loss["max"].clone()), (json!(300), json!(losses[0]), json!(losses[299])));
+        assert_eq!((loss["count"].clone(), loss["min"].clone(), loss["max"].clone()), (json!(301), json!(losses[0]), json!(losses[300])));
         for (field, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
             let expected = exact(&losses, q);
             let got = loss[field].as_f64().unwrap();
@@ -499,7 +547,7 @@ backends! {
         let devices = &detail["devices"];
         assert_eq!(devices["totalCount"], 3);
         assert_eq!(devices["edges"][0]["node"]["deviceId"], "d0");
-        assert_eq!(devices["edges"][0]["node"]["updateCount"], 100);
+        assert_eq!(devices["edges"][0]["node"]["updateCount"], 101);
         let rest = app
             .ok(&app.admin, "query($v: ID!, $after: String) { modelVersion(id: $v) { trainingStats { devices(first: 2, after: $after) { edges { node { deviceId } } } } } }", json!({ "v": v1, "after": devices["pageInfo"]["endCursor"] }))
             .await;

@@ -45,7 +45,7 @@ CREATE INDEX inference_sessions_model ON inference_sessions (model_id, started_a
 CREATE INDEX inference_sessions_started ON inference_sessions (started_at);
 
 -- Inference summarised per model version and minute, hour and day, written in the
--- transaction that stores the events. Percentiles come from mergeable DDSketches (JSON), so
+-- transaction that stores the events. Percentiles come from mergeable DDSketches (their standard binary encoding), so
 -- a window reads its whole days, the hours at its edges and the minutes at theirs.
 CREATE TABLE inference_rollups (
     model_id TEXT NOT NULL,

@@ -1,6 +1,6 @@
 //! Heartbeats and fleet health.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::{Batch, Receipt, Rejection, Resolver, check_batch_size, device_id};
 use crate::app::App;
@@ -13,7 +13,6 @@ use crate::values::{DeviceHealth, Id, Role, Timestamp};
 
 /// Most labels a device carries, and their sizes.
 pub const LABELS_MAX: usize = 32;
-pub const LABEL_NAME_MAX: usize = 64;
 pub const LABEL_VALUE_MAX: usize = 256;
 
 /// One heartbeat: the device is alive now, with what it says about itself.
@@ -25,8 +24,8 @@ pub struct Heartbeat {
     pub device_type: Option<String>,
     pub os: Option<String>,
     pub runtime_version: Option<String>,
-    /// Replace the device's labels; absent keeps them.
-    pub labels: Option<BTreeMap<String, String>>,
+    /// Replace the device's labels (each name once); absent keeps them.
+    pub labels: Option<Vec<(String, String)>>,
 }
 
 /// A device's health at `now` under the configured thresholds.
@@ -41,23 +40,19 @@ pub fn health(app: &App, last_heartbeat: Option<Timestamp>, now: Timestamp) -> D
 
 /// The heartbeat times from which a device counts as healthy, and as not offline.
 fn thresholds(app: &App, now: Timestamp) -> (Timestamp, Timestamp) {
-    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    // Bounded by the flags' ranges; an offline threshold below the degraded one reads as equal.
+    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(0));
+    let degraded = app.config.device_degraded_after_secs;
+    let offline = app.config.device_offline_after_secs.max(degraded);
     (
-        Timestamp(now.0 - secs(app.config.device_degraded_after_secs)),
-        Timestamp(now.0 - secs(app.config.device_offline_after_secs)),
+        Timestamp(now.0 - secs(degraded)),
+        Timestamp(now.0 - secs(offline)),
     )
 }
 
-fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<String, AppError> {
-    if labels.len() > LABELS_MAX {
-        return Err(AppError::bad_input(
-            field,
-            format!("at most {LABELS_MAX} labels"),
-        ));
-    }
-    for (name, value) in labels {
-        validate::name(field, name)?;
-        validate::bounded(field, name, LABEL_NAME_MAX)?;
+fn labels(field: &str, labels: Vec<(String, String)>) -> Result<String, AppError> {
+    let labels = super::named(field, labels, LABELS_MAX)?;
+    for value in labels.values() {
         validate::bounded(field, value, LABEL_VALUE_MAX)?;
         if let Some(c) = validate::forbidden_control(value) {
             return Err(AppError::bad_input(
@@ -66,7 +61,7 @@ fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<String, AppE
             ));
         }
     }
-    serde_json::to_string(labels).map_err(AppError::internal)
+    serde_json::to_string(&labels).map_err(AppError::internal)
 }
 
 fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
@@ -106,18 +101,27 @@ pub async fn record_heartbeats(
     rows.sort_by(|a, b| {
         (a.0.project_id, &a.0.external_id).cmp(&(b.0.project_id, &b.0.external_id))
     });
-    let (with_labels, without): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, l)| *l);
-    let with_labels: Vec<Device> = with_labels.into_iter().map(|(d, _)| d).collect();
-    let without: Vec<Device> = without.into_iter().map(|(d, _)| d).collect();
-    if !with_labels.is_empty() || !without.is_empty() {
+    // Runs of rows that do or do not replace labels, written in key order (one statement per
+    // run), so concurrent batches take the device rows' locks in one order.
+    let mut runs: Vec<(bool, Vec<Device>)> = Vec::new();
+    for (device, replaces_labels) in rows {
+        match runs.last_mut() {
+            Some((flag, run)) if *flag == replaces_labels => run.push(device),
+            _ => runs.push((replaces_labels, vec![device])),
+        }
+    }
+    if !runs.is_empty() {
         app.db
             .transaction(async |tx| {
-                devices_db::heartbeat(tx, &with_labels, true).await?;
-                devices_db::heartbeat(tx, &without, false).await
+                for (replaces_labels, run) in &runs {
+                    devices_db::heartbeat(tx, run, *replaces_labels).await?;
+                }
+                Ok(())
             })
             .await?;
-        app.known_devices.remember(&with_labels);
-        app.known_devices.remember(&without);
+        for (_, run) in &runs {
+            app.known_devices.remember(run);
+        }
     }
     Ok(receipt)
 }
@@ -137,7 +141,7 @@ async fn checked_heartbeat(
             device_type: short_text("deviceType", beat.device_type)?,
             os: short_text("os", beat.os)?,
             runtime_version: short_text("runtimeVersion", beat.runtime_version)?,
-            labels: labels("labels", &beat.labels.unwrap_or_default())?,
+            labels: labels("labels", beat.labels.unwrap_or_default())?,
             first_seen_at: now,
             last_heartbeat_at: Some(now),
         },

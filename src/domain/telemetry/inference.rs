@@ -106,6 +106,12 @@ fn check_session(
     measure("latencyMs", session.latency_ms)?;
     if let Some(ttft) = session.time_to_first_token_ms {
         measure("timeToFirstTokenMs", ttft)?;
+        if ttft > session.latency_ms {
+            return Err(AppError::bad_input(
+                "timeToFirstTokenMs",
+                "must not exceed latencyMs",
+            ));
+        }
     }
     if let Some(n) = session.input_tokens {
         count("inputTokens", n)?;
@@ -194,7 +200,9 @@ pub async fn record(
                 .collect();
             let mut merged = Vec::with_capacity(deltas.len());
             for (key, latency, ttft) in telemetry_db::add_rollups(tx, &counts).await? {
-                let delta = &deltas[&key];
+                let delta = deltas.get(&key).ok_or_else(|| {
+                    AppError::internal("a summary row came back under another key")
+                })?;
                 let mut latency = Sketch::decode_or_empty(latency.as_deref())?;
                 latency.merge(&delta.latency)?;
                 let mut ttft = Sketch::decode_or_empty(ttft.as_deref())?;
@@ -254,17 +262,21 @@ struct Delta {
 
 impl Delta {
     fn add(&mut self, row: &InferenceSessionRow) {
-        self.sessions += 1;
-        self.successes += i64::from(row.success);
+        self.sessions = self.sessions.saturating_add(1);
+        self.successes = self.successes.saturating_add(i64::from(row.success));
         self.latency_sum += row.latency_ms;
         self.latency.add(row.latency_ms);
         if let Some(ttft) = row.ttft_ms {
-            self.ttft_count += 1;
+            self.ttft_count = self.ttft_count.saturating_add(1);
             self.ttft_sum += ttft;
             self.ttft.add(ttft);
         }
-        self.input_tokens += row.input_tokens.unwrap_or(0);
-        self.output_tokens += row.output_tokens.unwrap_or(0);
+        self.input_tokens = self
+            .input_tokens
+            .saturating_add(row.input_tokens.unwrap_or(0));
+        self.output_tokens = self
+            .output_tokens
+            .saturating_add(row.output_tokens.unwrap_or(0));
     }
 
     fn counts(&self, key: &RollupKey) -> RollupCounts {
@@ -510,7 +522,8 @@ pub async fn series(
     bucket: TimeBucket,
 ) -> Result<Vec<(Timestamp, Summary)>, AppError> {
     let first = floor(telemetry.from, bucket);
-    let points = (telemetry.to.0 - first.0).num_minutes() / width(bucket).num_minutes() + 1;
+    let step = width(bucket).num_minutes();
+    let points = ((telemetry.to.0 - first.0).num_minutes() + step - 1) / step;
     if points > MAX_POINTS {
         return Err(AppError::bad_input(
             "bucket",

@@ -37,6 +37,13 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 /// Longest device identifier, metric name and error code.
 pub const DEVICE_ID_MAX: usize = 128;
 
+/// Largest latency or time to first token accepted, in milliseconds (a day): more is a clock or
+/// unit error, and would stretch a sketch's bins past their bound.
+pub const MAX_MILLIS: f64 = 86_400_000.0;
+
+/// Largest token or sample count of one event: summary counters then stay far from overflow.
+pub const MAX_COUNT: i64 = i32::MAX as i64;
+
 /// One event refused: its position in the batch and why.
 #[derive(Debug, Clone)]
 pub struct Rejection {
@@ -59,11 +66,15 @@ pub type Batch<T> = Vec<Result<T, AppError>>;
 
 pub fn check_batch_size(len: usize) -> Result<(), AppError> {
     if len > MAX_BATCH {
-        return Err(AppError::PayloadTooLarge(format!(
-            "a batch holds at most {MAX_BATCH} events; this one has {len}: split it"
-        )));
+        return Err(batch_too_large());
     }
     Ok(())
+}
+
+pub fn batch_too_large() -> AppError {
+    AppError::PayloadTooLarge(format!(
+        "a batch holds at most {MAX_BATCH} events; split it"
+    ))
 }
 
 /// A device's own identifier: trimmed, non-empty, single-line, bounded.
@@ -117,14 +128,22 @@ pub fn check_event_time(
     Ok(())
 }
 
-/// Removes raw events older than the retention; their summaries stay. Safe on every replica
-/// at once: each row is deleted once.
+/// How long past the retention raw events stay: ingest refuses events older than the
+/// retention by its replica's clock, and replicas' clocks differ a little, so a retry accepted
+/// by one still finds its event stored.
+pub const REMOVAL_MARGIN_SECS: i64 = 3600;
+
+/// Removes raw events older than the retention and its margin, a minute of events per
+/// transaction; their summaries stay. Safe on every replica at once: each row is deleted once,
+/// and replicas delete in the same time order.
 pub async fn remove_expired(app: &App) -> Result<usize, AppError> {
-    let cutoff = Timestamp(app.clock.now().0 - retention(app));
-    crate::db::telemetry::delete_raw_before(&app.db, cutoff, chrono::Duration::minutes(10)).await
+    let cutoff = Timestamp(
+        app.clock.now().0 - retention(app) - chrono::Duration::seconds(REMOVAL_MARGIN_SECS),
+    );
+    crate::db::telemetry::delete_raw_before(&app.db, cutoff, chrono::Duration::minutes(1)).await
 }
 
-/// A number that must be finite and not negative.
+/// A duration in milliseconds: finite, not negative, at most [`MAX_MILLIS`].
 pub fn measure(field: &str, value: f64) -> Result<f64, AppError> {
     if !value.is_finite() {
         return Err(AppError::bad_input(field, "must be a finite number"));
@@ -132,14 +151,51 @@ pub fn measure(field: &str, value: f64) -> Result<f64, AppError> {
     if value < 0.0 {
         return Err(AppError::bad_input(field, "must not be negative"));
     }
+    if value > MAX_MILLIS {
+        return Err(AppError::bad_input(
+            field,
+            format!("must be at most {MAX_MILLIS} (a day, in milliseconds)"),
+        ));
+    }
     Ok(value)
 }
 
+/// A count of one event: not negative, at most [`MAX_COUNT`].
 pub fn count(field: &str, value: i64) -> Result<i64, AppError> {
     if value < 0 {
         return Err(AppError::bad_input(field, "must not be negative"));
     }
+    if value > MAX_COUNT {
+        return Err(AppError::bad_input(
+            field,
+            format!("must be at most {MAX_COUNT}"),
+        ));
+    }
     Ok(value)
+}
+
+/// Names (labels, metrics) trimmed and checked, each given once.
+pub fn named<T>(
+    field: &str,
+    pairs: Vec<(String, T)>,
+    max: usize,
+) -> Result<std::collections::BTreeMap<String, T>, AppError> {
+    if pairs.len() > max {
+        return Err(AppError::bad_input(field, format!("at most {max} entries")));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (name, value) in pairs {
+        let name = validate::name(field, &name)?;
+        validate::bounded(field, &name, DEVICE_ID_MAX)?;
+        if out.contains_key(&name) {
+            return Err(AppError::bad_input(
+                field,
+                format!("`{name}` is given twice"),
+            ));
+        }
+        out.insert(name, value);
+    }
+    Ok(out)
 }
 
 /// Where an event belongs once its model and version are resolved.

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::db::page::{Page, PageRequest};
 use crate::db::telemetry::{self as telemetry_db, DeviceTraining, TrainingUpdateRow};
-use crate::domain::{models as model_rules, validate, versions as version_rules};
+use crate::domain::{models as model_rules, versions as version_rules};
 use crate::error::AppError;
 use crate::values::{Id, Role, Timestamp};
 
@@ -30,29 +30,20 @@ pub struct TrainingUpdate {
     pub version: Option<String>,
     pub device_id: String,
     pub sample_count: i64,
-    /// Metric name → value (loss, accuracy, …).
-    pub metrics: BTreeMap<String, f64>,
+    /// Metric name and value (loss, accuracy, …), each name once.
+    pub metrics: Vec<(String, f64)>,
     pub recorded_at: Timestamp,
 }
 
-fn check_metrics(metrics: &BTreeMap<String, f64>) -> Result<(), AppError> {
-    if metrics.len() > METRICS_MAX {
+fn check_metrics(metrics: Vec<(String, f64)>) -> Result<BTreeMap<String, f64>, AppError> {
+    let metrics = super::named("metrics", metrics, METRICS_MAX)?;
+    if let Some((name, _)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
         return Err(AppError::bad_input(
             "metrics",
-            format!("at most {METRICS_MAX} metrics per update"),
+            format!("`{name}` must be a finite number"),
         ));
     }
-    for (name, value) in metrics {
-        validate::name("metrics", name)?;
-        validate::bounded("metrics", name, super::DEVICE_ID_MAX)?;
-        if !value.is_finite() {
-            return Err(AppError::bad_input(
-                "metrics",
-                format!("`{name}` must be a finite number"),
-            ));
-        }
-    }
-    Ok(())
+    Ok(metrics)
 }
 
 /// Stores a batch of training updates (see the module contract in `telemetry`).
@@ -121,8 +112,8 @@ pub async fn record(
                     latest_metrics: row.metrics.clone(),
                     latest_recorded_at: row.recorded_at,
                 });
-                entry.updates += 1;
-                entry.samples += row.sample_count;
+                entry.updates = entry.updates.saturating_add(1);
+                entry.samples = entry.samples.saturating_add(row.sample_count);
                 if row.recorded_at >= entry.latest_recorded_at {
                     entry.latest_recorded_at = row.recorded_at;
                     entry.latest_metrics = row.metrics.clone();
@@ -139,7 +130,9 @@ pub async fn record(
             for (version, device, stored_latest) in
                 telemetry_db::add_device_training(tx, &deltas).await?
             {
-                let delta = &per_device[&(version, device.clone())];
+                let delta = per_device.get(&(version, device.clone())).ok_or_else(|| {
+                    AppError::internal("a device summary came back under another key")
+                })?;
                 if delta.latest_recorded_at > stored_latest {
                     newer.push((
                         version,
@@ -154,7 +147,10 @@ pub async fn record(
             let mut merged = Vec::with_capacity(keys.len());
             for (version, metric, sketch) in telemetry_db::lock_metric_sketches(tx, &keys).await? {
                 let mut sketch = Sketch::decode_or_empty(sketch.as_deref())?;
-                sketch.merge(&per_metric[&(version, metric.clone())])?;
+                let delta = per_metric.get(&(version, metric.clone())).ok_or_else(|| {
+                    AppError::internal("a metric summary came back under another key")
+                })?;
+                sketch.merge(delta)?;
                 merged.push((version, metric, sketch.encode()));
             }
             telemetry_db::set_metric_sketches(tx, &merged).await?;
@@ -176,11 +172,11 @@ async fn checked_row(
     let device = device_id("deviceId", &update.device_id)?;
     check_event_time(app, "recordedAt", update.recorded_at, now)?;
     count("sampleCount", update.sample_count)?;
-    check_metrics(&update.metrics)?;
+    let values = check_metrics(update.metrics)?;
     let target = resolver
         .target(&update.model, update.version.as_deref())
         .await?;
-    let metrics = serde_json::to_string(&update.metrics).map_err(AppError::internal)?;
+    let metrics = serde_json::to_string(&values).map_err(AppError::internal)?;
     Ok((
         TrainingUpdateRow {
             project_id: target.project_id,
@@ -192,7 +188,7 @@ async fn checked_row(
             metrics,
             recorded_at: update.recorded_at,
         },
-        update.metrics,
+        values,
     ))
 }
 
