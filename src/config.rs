@@ -13,6 +13,14 @@ pub enum LogFormat {
 /// Unreferenced blobs are kept a week by default: the server and `gc` agree on it.
 pub const BLOB_RETENTION_SECS: u64 = 7 * 24 * 3600;
 
+/// Days raw telemetry events are kept, by default.
+pub const TELEMETRY_RETENTION_DAYS: u32 = 30;
+
+/// The accepted range of `--telemetry-retention-days`, for the server and `gc` alike.
+pub fn retention_days() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=3650)
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address to listen on.
@@ -116,7 +124,7 @@ pub struct Config {
 
     /// Days raw telemetry events are kept (exact answers for small windows, recognising a
     /// retried event); summaries are kept for good. Older events are refused at ingest.
-    #[arg(long, env = "MR_TELEMETRY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    #[arg(long, env = "MR_TELEMETRY_RETENTION_DAYS", default_value_t = TELEMETRY_RETENTION_DAYS, value_parser = retention_days())]
     pub telemetry_retention_days: u32,
 
     /// A device whose last heartbeat is older than this is DEGRADED instead of HEALTHY.

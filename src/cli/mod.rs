@@ -60,7 +60,7 @@ pub enum Command {
         retention_secs: u64,
         /// Remove raw telemetry events older than this many days (the server's
         /// `--telemetry-retention-days`).
-        #[arg(long, env = "MR_TELEMETRY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        #[arg(long, env = "MR_TELEMETRY_RETENTION_DAYS", default_value_t = crate::config::TELEMETRY_RETENTION_DAYS, value_parser = crate::config::retention_days())]
         telemetry_retention_days: u32,
     },
     /// Upload files as artifacts of a model (created when missing), resumably.

@@ -17,6 +17,15 @@ impl Tx<'_> {
     }
 }
 
+/// Parameters one statement binds at most: under SQLite's limit (32,766) and PostgreSQL's
+/// (65,535).
+const PARAMETERS_PER_STATEMENT: usize = 30_000;
+
+/// `rows` in slices of as many rows of `columns` values as one statement may bind.
+pub fn chunks<T>(rows: &[T], columns: usize) -> std::slice::Chunks<'_, T> {
+    rows.chunks(PARAMETERS_PER_STATEMENT / columns)
+}
+
 /// `(?, ?), (?, ?)` on SQLite, `($1, $2), ($3, $4)` on PostgreSQL.
 pub fn values(backend: Backend, rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 5);

@@ -42,9 +42,6 @@ pub struct DeviceFilter {
     pub heartbeat: Option<HeartbeatRange>,
 }
 
-/// Statements stay under both databases' bound-parameter limits (SQLite's is 32,766).
-const ROWS_PER_STATEMENT: usize = 3_000;
-
 /// Devices this replica knows are registered. Their rows stay (a device leaves only with its
 /// project), so a batch of events naming only known devices skips the insert. Bounded: past
 /// [`KNOWN_DEVICES_MAX`] entries it starts over, which costs one insert per device again.
@@ -90,7 +87,7 @@ const COLUMNS: &str = "INSERT INTO devices (id, project_id, external_id, device_
 /// Writes `rows` with `conflict` (an `ON CONFLICT …` clause) after the values.
 async fn write(tx: &mut Tx<'_>, rows: &[Device], conflict: &str) -> Result<(), AppError> {
     use diesel::sql_types::{Nullable, Text, Timestamp as Time};
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in bulk::chunks(rows, 9) {
         let sql = format!(
             "{COLUMNS}{} {conflict}",
             bulk::values(tx.backend(), chunk.len(), 9)

@@ -18,9 +18,6 @@ use crate::db::{Db, Tx, bulk, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, TimeBucket, Timestamp};
 
-/// Statements stay under both databases' bound-parameter limits (SQLite's is 32,766).
-const PARAMETERS_PER_STATEMENT: usize = 30_000;
-
 #[derive(Debug, Clone)]
 pub struct InferenceSessionRow {
     pub project_id: Id,
@@ -53,7 +50,7 @@ pub async fn insert_sessions(
 ) -> Result<Vec<(Id, Id)>, AppError> {
     use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp as Time};
     let mut stored = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 12) {
+    for chunk in bulk::chunks(rows, 12) {
         let sql = format!(
             "INSERT INTO inference_sessions (project_id, id, model_id, model_version_id, \
              device_external_id, started_at, latency_ms, ttft_ms, input_tokens, output_tokens, \
@@ -125,7 +122,7 @@ pub async fn add_rollups(
 ) -> Result<Vec<RollupSketches<Option<Vec<u8>>>>, AppError> {
     use diesel::sql_types::{BigInt, Double, Text, Timestamp as Time};
     let mut stored = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 11) {
+    for chunk in bulk::chunks(rows, 11) {
         let sql = format!(
             "INSERT INTO inference_rollups (model_id, granularity, bucket_start, \
              model_version_id, sessions, successes, latency_sum, ttft_count, ttft_sum, \
@@ -177,7 +174,7 @@ pub async fn set_rollup_sketches(
     rows: &[RollupSketches<Vec<u8>>],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Binary, Nullable, Text, Timestamp as Time};
-    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 6) {
+    for chunk in bulk::chunks(rows, 6) {
         let sql = format!(
             "WITH v (model_id, granularity, bucket_start, model_version_id, latency_sketch, \
              ttft_sketch) AS (VALUES {}) \
@@ -353,7 +350,7 @@ pub async fn insert_training_updates(
 ) -> Result<Vec<(Id, Id)>, AppError> {
     use diesel::sql_types::{BigInt, Text, Timestamp as Time};
     let mut stored = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 8) {
+    for chunk in bulk::chunks(rows, 8) {
         let sql = format!(
             "INSERT INTO training_updates (project_id, id, model_id, model_version_id, \
              device_external_id, sample_count, metrics, recorded_at) VALUES {} \
@@ -409,7 +406,7 @@ pub async fn add_device_training(
 ) -> Result<Vec<(Id, String, Timestamp)>, AppError> {
     use diesel::sql_types::{BigInt, Text, Timestamp as Time};
     let mut stored = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 7) {
+    for chunk in bulk::chunks(rows, 7) {
         let sql = format!(
             "INSERT INTO training_device_stats (model_version_id, device_external_id, model_id, \
              updates, samples, latest_metrics, latest_recorded_at) VALUES {} \
@@ -448,7 +445,7 @@ pub async fn set_device_latest(
     rows: &[(Id, String, String, Timestamp)],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Text, Timestamp as Time};
-    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 4) {
+    for chunk in bulk::chunks(rows, 4) {
         let sql = format!(
             "WITH v (model_version_id, device_external_id, latest_metrics, latest_recorded_at) \
              AS (VALUES {}) \
@@ -489,7 +486,7 @@ pub async fn lock_metric_sketches(
 ) -> Result<Vec<(Id, String, Option<Vec<u8>>)>, AppError> {
     use diesel::sql_types::Text;
     let mut stored = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(PARAMETERS_PER_STATEMENT / 2) {
+    for chunk in bulk::chunks(keys, 2) {
         let sql = format!(
             "INSERT INTO training_metric_stats (model_version_id, metric) VALUES {} \
              ON CONFLICT (model_version_id, metric) DO UPDATE SET metric = excluded.metric \
@@ -514,7 +511,7 @@ pub async fn set_metric_sketches(
     rows: &[(Id, String, Vec<u8>)],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Binary, Text};
-    for chunk in rows.chunks(PARAMETERS_PER_STATEMENT / 3) {
+    for chunk in bulk::chunks(rows, 3) {
         let sql = format!(
             "WITH v (model_version_id, metric, sketch) AS (VALUES {}) \
              UPDATE training_metric_stats SET sketch = v.sketch FROM v \

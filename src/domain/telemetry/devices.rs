@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{Batch, Receipt, Rejection, Resolver, check_batch_size, device_id};
+use super::{Batch, Receipt, Resolver, Sifted, device_id};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::db::devices::{self as devices_db, Device, DeviceFilter, HeartbeatRange};
@@ -75,27 +75,28 @@ pub async fn record_heartbeats(
     caller: &Principal,
     batch: Batch<Heartbeat>,
 ) -> Result<Receipt, AppError> {
-    check_batch_size(batch.len())?;
     let now = app.clock.now();
     let mut resolver = Resolver::new(app, caller);
-    let mut receipt = Receipt::default();
-    let mut latest: HashMap<(Id, String), (Device, bool)> = HashMap::new();
+    let mut sifted = Sifted::new(batch.len())?;
     for (index, item) in batch.into_iter().enumerate() {
         let checked = match item {
             Ok(beat) => checked_heartbeat(&mut resolver, beat, now).await,
             Err(e) => Err(e),
         };
-        match checked {
-            Ok((device, has_labels)) => {
-                receipt.accepted += 1;
-                let key = (device.project_id, device.external_id.clone());
-                latest.insert(key, (device, has_labels));
-            }
-            Err(error) if error.is_client_error() => {
-                receipt.rejected.push(Rejection { index, error })
-            }
-            Err(error) => return Err(error),
-        }
+        sifted.take(index, checked)?;
+    }
+    let Sifted {
+        good: beats,
+        mut receipt,
+    } = sifted;
+    receipt.accepted = beats.len();
+    // A device named twice keeps its last heartbeat.
+    let mut latest: HashMap<(Id, String), (Device, bool)> = HashMap::new();
+    for (device, has_labels) in beats {
+        latest.insert(
+            (device.project_id, device.external_id.clone()),
+            (device, has_labels),
+        );
     }
     let mut rows: Vec<(Device, bool)> = latest.into_values().collect();
     rows.sort_by(|a, b| {

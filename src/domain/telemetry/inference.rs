@@ -11,11 +11,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::DurationRound;
 
-use super::devices::unregistered;
 use super::sketch::{Sketch, exact_quantile};
 use super::{
-    Batch, Receipt, Rejection, Resolver, check_batch_size, check_event_time, count, device_id,
-    measure, retention,
+    Batch, Receipt, Resolver, Sifted, check_event_time, count, device_id, measure, new_devices,
+    retention,
 };
 use crate::app::App;
 use crate::auth::Principal;
@@ -136,24 +135,20 @@ pub async fn record(
     caller: &Principal,
     batch: Batch<InferenceSession>,
 ) -> Result<Receipt, AppError> {
-    check_batch_size(batch.len())?;
     let now = app.clock.now();
     let mut resolver = Resolver::new(app, caller);
-    let mut receipt = Receipt::default();
-    let mut rows: Vec<InferenceSessionRow> = Vec::with_capacity(batch.len());
+    let mut sifted = Sifted::new(batch.len())?;
     for (index, item) in batch.into_iter().enumerate() {
-        let row = match item {
+        let checked = match item {
             Ok(session) => checked_row(app, &mut resolver, session, now).await,
             Err(e) => Err(e),
         };
-        match row {
-            Ok(row) => rows.push(row),
-            Err(error) if error.is_client_error() => {
-                receipt.rejected.push(Rejection { index, error })
-            }
-            Err(error) => return Err(error),
-        }
+        sifted.take(index, checked)?;
     }
+    let Sifted {
+        good: mut rows,
+        mut receipt,
+    } = sifted;
     if rows.is_empty() {
         return Ok(receipt);
     }
@@ -162,15 +157,12 @@ pub async fn record(
     // statement may not hold a key twice, and key order keeps concurrent batches' locks alike.
     rows.sort_by_key(|r| (r.project_id, r.id));
     rows.dedup_by_key(|r| (r.project_id, r.id));
-    let devices: BTreeSet<(Id, &str)> = rows
-        .iter()
-        .map(|r| (r.project_id, r.device_external_id.as_str()))
-        .collect();
-    let devices: Vec<_> = devices
-        .into_iter()
-        .map(|(project, external)| unregistered(project, external, now))
-        .collect();
-    let devices = app.known_devices.unknown(devices);
+    let devices = new_devices(
+        app,
+        rows.iter()
+            .map(|r| (r.project_id, r.device_external_id.as_str())),
+        now,
+    );
     let stored = app
         .db
         .transaction(async |tx| {

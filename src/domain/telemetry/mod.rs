@@ -21,12 +21,13 @@ pub mod training;
 use std::collections::HashMap;
 
 use crate::app::App;
-use crate::auth::{Principal, ProjectRef, Scope};
+use crate::auth::{Principal, Scope};
+use crate::db::devices::Device;
+use crate::db::model_versions;
 use crate::db::models::Model;
-use crate::db::{model_versions, models, projects};
-use crate::domain::validate;
+use crate::domain::{models as model_rules, organizations, validate};
 use crate::error::AppError;
-use crate::values::{Id, Timestamp};
+use crate::values::{Id, Role, Timestamp};
 
 /// Most events one request may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -63,6 +64,52 @@ pub struct Receipt {
 
 /// A batch as the caller parsed it: an event, or why its text could not be read.
 pub type Batch<T> = Vec<Result<T, AppError>>;
+
+/// A batch's events as they are checked one by one: the good ones in batch order, and a
+/// receipt listing the bad ones by index.
+pub struct Sifted<R> {
+    pub good: Vec<R>,
+    pub receipt: Receipt,
+}
+
+impl<R> Sifted<R> {
+    pub fn new(len: usize) -> Result<Sifted<R>, AppError> {
+        check_batch_size(len)?;
+        Ok(Sifted {
+            good: Vec::with_capacity(len),
+            receipt: Receipt::default(),
+        })
+    }
+
+    /// Takes event `index`'s check: the request's fault rejects that event alone, a fault of
+    /// the server's fails the whole batch.
+    pub fn take(&mut self, index: usize, checked: Result<R, AppError>) -> Result<(), AppError> {
+        match checked {
+            Ok(row) => self.good.push(row),
+            Err(error) if error.is_client_error() => {
+                self.receipt.rejected.push(Rejection { index, error })
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(())
+    }
+}
+
+/// The devices events name that this replica does not know to be registered, as rows to
+/// register (in key order, once each; no heartbeat yet, so they start OFFLINE).
+pub fn new_devices<'a>(
+    app: &App,
+    named: impl Iterator<Item = (Id, &'a str)>,
+    now: Timestamp,
+) -> Vec<Device> {
+    let named: std::collections::BTreeSet<(Id, &str)> = named.collect();
+    app.known_devices.unknown(
+        named
+            .into_iter()
+            .map(|(project, external)| devices::unregistered(project, external, now))
+            .collect(),
+    )
+}
 
 pub fn check_batch_size(len: usize) -> Result<(), AppError> {
     if len > MAX_BATCH {
@@ -247,15 +294,14 @@ impl<'a> Resolver<'a> {
         found
     }
 
+    /// The model rules' own lookups, at the INGEST role (any key of the project). Any model
+    /// that cannot be resolved, whatever the reason, is "model not found".
     async fn lookup_model(&self, reference: &str) -> Result<(Model, Id), AppError> {
         let db = &self.app.db;
-        let model = match reference.split_once('/') {
-            Some((project, name)) => match projects::find_by_slug(db, project).await? {
-                Some(p) => models::find_by_name(db, p.id, name).await?,
-                None => None,
-            },
+        let found = match reference.split_once('/') {
+            Some((project, name)) => model_rules::by_name(db, self.caller, project, name).await,
             None => match reference.parse::<Id>() {
-                Ok(id) => models::find_live(db, id).await?,
+                Ok(id) => model_rules::visible_model(db, self.caller, id, Role::Ingest).await,
                 Err(_) => {
                     return Err(AppError::bad_input(
                         "model",
@@ -264,14 +310,14 @@ impl<'a> Resolver<'a> {
                 }
             },
         };
-        let model = model.ok_or(AppError::NotFound("model"))?;
-        let project = projects::find(db, model.project_id)
-            .await?
-            .ok_or(AppError::NotFound("model"))?;
-        if !self.caller.sees_project(ProjectRef::from(&project)) {
-            return Err(AppError::NotFound("model"));
+        match found {
+            Ok(model) => {
+                let project = model.project_id;
+                Ok((model, project))
+            }
+            Err(AppError::NotFound(_)) => Err(AppError::NotFound("model")),
+            Err(other) => Err(other),
         }
-        Ok((model, project.id))
     }
 
     async fn version(&mut self, model: &Model, reference: Option<&str>) -> Result<Id, AppError> {
@@ -332,12 +378,9 @@ impl<'a> Resolver<'a> {
         };
         let db = &self.app.db;
         let project = match reference.parse::<Id>() {
-            Ok(id) => projects::find(db, id).await?,
-            Err(_) => projects::find_by_slug(db, reference).await?,
+            Ok(id) => organizations::visible_project(db, self.caller, id).await?,
+            Err(_) => organizations::project_by_slug(db, self.caller, reference).await?,
         };
-        match project {
-            Some(p) if self.caller.sees_project(ProjectRef::from(&p)) => Ok(p.id),
-            _ => Err(AppError::NotFound("project")),
-        }
+        Ok(project.id)
     }
 }

@@ -4,11 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::devices::unregistered;
 use super::sketch::Sketch;
-use super::{
-    Batch, Receipt, Rejection, Resolver, check_batch_size, check_event_time, count, device_id,
-};
+use super::{Batch, Receipt, Resolver, Sifted, check_event_time, count, device_id, new_devices};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::db::page::{Page, PageRequest};
@@ -52,24 +49,20 @@ pub async fn record(
     caller: &Principal,
     batch: Batch<TrainingUpdate>,
 ) -> Result<Receipt, AppError> {
-    check_batch_size(batch.len())?;
     let now = app.clock.now();
     let mut resolver = Resolver::new(app, caller);
-    let mut receipt = Receipt::default();
-    let mut rows: Vec<(TrainingUpdateRow, BTreeMap<String, f64>)> = Vec::new();
+    let mut sifted = Sifted::new(batch.len())?;
     for (index, item) in batch.into_iter().enumerate() {
-        let row = match item {
+        let checked = match item {
             Ok(update) => checked_row(app, &mut resolver, update, now).await,
             Err(e) => Err(e),
         };
-        match row {
-            Ok(row) => rows.push(row),
-            Err(error) if error.is_client_error() => {
-                receipt.rejected.push(Rejection { index, error })
-            }
-            Err(error) => return Err(error),
-        }
+        sifted.take(index, checked)?;
     }
+    let Sifted {
+        good: mut rows,
+        mut receipt,
+    } = sifted;
     if rows.is_empty() {
         return Ok(receipt);
     }
@@ -78,15 +71,12 @@ pub async fn record(
     // inference sessions.
     rows.sort_by_key(|r| (r.0.project_id, r.0.id));
     rows.dedup_by_key(|r| (r.0.project_id, r.0.id));
-    let devices: BTreeSet<(Id, &str)> = rows
-        .iter()
-        .map(|(r, _)| (r.project_id, r.device_external_id.as_str()))
-        .collect();
-    let devices: Vec<_> = devices
-        .into_iter()
-        .map(|(project, external)| unregistered(project, external, now))
-        .collect();
-    let devices = app.known_devices.unknown(devices);
+    let devices = new_devices(
+        app,
+        rows.iter()
+            .map(|(r, _)| (r.project_id, r.device_external_id.as_str())),
+        now,
+    );
     let raw: Vec<TrainingUpdateRow> = rows.iter().map(|(r, _)| r.clone()).collect();
     let stored = app
         .db
