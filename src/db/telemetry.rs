@@ -280,53 +280,35 @@ pub async fn delete_raw_before(
     cutoff: Timestamp,
     step: chrono::Duration,
 ) -> Result<usize, AppError> {
-    let mut removed = 0;
-    loop {
-        let oldest: Option<Timestamp> = with_conn!(db, conn => {
-            inference_sessions::table
-                .select(diesel::dsl::min(inference_sessions::started_at))
-                .first::<Option<Timestamp>>(conn)
-                .await?
-        });
-        let Some(oldest) = oldest.filter(|t| t.0 < cutoff.0) else {
-            break;
-        };
-        let until = Timestamp((oldest.0 + step).min(cutoff.0));
-        removed += db
-            .transaction(async |tx| {
-                on_tx!(tx, conn => {
-                    Ok(diesel::delete(
-                        inference_sessions::table.filter(inference_sessions::started_at.lt(until)),
-                    )
-                    .execute(conn)
-                    .await?)
-                })
-            })
-            .await?;
+    // The same sweep for each raw table and its time column.
+    macro_rules! sweep {
+        ($table:ident, $time:ident) => {{
+            let mut removed = 0;
+            loop {
+                let oldest: Option<Timestamp> = with_conn!(db, conn => {
+                    $table::table
+                        .select(diesel::dsl::min($table::$time))
+                        .first::<Option<Timestamp>>(conn)
+                        .await?
+                });
+                let Some(oldest) = oldest.filter(|t| t.0 < cutoff.0) else {
+                    break;
+                };
+                let until = Timestamp((oldest.0 + step).min(cutoff.0));
+                removed += db
+                    .transaction(async |tx| {
+                        on_tx!(tx, conn => {
+                            Ok(diesel::delete($table::table.filter($table::$time.lt(until)))
+                                .execute(conn)
+                                .await?)
+                        })
+                    })
+                    .await?;
+            }
+            removed
+        }};
     }
-    loop {
-        let oldest: Option<Timestamp> = with_conn!(db, conn => {
-            training_updates::table
-                .select(diesel::dsl::min(training_updates::recorded_at))
-                .first::<Option<Timestamp>>(conn)
-                .await?
-        });
-        let Some(oldest) = oldest.filter(|t| t.0 < cutoff.0) else {
-            break;
-        };
-        let until = Timestamp((oldest.0 + step).min(cutoff.0));
-        removed += db
-            .transaction(async |tx| {
-                on_tx!(tx, conn => {
-                    Ok(diesel::delete(
-                        training_updates::table.filter(training_updates::recorded_at.lt(until)),
-                    )
-                    .execute(conn)
-                    .await?)
-                })
-            })
-            .await?;
-    }
+    let removed = sweep!(inference_sessions, started_at) + sweep!(training_updates, recorded_at);
     Ok(removed)
 }
 

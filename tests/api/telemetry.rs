@@ -100,6 +100,12 @@ backends! {
         let other = app.create_project("other").await;
         let ours = model(&app, &project, "ours").await;
         let theirs = model(&app, &other, "theirs").await;
+        let their_version = app
+            .ok(&app.admin, "query($m: ID!) { model(id: $m) { versions { edges { node { id } } } } }", json!({ "m": theirs }))
+            .await["model"]["versions"]["edges"][0]["node"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let organization = app.default_organization().await;
         let refused = app
             .fails(&app.admin, r#"mutation($o: ID!) { createApiKey(input: { name: "d", role: INGEST, organizationId: $o }) { secret } }"#, json!({ "o": organization }), "BAD_USER_INPUT")
@@ -114,6 +120,8 @@ backends! {
             session("default/ours", "v2", "phone-1", now, 14.0),
             session(&theirs, "v1", "phone-1", now, 16.0),
             session("other/theirs", "v1", "phone-1", now, 18.0),
+            // Another project's version id on one's own model names nothing.
+            session(&ours, &their_version, "phone-1", now, 20.0),
         ])).await;
         assert_eq!(status, 200, "{receipt}");
         assert_eq!(receipt["accepted"], 2);
@@ -121,6 +129,7 @@ backends! {
         assert_eq!(receipt["rejected"], json!([
             { "index": 2, "code": "NOT_FOUND", "field": null, "message": "model not found" },
             { "index": 3, "code": "NOT_FOUND", "field": null, "message": "model not found" },
+            { "index": 4, "code": "NOT_FOUND", "field": null, "message": "model version not found" },
         ]));
         let (status, beat) = post(&app, &device, "heartbeats", &json!([{ "deviceId": "phone-1", "deviceType": "pixel-8" }])).await;
         assert_eq!((status, beat["accepted"].clone()), (200, json!(1)));
@@ -454,6 +463,8 @@ backends! {
         let a = &healthy["edges"][0]["node"];
         assert_eq!((a["externalId"].clone(), a["deviceType"].clone(), a["os"].clone(), a["runtimeVersion"].clone()), (json!("a"), json!("phone"), json!("android 15"), json!("2.0")));
         assert_eq!(a["labels"], json!([{ "name": "region", "value": "eu" }]));
+        let boards = app.ok(&app.admin, "query($p: ID!) { devices(filter: { projectId: $p, deviceType: \"board\" }) { edges { node { externalId } } } }", json!({ "p": project })).await;
+        assert_eq!(boards["devices"]["edges"], json!([{ "node": { "externalId": "b" } }]));
         let degraded = app.ok(&app.admin, DEVICES, json!({ "h": "DEGRADED" })).await["devices"].clone();
         assert_eq!(degraded["edges"][0]["node"]["externalId"], "b");
         let offline = app.ok(&app.admin, DEVICES, json!({ "h": "OFFLINE" })).await["devices"].clone();
