@@ -364,17 +364,6 @@ impl From<FleetCounts> for FleetSummary {
     }
 }
 
-impl From<&FleetHealth> for FleetSummary {
-    fn from(f: &FleetHealth) -> Self {
-        FleetSummary {
-            total: f.total,
-            healthy: f.healthy,
-            degraded: f.degraded,
-            offline: f.offline,
-        }
-    }
-}
-
 #[derive(SimpleObject)]
 pub struct DeviceTypeHealth {
     /// Null for devices that never named their type.
@@ -388,19 +377,19 @@ pub struct FleetHealthView(FleetHealth);
 #[Object(name = "FleetHealth")]
 impl FleetHealthView {
     async fn total(&self) -> i64 {
-        self.0.total
+        self.0.overall.total
     }
 
     async fn healthy(&self) -> i64 {
-        self.0.healthy
+        self.0.overall.healthy
     }
 
     async fn degraded(&self) -> i64 {
-        self.0.degraded
+        self.0.overall.degraded
     }
 
     async fn offline(&self) -> i64 {
-        self.0.offline
+        self.0.overall.offline
     }
 
     async fn by_device_type(&self) -> Vec<DeviceTypeHealth> {
@@ -663,7 +652,7 @@ impl InferenceTelemetryView {
     /// The devices of the model's project by health now, whatever they ran.
     async fn fleet(&self, ctx: &Context<'_>) -> Result<FleetSummary> {
         let fleet = devices::fleet_of(ctx.app(), self.0.model.project_id).await?;
-        Ok(FleetSummary::from(&fleet))
+        Ok(FleetSummary::from(fleet.overall))
     }
 }
 

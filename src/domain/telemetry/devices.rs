@@ -228,10 +228,7 @@ pub async fn visible_device(app: &App, caller: &Principal, id: Id) -> Result<Dev
 /// Device counts per health state, overall and per device type.
 #[derive(Debug, Clone, Default)]
 pub struct FleetHealth {
-    pub total: i64,
-    pub healthy: i64,
-    pub degraded: i64,
-    pub offline: i64,
+    pub overall: FleetCounts,
     pub by_device_type: Vec<(Option<String>, FleetCounts)>,
 }
 
@@ -267,10 +264,11 @@ pub async fn fleet_of(app: &App, project_id: Id) -> Result<FleetHealth, AppError
             degraded: reachable - healthy,
             offline: total - reachable,
         };
-        fleet.total += counts.total;
-        fleet.healthy += counts.healthy;
-        fleet.degraded += counts.degraded;
-        fleet.offline += counts.offline;
+        let overall = &mut fleet.overall;
+        overall.total += counts.total;
+        overall.healthy += counts.healthy;
+        overall.degraded += counts.degraded;
+        overall.offline += counts.offline;
         fleet.by_device_type.push((device_type, counts));
     }
     Ok(fleet)

@@ -257,7 +257,7 @@ pub struct Target {
 pub struct Resolver<'a> {
     app: &'a App,
     caller: &'a Principal,
-    models: HashMap<String, Result<(Model, Id), AppError>>,
+    models: HashMap<String, Result<Model, AppError>>,
     versions: HashMap<(Id, Option<String>), Result<Id, AppError>>,
     projects: HashMap<Option<String>, Result<Id, AppError>>,
 }
@@ -276,16 +276,16 @@ impl<'a> Resolver<'a> {
     /// `model` is a model id or `<project slug>/<model name>`; `version` a version id or
     /// label, absent for the model's current version.
     pub async fn target(&mut self, model: &str, version: Option<&str>) -> Result<Target, AppError> {
-        let (model, project_id) = self.model(model).await?;
+        let model = self.model(model).await?;
         let version_id = self.version(&model, version).await?;
         Ok(Target {
-            project_id,
+            project_id: model.project_id,
             model_id: model.id,
             version_id,
         })
     }
 
-    async fn model(&mut self, reference: &str) -> Result<(Model, Id), AppError> {
+    async fn model(&mut self, reference: &str) -> Result<Model, AppError> {
         if let Some(found) = self.models.get(reference) {
             return found.clone();
         }
@@ -296,7 +296,7 @@ impl<'a> Resolver<'a> {
 
     /// The model rules' own lookups, at the INGEST role (any key of the project). Any model
     /// that cannot be resolved, whatever the reason, is "model not found".
-    async fn lookup_model(&self, reference: &str) -> Result<(Model, Id), AppError> {
+    async fn lookup_model(&self, reference: &str) -> Result<Model, AppError> {
         let db = &self.app.db;
         let found = match reference.split_once('/') {
             Some((project, name)) => model_rules::by_name(db, self.caller, project, name).await,
@@ -310,14 +310,10 @@ impl<'a> Resolver<'a> {
                 }
             },
         };
-        match found {
-            Ok(model) => {
-                let project = model.project_id;
-                Ok((model, project))
-            }
-            Err(AppError::NotFound(_)) => Err(AppError::NotFound("model")),
-            Err(other) => Err(other),
-        }
+        found.map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound("model"),
+            other => other,
+        })
     }
 
     async fn version(&mut self, model: &Model, reference: Option<&str>) -> Result<Id, AppError> {
