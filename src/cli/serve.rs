@@ -9,6 +9,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     tracing::info!(database = %db::redact_url(&config.stores.database_url()), "opening database");
     let app = App::open(config).await?;
+    // Bound before the first key is printed: a script that waits for the key may call at once.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     if let Some(secret) = bootstrap::initialize(&app.db).await? {
         tracing::info!("initialized an empty instance: organization `default`, project `default`");
         println!("Admin API key: {secret}");
@@ -17,9 +21,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     jobs::spawn(app.clone());
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     crate::http::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -84,6 +84,12 @@ async fn readme_examples(postgres: bool) {
         base: format!("http://127.0.0.1:{port}"),
     };
     let admin = server.admin_key();
+    // The README's reader calls as soon as the key is printed: the port is open by then.
+    let first = reqwest::get(format!("{}/healthz", server.base)).await;
+    assert!(
+        first.is_ok_and(|r| r.status() == 200),
+        "the server listens before it prints the key"
+    );
     server.wait_ready().await;
 
     let (ok, minted, err) = outcome(
