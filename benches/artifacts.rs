@@ -2,9 +2,14 @@
 //! the same run (disk write with fdatasync, in-process SHA-256, loopback TCP copy), and the
 //! server's peak memory.
 //!
-//! `cargo bench --bench artifacts` (1 GiB); `MR_BENCH_GIB=1,4 cargo bench --bench artifacts`
-//! to compare memory across sizes. The server is the release binary in its own process (SQLite,
-//! fs storage in a temp folder on the same disk), so its peak RSS is its own.
+//! `cargo bench --bench artifacts` (1 GiB, 4 chunks in flight then 1);
+//! `MR_BENCH_GIB=1,4 MR_BENCH_PARALLEL=4,1 cargo bench --bench artifacts` to compare sizes. The
+//! server is the release binary in its own process (SQLite, fs storage in a temp folder on the
+//! same disk), so its peak RSS is its own; `MR_BENCH_SERVER=path` runs another build of it.
+//!
+//! When Debian's `docker-registry` (the CNCF distribution registry) is installed, the same file
+//! is pushed to it through its chunked blob-upload API (`POST`, `PATCH` per chunk in order,
+//! `PUT ?digest=`) and pulled back, as a peer line measured in the same run.
 
 use std::io::Write;
 use std::path::Path;
@@ -20,7 +25,6 @@ use common::server::{gql, peak_rss_mib, start_server, wait_ready};
 
 const MIB: u64 = 1024 * 1024;
 const CHUNK: u64 = 16 * MIB;
-const PARALLEL: usize = 4;
 
 fn rate(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
@@ -97,8 +101,14 @@ struct Run {
     rss: f64,
 }
 
-async fn upload_and_download(work: &Path, file: &Path, size: u64, digest: &str) -> Run {
-    let data_dir = work.join(format!("data-{size}"));
+async fn upload_and_download(
+    work: &Path,
+    file: &Path,
+    size: u64,
+    digest: &str,
+    parallel: usize,
+) -> Run {
+    let data_dir = work.join(format!("data-{size}-{parallel}"));
     let server = start_server(&data_dir, None);
     wait_ready(&server).await;
     let client = reqwest::Client::new();
@@ -139,7 +149,7 @@ async fn upload_and_download(work: &Path, file: &Path, size: u64, digest: &str) 
                     .as_u16()
             }
         })
-        .buffer_unordered(PARALLEL)
+        .buffer_unordered(parallel)
         .collect()
         .await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
@@ -189,6 +199,15 @@ fn main() {
                 .expect("MR_BENCH_GIB: whole GiB, comma-separated")
         })
         .collect();
+    let parallels: Vec<usize> = std::env::var("MR_BENCH_PARALLEL")
+        .unwrap_or_else(|_| "4,1".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .expect("MR_BENCH_PARALLEL: chunks in flight, comma-separated")
+        })
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -215,23 +234,183 @@ fn main() {
         let disk = disk_write(&work.path().join("probe.bin"), size);
         let sha = sha256_rate(size);
         let loopback = runtime.block_on(loopback_copy(size));
-        let run = runtime.block_on(upload_and_download(work.path(), &file, size, &digest));
         let limit = disk.min(sha);
-        println!(
-            "{gib} GiB artifact, {} MiB chunks, {PARALLEL} in parallel",
-            CHUNK / MIB
-        );
+        println!("{gib} GiB artifact, {} MiB chunks", CHUNK / MIB);
         println!(
             "  limits   disk write+fdatasync {disk:>7.0} MB/s   SHA-256 (1 core) {sha:>7.0} MB/s   loopback copy {loopback:>7.0} MB/s"
         );
-        println!(
-            "  upload   {:>7.0} MB/s ({:.0}% of the slower of disk and SHA-256), completion {:.1} s",
-            run.upload,
-            100.0 * run.upload / limit,
-            run.complete_secs
-        );
-        println!("  download {:>7.0} MB/s", run.download);
-        println!("  server peak RSS {:.1} MiB", run.rss);
+        for &parallel in &parallels {
+            let run = runtime.block_on(upload_and_download(
+                work.path(),
+                &file,
+                size,
+                &digest,
+                parallel,
+            ));
+            println!(
+                "  {parallel} in flight: upload {:>6.0} MB/s ({:.0}% of the slower of disk and SHA-256), completion {:.2} s ({:.0}% of the upload), download {:>6.0} MB/s, server peak RSS {:.1} MiB",
+                run.upload,
+                100.0 * run.upload / limit,
+                run.complete_secs,
+                100.0 * run.complete_secs * run.upload / (size as f64 / 1e6),
+                run.download,
+                run.rss
+            );
+        }
+        if let Some(binary) = peer::binary() {
+            let run = runtime.block_on(peer::push_and_pull(
+                &binary,
+                work.path(),
+                &file,
+                size,
+                &digest,
+            ));
+            println!(
+                "  docker-registry (chunked PATCH in order, PUT ?digest=): upload {:>6.0} MB/s ({:.0}% of the slower limit), download {:>6.0} MB/s, peak RSS {:.1} MiB",
+                run.upload,
+                100.0 * run.upload / limit,
+                run.download,
+                run.rss
+            );
+        }
         std::fs::remove_file(&file).ok();
+    }
+}
+
+/// The CNCF distribution registry (Debian's `docker-registry`) as a peer: a plain binary with a
+/// config file, filesystem storage in the same temp folder, on loopback.
+mod peer {
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Instant;
+
+    use futures::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+    use super::{CHUNK, Run, peak_rss_mib, rate};
+
+    pub fn binary() -> Option<PathBuf> {
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+            .map(|dir| dir.join("docker-registry"))
+            .find(|path| path.is_file())
+    }
+
+    struct Registry(Child);
+
+    impl Drop for Registry {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    pub async fn push_and_pull(
+        binary: &Path,
+        work: &Path,
+        file: &Path,
+        size: u64,
+        digest: &str,
+    ) -> Run {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = work.join("docker-registry");
+        std::fs::create_dir_all(&root).unwrap();
+        let config = work.join("docker-registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let registry = Registry(
+            Command::new(binary)
+                .args(["serve", config.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client.get(format!("{base}/v2/")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let absolute = |location: &str| {
+            if location.starts_with("http") {
+                location.to_owned()
+            } else {
+                format!("{base}{location}")
+            }
+        };
+        let location = |r: &reqwest::Response| absolute(r.headers()["location"].to_str().unwrap());
+
+        let start = Instant::now();
+        let opened = client
+            .post(format!("{base}/v2/bench/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.status(), 202);
+        let mut url = location(&opened);
+        let mut source = tokio::fs::File::open(file).await.unwrap();
+        for index in 0..size.div_ceil(CHUNK) {
+            let from = index * CHUNK;
+            let len = CHUNK.min(size - from);
+            source.seek(std::io::SeekFrom::Start(from)).await.unwrap();
+            let mut chunk = vec![0u8; len as usize];
+            source.read_exact(&mut chunk).await.unwrap();
+            let sent = client
+                .patch(&url)
+                .header("content-type", "application/octet-stream")
+                .header("content-range", format!("{from}-{}", from + len - 1))
+                .body(chunk)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(sent.status(), 202, "{:?}", sent.text().await);
+            url = location(&sent);
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let done = client
+            .put(format!("{url}{separator}digest=sha256:{digest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 201, "{:?}", done.text().await);
+        let upload = rate(size, start.elapsed());
+
+        let start = Instant::now();
+        let response = client
+            .get(format!("{base}/v2/bench/blobs/sha256:{digest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut stream = response.bytes_stream();
+        let mut received = 0u64;
+        while let Some(frame) = stream.next().await {
+            received += frame.unwrap().len() as u64;
+        }
+        assert_eq!(received, size);
+        let download = rate(size, start.elapsed());
+        let rss = peak_rss_mib(registry.0.id());
+        drop(registry);
+        std::fs::remove_dir_all(&root).ok();
+        Run {
+            upload,
+            complete_secs: 0.0,
+            download,
+            rss,
+        }
     }
 }

@@ -21,15 +21,19 @@ impl Drop for Server {
     }
 }
 
-/// Starts the release binary on a free port with its data in `dir`, on SQLite or on the
-/// PostgreSQL database `database_url` names; answers once it printed the admin key.
+/// Starts the release binary (or the one `MR_BENCH_SERVER` names) on a free port with its data
+/// in `dir`, on SQLite or on the PostgreSQL database `database_url` names; answers once it
+/// printed the admin key.
 pub fn start_server(dir: &Path, database_url: Option<&str>) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_model-registry"));
+    // MR_BENCH_SERVER runs another build (an earlier commit's) under the same harness.
+    let binary = std::env::var_os("MR_BENCH_SERVER")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_model-registry").into());
+    let mut command = Command::new(binary);
     match database_url {
         Some(url) => command.env("DATABASE_URL", url),
         None => command.env_remove("DATABASE_URL"),

@@ -203,6 +203,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    upload_chunk_claims (session_id, chunk_index) {
+        session_id -> Text,
+        chunk_index -> BigInt,
+        generation -> Text,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -320,6 +328,7 @@ diesel::joinable!(model_versions -> models (model_id));
 diesel::joinable!(artifacts -> models (model_id));
 diesel::joinable!(artifact_packages -> models (model_id));
 diesel::joinable!(upload_chunks -> upload_sessions (session_id));
+diesel::joinable!(upload_chunk_claims -> upload_sessions (session_id));
 diesel::joinable!(endpoints -> models (model_id));
 diesel::joinable!(endpoints -> model_versions (model_version_id));
 diesel::joinable!(endpoints -> projects (project_id));
@@ -336,6 +345,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     artifacts,
     upload_sessions,
     upload_chunks,
+    upload_chunk_claims,
     server_secrets,
     endpoints,
     catalog_revision,

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::page::{Page, PageRequest};
-use crate::db::schema::{upload_chunks, upload_sessions};
+use crate::db::schema::{upload_chunk_claims, upload_chunks, upload_sessions};
 use crate::db::{Db, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{ArtifactKind, UploadMethod, UploadStatus};
@@ -43,12 +43,14 @@ pub struct UploadSession {
     pub replace_existing: bool,
 }
 
-/// A chunk whose bytes are in storage: index, size, and the generation naming its object.
+/// A chunk whose bytes are in storage: index, size, the generation naming its object, and
+/// whether those bytes are the ones written in place in the session's staging file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
     pub index: i64,
     pub size: i64,
     pub generation: Id,
+    pub in_place: bool,
 }
 
 pub async fn find(db: &Db, id: Id) -> Result<Option<UploadSession>, AppError> {
@@ -145,23 +147,72 @@ pub async fn page(
 
 /// Received chunks per session, in index order.
 pub async fn received(db: &Db, session_ids: &[Id]) -> Result<HashMap<Id, Vec<Received>>, AppError> {
-    let rows: Vec<(Id, i64, i64, Id)> = with_conn!(db, conn => {
+    let rows: Vec<(Id, i64, i64, Id, Option<Id>)> = with_conn!(db, conn => {
         Ok::<_, AppError>(upload_chunks::table
+            .left_join(
+                upload_chunk_claims::table.on(upload_chunk_claims::session_id
+                    .eq(upload_chunks::session_id)
+                    .and(upload_chunk_claims::chunk_index.eq(upload_chunks::chunk_index))
+                    .and(upload_chunk_claims::generation.eq(upload_chunks::generation))),
+            )
             .filter(upload_chunks::session_id.eq_any(session_ids))
-            .select((upload_chunks::session_id, upload_chunks::chunk_index, upload_chunks::size_bytes, upload_chunks::generation))
+            .select((
+                upload_chunks::session_id,
+                upload_chunks::chunk_index,
+                upload_chunks::size_bytes,
+                upload_chunks::generation,
+                upload_chunk_claims::generation.nullable(),
+            ))
             .order((upload_chunks::session_id.asc(), upload_chunks::chunk_index.asc()))
             .load(conn)
             .await?)
     })?;
     let mut out: HashMap<Id, Vec<Received>> = HashMap::new();
-    for (session, index, size, generation) in rows {
+    for (session, index, size, generation, claim) in rows {
         out.entry(session).or_default().push(Received {
             index,
             size,
             generation,
+            in_place: claim.is_some(),
         });
     }
     Ok(out)
+}
+
+/// Claims the place of chunk `index` in the session's staging file for `generation`: true for
+/// the first attempt at that index while the session is open, false for every later one. The
+/// session's row is locked for it, so no claim is made after the session was finished.
+pub async fn claim_chunk(
+    tx: &mut Tx<'_>,
+    session_id: Id,
+    index: i64,
+    generation: Id,
+) -> Result<bool, AppError> {
+    let now = Timestamp::now();
+    on_tx!(tx, conn => {
+        let open = diesel::update(
+            upload_sessions::table
+                .find(session_id)
+                .filter(upload_sessions::status.eq_any(UploadStatus::OPEN))
+                .filter(upload_sessions::expires_at.gt(now)),
+        )
+        .set(upload_sessions::updated_at.eq(now))
+        .execute(conn)
+        .await?;
+        if open == 0 {
+            return Ok(false);
+        }
+        let claimed = diesel::insert_into(upload_chunk_claims::table)
+            .values((
+                upload_chunk_claims::session_id.eq(session_id),
+                upload_chunk_claims::chunk_index.eq(index),
+                upload_chunk_claims::generation.eq(generation),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok(claimed == 1)
+    })
 }
 
 /// Records a chunk whose bytes are stored, if the session still takes chunks. Answers the
@@ -176,6 +227,7 @@ pub async fn record_chunk(
         index,
         size,
         generation,
+        ..
     } = chunk;
     let now = Timestamp::now();
     on_tx!(tx, conn => {
@@ -251,6 +303,9 @@ pub async fn close(
             diesel::delete(upload_chunks::table.filter(upload_chunks::session_id.eq(session_id)))
                 .execute(conn)
                 .await?;
+            diesel::delete(upload_chunk_claims::table.filter(upload_chunk_claims::session_id.eq(session_id)))
+                .execute(conn)
+                .await?;
         }
         Ok(changed > 0)
     })
@@ -303,6 +358,9 @@ pub async fn finish(
             return Ok(false);
         }
         diesel::delete(upload_chunks::table.filter(upload_chunks::session_id.eq(session_id)))
+            .execute(conn)
+            .await?;
+        diesel::delete(upload_chunk_claims::table.filter(upload_chunk_claims::session_id.eq(session_id)))
             .execute(conn)
             .await?;
         Ok(true)

@@ -16,6 +16,12 @@ pub fn chunk_key(session: Id, index: i64, generation: Id) -> String {
     format!("uploads/{session}/chunks/{index:06}-{generation}")
 }
 
+/// A chunked session's staging file on a local store: every chunk's first attempt is written
+/// at the chunk's offset, so the finished file is the blob without a copy.
+pub fn staged_key(session: Id) -> String {
+    format!("uploads/{session}/data")
+}
+
 pub fn direct_key(session: Id) -> String {
     format!("uploads/{session}/direct")
 }

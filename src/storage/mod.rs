@@ -9,11 +9,12 @@ mod digest;
 mod hash_ahead;
 mod keys;
 mod layout;
+mod local;
 mod signer;
 
 pub use digest::{BackgroundHasher, hex_digest, parse_sha256};
 pub use hash_ahead::HashAhead;
-pub use keys::{blob_key, chunk_key, direct_key, upload_prefix};
+pub use keys::{blob_key, chunk_key, direct_key, staged_key, upload_prefix};
 pub use layout::adopt_earlier_layout;
 pub use signer::{SignedParams, Signer, random_key};
 
@@ -52,6 +53,9 @@ pub struct Storage {
     write_chunk: usize,
     /// On `fs`, where unfinished writes live until they are renamed into place.
     staging: Option<std::path::PathBuf>,
+    /// On `fs`, the folder keys are relative to: uploads are written in place there and
+    /// published by a link instead of a copy (see `local`).
+    root: Option<std::path::PathBuf>,
 }
 
 /// A parsed `STORAGE_URL`: the service, the folder or `bucket/prefix`, and query parameters.
@@ -109,6 +113,7 @@ impl Storage {
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let mut staging_dir = None;
+        let mut fs_root = None;
         let (op, location, write_chunk) = match service {
             Service::Fs => {
                 let root = std::path::absolute(&path)?;
@@ -117,6 +122,7 @@ impl Storage {
                     anyhow::anyhow!("creating storage folder {}: {e}", root.display())
                 })?;
                 staging_dir = Some(staging.clone());
+                fs_root = Some(root.clone());
                 let builder = services::Fs::default()
                     .root(&root.to_string_lossy())
                     .atomic_write_dir(&staging.to_string_lossy());
@@ -188,6 +194,7 @@ impl Storage {
             location,
             write_chunk,
             staging: staging_dir,
+            root: fs_root,
         })
     }
 

@@ -581,4 +581,65 @@ backends! {
         assert_eq!(seen.len(), 8);
         assert_eq!(&seen[..3], [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
     }
+
+    async fn chunks_are_written_in_place_and_published_without_a_copy(app) {
+        use std::os::unix::fs::MetadataExt;
+        let m = model(&app, "m").await;
+        let bytes = bytes_of(3 * CHUNK - 7, 21);
+        let s = app.open_upload(&app.admin, json!({ "modelId": m, "fileName": "f.bin", "totalSizeBytes": bytes.len(), "chunkSizeBytes": CHUNK })).await;
+        let id = s["id"].as_str().unwrap();
+        let parts: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
+        for index in [2, 0, 1] {
+            let r = app.put_chunk(&app.admin, id, index as i64, parts[index]).await;
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+        let staged = app.data_dir().join(format!("uploads/{id}/data"));
+        assert_eq!(app.upload_files(), 1, "one staging file, whatever the chunk count");
+        assert_eq!(std::fs::read(&staged).unwrap(), bytes, "each chunk at its offset");
+        let inode = std::fs::metadata(&staged).unwrap().ino();
+        // No digest announced: completion finds it, and the file it read is the blob.
+        let artifact = app.complete(&app.admin, id, json!({})).await;
+        let digest = sha256_hex(&bytes);
+        let blob = app.data_dir().join(format!("blobs/sha256/{}/{digest}", &digest[..2]));
+        assert_eq!(std::fs::metadata(&blob).unwrap().ino(), inode, "published, not copied");
+        assert_eq!(app.upload_files(), 0);
+        let r = app.download(&app.admin, artifact["id"].as_str().unwrap(), &[]).await;
+        assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
+
+    async fn refused_and_resent_attempts_never_spoil_accepted_bytes(app) {
+        use base64::Engine;
+        use std::os::unix::fs::MetadataExt;
+        let m = model(&app, "m").await;
+        let bytes = bytes_of(2 * CHUNK, 22);
+        let digest = sha256_hex(&bytes);
+        let s = app.open_upload(&app.admin, json!({ "modelId": m, "fileName": "f.bin", "totalSizeBytes": bytes.len(), "chunkSizeBytes": CHUNK, "sha256": digest })).await;
+        let id = s["id"].as_str().unwrap();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let claimed = |part: &[u8]| format!("sha-256=:{}:", b64(&hex::decode(sha256_hex(part)).unwrap()));
+        let garbage = vec![0xAAu8; CHUNK];
+        let spoiled = |index: usize| {
+            app.client.put(format!("{}/v1/uploads/{id}/chunks/{index}", app.base)).bearer_auth(&app.admin)
+                .header("content-digest", claimed(&bytes[index * CHUNK..(index + 1) * CHUNK]))
+                .body(garbage.clone()).send()
+        };
+        assert_eq!(app.put_chunk(&app.admin, id, 0, &bytes[..CHUNK]).await.status(), 200);
+        // A second attempt at chunk 0 whose bytes are not what its header says is refused,
+        // and the accepted chunk 0 is untouched by it.
+        let r = spoiled(0).await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "CHECKSUM_MISMATCH");
+        // The first attempt at chunk 1 is refused the same way; the one re-sent after it counts.
+        let r = spoiled(1).await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "CHECKSUM_MISMATCH");
+        assert_eq!(app.put_chunk(&app.admin, id, 1, &bytes[CHUNK..]).await.status(), 200);
+        let staged = app.data_dir().join(format!("uploads/{id}/data"));
+        let inode = std::fs::metadata(&staged).unwrap().ino();
+        let artifact = app.complete(&app.admin, id, json!({})).await;
+        assert_eq!(artifact["sha256"], digest);
+        let blob = app.data_dir().join(format!("blobs/sha256/{}/{digest}", &digest[..2]));
+        assert_ne!(std::fs::metadata(&blob).unwrap().ino(), inode, "assembled from the file and the re-sent chunk");
+        assert_eq!(app.upload_files(), 0);
+        let r = app.download(&app.admin, artifact["id"].as_str().unwrap(), &[]).await;
+        assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
 }

@@ -67,6 +67,36 @@ per_backend! {
     a_server_killed_mid_upload_resumes_where_it_stopped => killed_mid_upload,
     push_resumes_and_pull_verifies => push_and_pull,
     push_rides_out_a_restart_and_says_when_it_gives_up => push_through_a_restart,
+    a_server_killed_between_chunks_and_completion_publishes_them_in_place => killed_before_completion,
+}
+
+/// Every chunk landed in the staging file, then the process died: a new one completes the
+/// upload from that file, which becomes the blob itself (the same inode: nothing was copied).
+async fn killed_before_completion(postgres: bool) {
+    use std::os::unix::fs::MetadataExt;
+    let setup = Setup::new(postgres).await;
+    let mut server = setup.serve();
+    let key = server.admin_key();
+    server.wait_ready().await;
+    let bytes = bytes_of(3 * CHUNK + 5, 32);
+    let session = session_for(&server.base, &key, &bytes).await;
+    for (index, part) in bytes.chunks(CHUNK).enumerate().rev() {
+        assert_eq!(put(&server.base, &key, &session, index, part).await, 200);
+    }
+    let staged = setup.dir.path().join(format!("uploads/{session}/data"));
+    let inode = std::fs::metadata(&staged).unwrap().ino();
+    server.kill();
+
+    let server = setup.serve();
+    server.wait_ready().await;
+    complete_and_check(&server.base, &key, &session, &bytes).await;
+    let digest = sha256_hex(&bytes);
+    let blob = setup
+        .dir
+        .path()
+        .join(format!("blobs/sha256/{}/{digest}", &digest[..2]));
+    assert_eq!(std::fs::metadata(&blob).unwrap().ino(), inode);
+    assert!(!staged.exists(), "the staging name is gone");
 }
 
 async fn killed_mid_upload(postgres: bool) {

@@ -1,6 +1,8 @@
 //! Completion: the parts read in order into the content-addressed blob while hashing; only a
 //! matching digest commits the object and the artifact, in one transaction.
 
+use std::ops::Range;
+
 use super::*;
 
 #[derive(Debug)]
@@ -12,16 +14,40 @@ pub struct Completion {
     pub is_current: Option<bool>,
 }
 
-/// The stored objects of a session in order, with their lengths: the chunks named by
-/// `received` (one snapshot of the chunk rows), or the direct upload's object.
-pub(super) fn part_keys(session: &UploadSession, received: &[Received]) -> Vec<(String, u64)> {
-    match session.method {
-        UploadMethod::Chunked => received
-            .iter()
-            .map(|c| (chunk_key(session.id, c.index, c.generation), c.size as u64))
-            .collect(),
-        UploadMethod::Direct => vec![(direct_key(session.id), session.total_size_bytes.0 as u64)],
+/// Where one received chunk's bytes are: its region of the staging file when its first attempt
+/// was written in place, otherwise its own object.
+pub(super) fn chunk_part(session: &UploadSession, chunk: &Received) -> (String, Range<u64>) {
+    let len = chunk.size as u64;
+    if chunk.in_place {
+        let offset = chunk.index as u64 * session.chunk_size_bytes.0 as u64;
+        (staged_key(session.id), offset..offset + len)
+    } else {
+        (chunk_key(session.id, chunk.index, chunk.generation), 0..len)
     }
+}
+
+/// The stored bytes of a session in order: the chunks named by `received` (one snapshot of
+/// the chunk rows), or the direct upload's object.
+pub(super) fn parts(session: &UploadSession, received: &[Received]) -> Vec<(String, Range<u64>)> {
+    match session.method {
+        UploadMethod::Chunked => received.iter().map(|c| chunk_part(session, c)).collect(),
+        UploadMethod::Direct => {
+            vec![(direct_key(session.id), 0..session.total_size_bytes.0 as u64)]
+        }
+    }
+}
+
+/// The one file that already holds the whole upload, in order, on a local store: the staging
+/// file when every chunk is the attempt written in place. No one writes that file any more
+/// (each region's only writer finished before it recorded its chunk) and no other file takes
+/// its name, so once verified it is published as it is. A direct upload's object is not: a
+/// second PUT may rename another file over it between the check and the link.
+fn whole_file(app: &App, session: &UploadSession, received: &[Received]) -> Option<String> {
+    let in_place = app.storage.writes_in_place()
+        && session.method == UploadMethod::Chunked
+        && !received.is_empty()
+        && received.iter().all(|c| c.in_place);
+    in_place.then(|| staged_key(session.id))
 }
 
 /// Reads the parts in order, hashing them on from `start` (a state that already covers the
@@ -36,11 +62,11 @@ pub(super) async fn read_parts(
 ) -> Result<String, AppError> {
     let (state, covered) = start;
     let hasher = BackgroundHasher::resume(state);
-    for (part, (key, len)) in part_keys(session, received).into_iter().enumerate() {
-        if len == 0 || (part < covered && writer.is_none()) {
+    for (part, (key, range)) in parts(session, received).into_iter().enumerate() {
+        if range.is_empty() || (part < covered && writer.is_none()) {
             continue;
         }
-        let mut stream = app.storage.read_stream(&key, 0..len).await?;
+        let mut stream = app.storage.read_stream(&key, range).await?;
         while let Some(frame) = stream.next().await {
             let frame = frame
                 .map_err(|e| AppError::internal(format_args!("reading an upload part: {e}")))?;
@@ -173,18 +199,13 @@ pub(super) async fn assemble(
 ) -> Result<String, AppError> {
     // Chunks this replica hashed while they arrived are not hashed again, once.
     let mut start = Some(head_start(app, session, received));
-    // Without an announced digest, one read pass finds it; the writing pass then checks it.
-    let expected = match expected {
-        Some(digest) => digest,
+    // Without an announced digest, one read pass finds it. Parts never change once recorded,
+    // so that digest is theirs: it needs no second check.
+    let (expected, verified) = match expected {
+        Some(digest) => (digest, false),
         None => {
-            read_parts(
-                app,
-                session,
-                received,
-                start.take().unwrap_or_default(),
-                None,
-            )
-            .await?
+            let start = start.take().unwrap_or_default();
+            (read_parts(app, session, received, start, None).await?, true)
         }
     };
     let start = start.unwrap_or_default();
@@ -196,14 +217,28 @@ pub(super) async fn assemble(
         .transaction(async |tx| blobs::claim(tx, &expected, size).await)
         .await?;
     let stored = claimed && app.storage.exists(&key).await?;
-    if stored {
-        // The bytes are already stored under this digest: only prove these parts match them.
-        let actual = read_parts(app, session, received, start, None).await?;
-        return if actual == expected {
-            Ok(expected)
-        } else {
-            Err(AppError::ChecksumMismatch { expected, actual })
-        };
+    let whole = whole_file(app, session, received);
+    if stored || whole.is_some() {
+        let started = std::time::Instant::now();
+        // The bytes are already stored under this digest, or are one file to publish as it
+        // is: only prove they hash to it.
+        if !verified {
+            let actual = read_parts(app, session, received, start, None).await?;
+            if actual != expected {
+                return Err(AppError::ChecksumMismatch { expected, actual });
+            }
+        }
+        if let (false, Some(whole)) = (stored, whole) {
+            app.storage.publish(&whole, &key).await?;
+            tracing::info!(
+                session = %session.id,
+                bytes = size,
+                chunks_hashed_ahead = covered,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "published an upload in place"
+            );
+        }
+        return Ok(expected);
     }
     // Read, hash and write overlap; the object is committed only once the digest matched.
     let started = std::time::Instant::now();

@@ -34,7 +34,7 @@ use crate::domain::versions::visible_version;
 use crate::error::AppError;
 use crate::routes;
 use crate::storage::{
-    self, BackgroundHasher, blob_key, chunk_key, direct_key, hex_digest, upload_prefix,
+    self, BackgroundHasher, blob_key, chunk_key, direct_key, hex_digest, staged_key, upload_prefix,
 };
 use crate::values::{
     ArtifactKind, ArtifactStatus, ModelStatus, Role, UploadMethod, UploadStatus, VersionLifecycle,
@@ -211,6 +211,7 @@ mod tests {
                     index,
                     size: if index == 3 { 5 } else { 10 },
                     generation: Id::new(),
+                    in_place: false,
                 })
                 .collect(),
             chunk_url_template: None,

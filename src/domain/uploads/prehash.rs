@@ -5,7 +5,7 @@ use futures::StreamExt;
 use crate::app::App;
 use crate::db::uploads::{self, Received};
 use crate::error::AppError;
-use crate::storage::{BackgroundHasher, chunk_key};
+use crate::storage::BackgroundHasher;
 use crate::values::Id;
 
 /// `(index, generation)` of the stored chunks, as the bookkeeping compares them.
@@ -28,6 +28,9 @@ pub fn nudge(app: &App, session: Id) {
 }
 
 async fn advance(app: &App, session: Id) -> Result<(), AppError> {
+    let Some(upload) = uploads::find(&app.db, session).await? else {
+        return Ok(());
+    };
     loop {
         let received = uploads::received(&app.db, &[session])
             .await?
@@ -38,13 +41,8 @@ async fn advance(app: &App, session: Id) -> Result<(), AppError> {
         };
         let chunk = received[position];
         let hasher = BackgroundHasher::resume(state);
-        let mut stream = app
-            .storage
-            .read_stream(
-                &chunk_key(session, chunk.index, chunk.generation),
-                0..chunk.size as u64,
-            )
-            .await?;
+        let (key, range) = super::completing::chunk_part(&upload, &chunk);
+        let mut stream = app.storage.read_stream(&key, range).await?;
         while let Some(frame) = stream.next().await {
             hasher.update(frame.map_err(AppError::internal)?).await?;
         }

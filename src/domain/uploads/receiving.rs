@@ -49,51 +49,65 @@ where
         }
     }
     let generation = Id::new();
-    let key = chunk_key(session.id, index, generation);
     let mut received: u64 = 0;
     let mut hasher = info.content_digest.as_ref().map(|_| Sha256::new());
-    app.storage
-        .write_stream(
-            &key,
-            body,
-            |frame| {
-                match frame {
-                    Some(frame) => {
-                        received += frame.len() as u64;
-                        if received > limit {
-                            return Err(too_large());
-                        }
-                        if received > expected_len as u64 {
-                            return Err(wrong_length(index, expected_len, received));
-                        }
-                        if let Some(h) = hasher.as_mut() {
-                            h.update(frame);
-                        }
-                    }
-                    None => {
-                        if received != expected_len as u64 {
-                            return Err(wrong_length(index, expected_len, received));
-                        }
-                        if let (Some(h), Some(expected)) = (hasher.take(), &info.content_digest) {
-                            let actual = hex_digest(h);
-                            if &actual != expected {
-                                return Err(AppError::ChecksumMismatch {
-                                    expected: expected.clone(),
-                                    actual,
-                                });
-                            }
-                        }
+    let inspect = |frame: Option<&Bytes>| {
+        match frame {
+            Some(frame) => {
+                received += frame.len() as u64;
+                if received > limit {
+                    return Err(too_large());
+                }
+                if received > expected_len as u64 {
+                    return Err(wrong_length(index, expected_len, received));
+                }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(frame);
+                }
+            }
+            None => {
+                if received != expected_len as u64 {
+                    return Err(wrong_length(index, expected_len, received));
+                }
+                if let (Some(h), Some(expected)) = (hasher.take(), &info.content_digest) {
+                    let actual = hex_digest(h);
+                    if &actual != expected {
+                        return Err(AppError::ChecksumMismatch {
+                            expected: expected.clone(),
+                            actual,
+                        });
                     }
                 }
-                Ok(())
-            },
-            body_error,
-        )
-        .await?;
+            }
+        }
+        Ok(())
+    };
+    // The first attempt at a chunk goes to its place in the staging file; any other to an
+    // object of its own (see `storage::local`).
+    let in_place = app.storage.writes_in_place()
+        && app
+            .db
+            .transaction(async |tx| uploads::claim_chunk(tx, session.id, index, generation).await)
+            .await?;
+    let key = if in_place {
+        let key = staged_key(session.id);
+        let offset = index as u64 * session.chunk_size_bytes.0 as u64;
+        app.storage
+            .write_at(&key, offset, body, inspect, body_error)
+            .await?;
+        key
+    } else {
+        let key = chunk_key(session.id, index, generation);
+        app.storage
+            .write_stream(&key, body, inspect, body_error)
+            .await?;
+        key
+    };
     let chunk = Received {
         index,
         size: expected_len,
         generation,
+        in_place,
     };
     let (status, replaced) = app
         .db
@@ -106,7 +120,9 @@ where
             .ok();
     }
     if !status.is_open() {
-        // Finished while this chunk streamed: its bytes belong to no session any more.
+        // Finished while this chunk streamed: its bytes belong to no session any more (a
+        // staging file written after the session's files were removed goes the same way; a
+        // published blob is a link of its own and stays).
         app.storage.delete(&key).await.ok();
         let mut after = session;
         after.status = status;
