@@ -144,7 +144,13 @@ mod tests {
                     "axum::",
                     "http::",
                 ];
+                // The S3 client speaks its service's HTTP protocol outward, as OpenDAL does
+                // inside; it translates no request of ours.
+                let outward_client = name == "src/storage/s3.rs";
                 for banned in banned_words {
+                    if outward_client && banned == "http::" {
+                        continue;
+                    }
                     if text.contains(banned) {
                         problems.push(format!(
                             "{name} uses {banned}: translation belongs above domain"

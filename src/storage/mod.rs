@@ -10,6 +10,7 @@ mod hash_ahead;
 mod keys;
 mod layout;
 mod local;
+mod s3;
 mod signer;
 
 pub use digest::{BackgroundHasher, hex_digest, parse_sha256};
@@ -56,6 +57,8 @@ pub struct Storage {
     /// On `fs`, the folder keys are relative to: uploads are written in place there and
     /// published by a link instead of a copy (see `local`).
     root: Option<std::path::PathBuf>,
+    /// On S3, the requests that assemble an upload from its chunk objects inside the service.
+    s3: Option<s3::S3Compose>,
 }
 
 /// A parsed `STORAGE_URL`: the service, the folder or `bucket/prefix`, and query parameters.
@@ -114,6 +117,7 @@ impl Storage {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let mut staging_dir = None;
         let mut fs_root = None;
+        let mut s3_compose = None;
         let (op, location, write_chunk) = match service {
             Service::Fs => {
                 let root = std::path::absolute(&path)?;
@@ -141,28 +145,42 @@ impl Storage {
                 let endpoint = param("endpoint")
                     .or_else(|| env("AWS_ENDPOINT_URL_S3"))
                     .or_else(|| env("AWS_ENDPOINT_URL"));
-                if let Some(endpoint) = endpoint {
-                    builder = builder.endpoint(&endpoint);
+                if let Some(endpoint) = &endpoint {
+                    builder = builder.endpoint(endpoint);
                 }
+                let endpoint_setting = endpoint;
                 let region = param("region")
                     .or_else(|| env("AWS_REGION"))
                     .or_else(|| env("AWS_DEFAULT_REGION"))
                     .unwrap_or_else(|| "us-east-1".to_owned());
                 builder = builder.region(&region);
-                if let Some(id) = param("access_key_id").or_else(|| env("AWS_ACCESS_KEY_ID")) {
-                    builder = builder.access_key_id(&id);
+                let key_id = param("access_key_id").or_else(|| env("AWS_ACCESS_KEY_ID"));
+                if let Some(id) = &key_id {
+                    builder = builder.access_key_id(id);
                 }
-                if let Some(secret) =
-                    param("secret_access_key").or_else(|| env("AWS_SECRET_ACCESS_KEY"))
-                {
-                    builder = builder.secret_access_key(&secret);
+                let secret_key =
+                    param("secret_access_key").or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+                if let Some(secret) = &secret_key {
+                    builder = builder.secret_access_key(secret);
                 }
-                if let Some(token) = param("session_token").or_else(|| env("AWS_SESSION_TOKEN")) {
-                    builder = builder.session_token(&token);
+                let token_setting = param("session_token").or_else(|| env("AWS_SESSION_TOKEN"));
+                if let Some(token) = &token_setting {
+                    builder = builder.session_token(token);
                 }
-                if param("virtual_host_style").as_deref() == Some("true") {
+                let virtual_host_style = param("virtual_host_style").as_deref() == Some("true");
+                if virtual_host_style {
                     builder = builder.enable_virtual_host_style();
                 }
+                s3_compose = Some(s3::S3Compose::new(s3::S3Settings {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.to_owned(),
+                    endpoint: endpoint_setting,
+                    region: region.clone(),
+                    access_key_id: key_id,
+                    secret_access_key: secret_key,
+                    session_token: token_setting,
+                    virtual_host_style,
+                })?);
                 (
                     Operator::new(builder)?,
                     format!("s3://{}", path.trim_end_matches('/')),
@@ -195,7 +213,26 @@ impl Storage {
             write_chunk,
             staging: staging_dir,
             root: fs_root,
+            s3: s3_compose,
         })
+    }
+
+    /// Whether `compose` can assemble these parts inside the service (S3, parts S3 accepts).
+    pub fn composes(&self, parts: &[(String, std::ops::Range<u64>)]) -> bool {
+        self.s3.is_some() && s3::S3Compose::fits(parts)
+    }
+
+    /// Makes `target` the concatenation of `parts` inside the storage service, without their
+    /// bytes passing through this server; only where `composes` said so.
+    pub async fn compose(
+        &self,
+        parts: &[(String, std::ops::Range<u64>)],
+        target: &str,
+    ) -> Result<(), AppError> {
+        match &self.s3 {
+            Some(s3) => s3.compose(parts, target).await,
+            None => Err(AppError::internal("composing needs an S3 store")),
+        }
     }
 
     pub fn operator(&self) -> &Operator {

@@ -84,4 +84,33 @@ on_s3! {
         assert_eq!(model_registry::jobs::collect_blobs(&app.app, std::time::Duration::ZERO).await.unwrap(), 1);
         assert!(!app.app.storage.exists(&key).await.unwrap());
     }
+
+    async fn completion_assembles_the_chunks_inside_the_store(app) {
+        let project = app.default_project().await;
+        let m = app.create_model(&app.admin, &project, "m", json!({})).await;
+        // Chunks of S3's smallest part size: each becomes a part copied by the store itself.
+        let chunk = 5 * 1024 * 1024;
+        let bytes = bytes_of(2 * chunk + 5, 23);
+        let digest = sha256_hex(&bytes);
+        let s = app.open_upload(&app.admin, json!({ "modelId": m, "fileName": "w.bin", "totalSizeBytes": bytes.len(), "chunkSizeBytes": chunk })).await;
+        let id = s["id"].as_str().unwrap();
+        app.put_all(&app.admin, id, &bytes, chunk).await;
+        let artifact = app.complete(&app.admin, id, json!({})).await;
+        assert_eq!(artifact["sha256"], digest);
+        let key = model_registry::storage::blob_key(&digest);
+        let stat = app.app.storage.operator().stat(&key).await.unwrap();
+        let etag = stat.etag().unwrap().trim_matches('"').to_owned();
+        assert!(etag.ends_with("-3"), "one part per chunk, not the server's own 8 MiB parts: {etag}");
+        let r = app.download(&app.admin, artifact["id"].as_str().unwrap(), &[]).await;
+        assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+        // Bytes that do not hash to the announced digest are never assembled.
+        let wrong = sha256_hex(b"other bytes");
+        let s = app.open_upload(&app.admin, json!({ "modelId": m, "fileName": "x.bin", "totalSizeBytes": bytes.len(), "chunkSizeBytes": chunk, "sha256": wrong })).await;
+        let id = s["id"].as_str().unwrap();
+        app.put_all(&app.admin, id, &bytes, chunk).await;
+        app.fails(&app.admin, crate::support::COMPLETE, json!({ "i": { "id": id } }), "CHECKSUM_MISMATCH").await;
+        let key = model_registry::storage::blob_key(&wrong);
+        assert!(!app.app.storage.exists(&key).await.unwrap());
+    }
 }

@@ -217,27 +217,38 @@ pub(super) async fn assemble(
         .transaction(async |tx| blobs::claim(tx, &expected, size).await)
         .await?;
     let stored = claimed && app.storage.exists(&key).await?;
+    // Where the bytes need not move: they are already stored under this digest, or they are
+    // one file to publish as it is, or the store assembles them itself. Then completion only
+    // proves they hash to the digest before anything is stored under it.
     let whole = whole_file(app, session, received);
-    if stored || whole.is_some() {
+    let composed = session.method == UploadMethod::Chunked
+        && session.total_size_bytes.0 > 0
+        && app.storage.composes(&parts(session, received));
+    if stored || whole.is_some() || composed {
         let started = std::time::Instant::now();
-        // The bytes are already stored under this digest, or are one file to publish as it
-        // is: only prove they hash to it.
         if !verified {
             let actual = read_parts(app, session, received, start, None).await?;
             if actual != expected {
                 return Err(AppError::ChecksumMismatch { expected, actual });
             }
         }
-        if let (false, Some(whole)) = (stored, whole) {
-            app.storage.publish(&whole, &key).await?;
-            tracing::info!(
-                session = %session.id,
-                bytes = size,
-                chunks_hashed_ahead = covered,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "published an upload in place"
-            );
+        if stored {
+            return Ok(expected);
         }
+        let how = if let Some(whole) = whole {
+            app.storage.publish(&whole, &key).await?;
+            "published an upload in place"
+        } else {
+            app.storage.compose(&parts(session, received), &key).await?;
+            "assembled an upload inside the store"
+        };
+        tracing::info!(
+            session = %session.id,
+            bytes = size,
+            chunks_hashed_ahead = covered,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "{how}"
+        );
         return Ok(expected);
     }
     // Read, hash and write overlap; the object is committed only once the digest matched.
