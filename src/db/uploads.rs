@@ -217,7 +217,8 @@ pub async fn claim_chunk(
 
 /// Records a chunk whose bytes are stored, if the session still takes chunks. Answers the
 /// session's status at that moment (what to refuse with when it is not open) and the
-/// generation this one replaced, whose object is now unreferenced.
+/// generation this one replaced, whose object is now unreferenced. A chunk written in place
+/// never replaces one already recorded.
 pub async fn record_chunk(
     tx: &mut Tx<'_>,
     session_id: Id,
@@ -227,7 +228,7 @@ pub async fn record_chunk(
         index,
         size,
         generation,
-        ..
+        in_place,
     } = chunk;
     let now = Timestamp::now();
     on_tx!(tx, conn => {
@@ -256,6 +257,11 @@ pub async fn record_chunk(
             .first(conn)
             .await
             .optional()?;
+        if in_place && replaced.is_some() {
+            // A later attempt, stored as an object of its own, was recorded while this first
+            // one was still being written: a completion may be reading that object, so it stays.
+            return Ok((status, None));
+        }
         diesel::insert_into(upload_chunks::table)
             .values((
                 upload_chunks::session_id.eq(session_id),

@@ -93,7 +93,8 @@ impl Storage {
             .await
         }
         .await;
-        // No write of this request may go on after it answered.
+        // No write of this request goes on after it answered (unless the request itself is
+        // dropped mid-way; its claim is then never recorded, so its region is never read).
         if let Some(still) = writing {
             let _ = still.await;
         }
@@ -103,37 +104,62 @@ impl Storage {
     /// Makes `from`'s file the object `to` without copying it: synced, hard-linked under the
     /// new name (an object already there holds the same bytes, as both are named by their
     /// digest) and the link made durable. `from` stays until the upload's files are removed.
-    pub async fn publish(&self, from: &str, to: &str) -> Result<(), AppError> {
+    /// `Ok(false)` where the file system refuses the link (another mount, no hard links): the
+    /// caller copies instead.
+    pub async fn publish(&self, from: &str, to: &str) -> Result<bool, AppError> {
         let (from, to) = (self.local_path(from)?, self.local_path(to)?);
         blocking(move || {
             File::open(&from)?.sync_data()?;
             let folder = to.parent().unwrap_or(Path::new("/"));
             std::fs::create_dir_all(folder)?;
             match std::fs::hard_link(&from, &to) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                _ => {}
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound || is_out_of_space(&e) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the file system refused a hard link");
+                    return Ok(false);
+                }
             }
-            File::open(folder)?.sync_all()
+            sync_folders(folder, 2)?;
+            Ok(true)
         })
         .await
     }
 }
 
-/// Opens the staging file, creating it (and its folder) for the session's first chunk.
+/// Makes the entries of `folder` and of its `depth - 1` parents durable: a file or folder just
+/// created is only there after a crash once the folder holding it was synced.
+fn sync_folders(folder: &Path, depth: usize) -> io::Result<()> {
+    for folder in folder.ancestors().take(depth) {
+        File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Opens the staging file, creating it (and its folder, durably) for the session's first
+/// chunk: chunks recorded as received must not lose their file's name in a crash.
 fn open_staged(path: &Path) -> io::Result<File> {
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-    };
-    match open() {
+    let folder = path.parent().unwrap_or(Path::new("/"));
+    let create = || OpenOptions::new().write(true).create_new(true).open(path);
+    let (file, new_folders) = match create() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))?;
-            open()
+            std::fs::create_dir_all(folder)?;
+            (create(), 2)
         }
-        other => other,
+        other => (other, 1),
+    };
+    match file {
+        Ok(file) => {
+            sync_folders(folder, new_folders)?;
+            Ok(file)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            OpenOptions::new().write(true).open(path)
+        }
+        Err(e) => Err(e),
     }
 }
 

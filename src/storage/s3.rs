@@ -100,22 +100,13 @@ impl S3Compose {
         })
     }
 
-    /// Whether `parts` can be copied as S3 parts: none empty, each but the last at least
-    /// 5 MiB, at most 10,000 of them once ranges over 5 GiB are split.
+    /// Whether `parts` can be copied as S3 parts: none empty, each at most 5 GiB, each but the
+    /// last at least 5 MiB, at most 10,000 of them.
     pub fn fits(parts: &[(String, Range<u64>)]) -> bool {
-        if parts.iter().any(|(_, r)| r.is_empty()) {
-            return false;
-        }
-        let pieces: usize = parts
-            .iter()
-            .map(|(_, r)| (r.end - r.start).div_ceil(MAX_PART).max(1) as usize)
-            .sum();
-        let small_inside = parts
-            .iter()
-            .rev()
-            .skip(1)
-            .any(|(_, r)| r.end - r.start < MIN_PART);
-        !parts.is_empty() && pieces <= MAX_PARTS && !small_inside
+        let len = |r: &Range<u64>| r.end.saturating_sub(r.start);
+        let sizes_fit = parts.iter().all(|(_, r)| (1..=MAX_PART).contains(&len(r)));
+        let small_inside = parts.iter().rev().skip(1).any(|(_, r)| len(r) < MIN_PART);
+        !parts.is_empty() && parts.len() <= MAX_PARTS && sizes_fit && !small_inside
     }
 
     /// Makes `target` the concatenation of `parts` (ranges of stored objects) without reading
@@ -126,7 +117,14 @@ impl S3Compose {
         target: &str,
     ) -> Result<(), AppError> {
         let created: InitiateMultipartUploadResult = self
-            .call(Method::POST, target, "uploads=", &[], Bytes::new())
+            .call(
+                "InitiateMultipartUploadResult",
+                Method::POST,
+                target,
+                "uploads=",
+                &[],
+                Bytes::new(),
+            )
             .await?;
         let upload = created.upload_id;
         let result = self.copy_and_complete(parts, target, &upload).await;
@@ -148,15 +146,7 @@ impl S3Compose {
         target: &str,
         upload: &str,
     ) -> Result<(), AppError> {
-        let pieces: Vec<(String, Range<u64>)> = parts
-            .iter()
-            .flat_map(|(key, range)| {
-                (range.start..range.end)
-                    .step_by(MAX_PART as usize)
-                    .map(move |start| (key.clone(), start..(start + MAX_PART).min(range.end)))
-            })
-            .collect();
-        let etags: Vec<String> = futures::stream::iter(pieces.into_iter().enumerate())
+        let etags: Vec<String> = futures::stream::iter(parts.iter().cloned().enumerate())
             .map(|(i, (key, range))| self.copy_part(target, upload, i + 1, key, range))
             .buffered(CONCURRENT_COPIES)
             .try_collect()
@@ -172,7 +162,14 @@ impl S3Compose {
         body.push_str("</CompleteMultipartUpload>");
         let query = format!("uploadId={}", encode(upload));
         let _: CompleteMultipartUploadResult = self
-            .call(Method::POST, target, &query, &[], Bytes::from(body))
+            .call(
+                "CompleteMultipartUploadResult",
+                Method::POST,
+                target,
+                &query,
+                &[],
+                Bytes::from(body),
+            )
             .await?;
         Ok(())
     }
@@ -199,7 +196,14 @@ impl S3Compose {
         ];
         let query = format!("partNumber={number}&uploadId={}", encode(upload));
         let copied: CopyPartResult = self
-            .call(Method::PUT, target, &query, &headers, Bytes::new())
+            .call(
+                "CopyPartResult",
+                Method::PUT,
+                target,
+                &query,
+                &headers,
+                Bytes::new(),
+            )
             .await?;
         Ok(copied.etag)
     }
@@ -208,6 +212,7 @@ impl S3Compose {
     /// with 200 and an `<Error>` body, so the body is read as an error first.
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
+        expected_root: &str,
         method: Method,
         key: &str,
         query: &str,
@@ -216,10 +221,18 @@ impl S3Compose {
     ) -> Result<T, AppError> {
         let answer = self.send(method, key, query, headers, body).await?;
         let text = String::from_utf8_lossy(&answer);
-        if let Ok(error) = quick_xml::de::from_str::<S3Error>(&text) {
+        // The deserializer does not look at the root element, so it is checked here.
+        let root = root_element(&text);
+        if root.as_deref() == Some("Error") {
+            let error: S3Error = quick_xml::de::from_str(&text).unwrap_or_default();
             return Err(AppError::internal(format_args!(
                 "storage: S3 answered {}: {}",
                 error.code, error.message
+            )));
+        }
+        if root.as_deref() != Some(expected_root) {
+            return Err(AppError::internal(format_args!(
+                "storage: S3 answered something else than {expected_root}: {text}"
             )));
         }
         quick_xml::de::from_str(&text)
@@ -308,12 +321,27 @@ struct CompleteMultipartUploadResult {
 }
 
 /// `<Error><Code>…</Code><Message>…</Message></Error>`.
-#[derive(Deserialize)]
-#[serde(rename = "Error", rename_all = "PascalCase")]
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
 struct S3Error {
+    #[serde(default)]
     code: String,
     #[serde(default)]
     message: String,
+}
+
+/// The name of the document's first element.
+fn root_element(xml: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event().ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                return Some(e.local_name().as_ref().to_owned());
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +353,15 @@ mod tests {
     }
 
     #[test]
+    fn the_root_element_is_read_past_the_declaration() {
+        let xml = "<?xml version=\"1.0\"?>\n<Error><Code>NoSuchKey</Code></Error>";
+        assert_eq!(root_element(xml).as_deref(), Some("Error"));
+        let copied = "<CopyPartResult xmlns=\"x\"><ETag>e</ETag></CopyPartResult>";
+        assert_eq!(root_element(copied).as_deref(), Some("CopyPartResult"));
+        assert_eq!(root_element("not xml"), None);
+    }
+
+    #[test]
     fn parts_fit_when_all_but_the_last_are_large_enough() {
         assert!(S3Compose::fits(&[part(MIN_PART), part(MIN_PART), part(1)]));
         assert!(S3Compose::fits(&[part(1)]));
@@ -333,6 +370,6 @@ mod tests {
         assert!(!S3Compose::fits(&[part(0)]));
         let many = vec![part(MIN_PART); MAX_PARTS + 1];
         assert!(!S3Compose::fits(&many));
-        assert!(S3Compose::fits(&[part(3 * MAX_PART)]));
+        assert!(!S3Compose::fits(&[part(MAX_PART + 1)]));
     }
 }

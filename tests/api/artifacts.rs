@@ -642,4 +642,29 @@ backends! {
         let r = app.download(&app.admin, artifact["id"].as_str().unwrap(), &[]).await;
         assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
     }
+
+    async fn a_slow_first_attempt_never_replaces_a_recorded_chunk(app) {
+        let m = model(&app, "m").await;
+        let bytes = bytes_of(2 * CHUNK, 24);
+        let digest = sha256_hex(&bytes);
+        let s = app.open_upload(&app.admin, json!({ "modelId": m, "fileName": "f.bin", "totalSizeBytes": bytes.len(), "chunkSizeBytes": CHUNK, "sha256": digest })).await;
+        let id = s["id"].as_str().unwrap().to_owned();
+        // The first attempt at chunk 0 (written in place) stalls half-way with other bytes...
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+        let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let first = tokio::spawn(app.client.put(format!("{}/v1/uploads/{id}/chunks/0", app.base))
+            .bearer_auth(&app.admin).header("content-length", CHUNK).body(body).send());
+        let other = vec![0x55u8; CHUNK];
+        tx.send(Ok(other[..CHUNK / 2].to_vec())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // ...while a second attempt, stored on its own, is recorded.
+        assert_eq!(app.put_chunk(&app.admin, &id, 0, &bytes[..CHUNK]).await.status(), 200);
+        tx.send(Ok(other[CHUNK / 2..].to_vec())).await.unwrap();
+        drop(tx);
+        assert_eq!(first.await.unwrap().unwrap().status(), 200);
+        assert_eq!(app.put_chunk(&app.admin, &id, 1, &bytes[CHUNK..]).await.status(), 200);
+        // The chunk recorded first stays: the upload is the bytes the second attempt sent.
+        let artifact = app.complete(&app.admin, &id, json!({})).await;
+        assert_eq!(artifact["sha256"], digest);
+    }
 }

@@ -14,12 +14,17 @@ pub struct Completion {
     pub is_current: Option<bool>,
 }
 
+/// Where chunk `index` starts in the session's staging file.
+pub(super) fn staged_offset(session: &UploadSession, index: i64) -> u64 {
+    index as u64 * session.chunk_size_bytes.0 as u64
+}
+
 /// Where one received chunk's bytes are: its region of the staging file when its first attempt
 /// was written in place, otherwise its own object.
 pub(super) fn chunk_part(session: &UploadSession, chunk: &Received) -> (String, Range<u64>) {
     let len = chunk.size as u64;
     if chunk.in_place {
-        let offset = chunk.index as u64 * session.chunk_size_bytes.0 as u64;
+        let offset = staged_offset(session, chunk.index);
         (staged_key(session.id), offset..offset + len)
     } else {
         (chunk_key(session.id, chunk.index, chunk.generation), 0..len)
@@ -175,11 +180,13 @@ pub async fn complete(
             return Err(err);
         }
         Err(err) => {
-            // A concurrent complete may have finished first and removed the parts under us.
-            if let Some(current) = uploads::find(&app.db, session.id).await?
-                && let Some(artifact) = finished_artifact(app, &current).await?
-            {
-                return Ok(artifact);
+            // A concurrent complete may have finished first and removed the parts under us,
+            // or the session expired meanwhile: that is the answer, not the storage error.
+            if let Some(current) = uploads::find(&app.db, session.id).await? {
+                if let Some(artifact) = finished_artifact(app, &current).await? {
+                    return Ok(artifact);
+                }
+                require_open_to_finish(&current)?;
             }
             return Err(err);
         }
@@ -199,8 +206,9 @@ pub(super) async fn assemble(
 ) -> Result<String, AppError> {
     // Chunks this replica hashed while they arrived are not hashed again, once.
     let mut start = Some(head_start(app, session, received));
-    // Without an announced digest, one read pass finds it. Parts never change once recorded,
-    // so that digest is theirs: it needs no second check.
+    // Without an announced digest, one read pass finds it. The parts that pass reads never
+    // change (chunk objects are named by generation; a whole file is written by no one), so
+    // the digest is theirs and needs no second check.
     let (expected, verified) = match expected {
         Some(digest) => (digest, false),
         None => {
@@ -221,13 +229,14 @@ pub(super) async fn assemble(
     // one file to publish as it is, or the store assembles them itself. Then completion only
     // proves they hash to the digest before anything is stored under it.
     let whole = whole_file(app, session, received);
+    let pieces = parts(session, received);
     let composed = session.method == UploadMethod::Chunked
         && session.total_size_bytes.0 > 0
-        && app.storage.composes(&parts(session, received));
+        && app.storage.composes(&pieces);
     if stored || whole.is_some() || composed {
         let started = std::time::Instant::now();
         if !verified {
-            let actual = read_parts(app, session, received, start, None).await?;
+            let actual = read_parts(app, session, received, start.clone(), None).await?;
             if actual != expected {
                 return Err(AppError::ChecksumMismatch { expected, actual });
             }
@@ -235,21 +244,38 @@ pub(super) async fn assemble(
         if stored {
             return Ok(expected);
         }
-        let how = if let Some(whole) = whole {
-            app.storage.publish(&whole, &key).await?;
-            "published an upload in place"
-        } else {
-            app.storage.compose(&parts(session, received), &key).await?;
-            "assembled an upload inside the store"
+        let done = match whole {
+            Some(whole) => app.storage.publish(&whole, &key).await?,
+            None => {
+                // Detached, so a client that hangs up cannot leave the multipart upload
+                // neither completed nor aborted.
+                let (owner, pieces, target) = (app.clone(), pieces.clone(), key.clone());
+                let composed =
+                    tokio::spawn(async move { owner.storage.compose(&pieces, &target).await })
+                        .await
+                        .map_err(AppError::internal)?;
+                match composed {
+                    Ok(()) => true,
+                    Err(AppError::InsufficientStorage) => {
+                        return Err(AppError::InsufficientStorage);
+                    }
+                    // A service without part copies, or one that failed them: the bytes are
+                    // copied through this server instead.
+                    Err(_) => false,
+                }
+            }
         };
-        tracing::info!(
-            session = %session.id,
-            bytes = size,
-            chunks_hashed_ahead = covered,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "{how}"
-        );
-        return Ok(expected);
+        if done {
+            tracing::info!(
+                session = %session.id,
+                bytes = size,
+                chunks_hashed_ahead = covered,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "stored an upload without copying it"
+            );
+            return Ok(expected);
+        }
+        tracing::warn!(session = %session.id, "the store could not take the upload as it is; copying it");
     }
     // Read, hash and write overlap; the object is committed only once the digest matched.
     let started = std::time::Instant::now();

@@ -91,10 +91,22 @@ where
             .await?;
     let key = if in_place {
         let key = staged_key(session.id);
-        let offset = index as u64 * session.chunk_size_bytes.0 as u64;
-        app.storage
+        let offset = staged_offset(&session, index);
+        let written = app
+            .storage
             .write_at(&key, offset, body, inspect, body_error)
-            .await?;
+            .await;
+        if let Err(e) = written {
+            // The session may have ended while this chunk streamed, and its files with it:
+            // a staging file this request created again belongs to no one.
+            if uploads::find(&app.db, id)
+                .await?
+                .is_none_or(|s| !status_now(&s).is_open())
+            {
+                app.storage.delete(&key).await.ok();
+            }
+            return Err(e);
+        }
         key
     } else {
         let key = chunk_key(session.id, index, generation);
