@@ -18,6 +18,10 @@ use model_registry::values::Patch;
 use model_registry::{App, Config, router};
 use serde_json::json;
 
+/// The server binary's allocator, so the in-process numbers are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 use common::load;
 
