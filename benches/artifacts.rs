@@ -189,25 +189,22 @@ async fn upload_and_download(
     }
 }
 
+/// A comma-separated list of numbers from the environment, or `default`.
+fn env_list<T: std::str::FromStr>(name: &str, default: &str, what: &str) -> Vec<T> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<T>()
+                .unwrap_or_else(|_| panic!("{name}: {what}, comma-separated"))
+        })
+        .collect()
+}
+
 fn main() {
-    let sizes: Vec<u64> = std::env::var("MR_BENCH_GIB")
-        .unwrap_or_else(|_| "1".into())
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<u64>()
-                .expect("MR_BENCH_GIB: whole GiB, comma-separated")
-        })
-        .collect();
-    let parallels: Vec<usize> = std::env::var("MR_BENCH_PARALLEL")
-        .unwrap_or_else(|_| "4,1".into())
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<usize>()
-                .expect("MR_BENCH_PARALLEL: chunks in flight, comma-separated")
-        })
-        .collect();
+    let sizes: Vec<u64> = env_list("MR_BENCH_GIB", "1", "whole GiB");
+    let parallels: Vec<usize> = env_list("MR_BENCH_PARALLEL", "4,1", "chunks in flight");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
