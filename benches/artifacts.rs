@@ -94,6 +94,20 @@ async fn loopback_copy(size: u64) -> f64 {
     rate(size, start.elapsed())
 }
 
+/// Streams the answer to `request`, checking it is `size` bytes; answers MB/s.
+async fn download_rate(request: reqwest::RequestBuilder, size: u64) -> f64 {
+    let start = Instant::now();
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut received = 0u64;
+    while let Some(frame) = stream.next().await {
+        received += frame.unwrap().len() as u64;
+    }
+    assert_eq!(received, size);
+    rate(size, start.elapsed())
+}
+
 struct Run {
     upload: f64,
     complete_secs: f64,
@@ -160,24 +174,17 @@ async fn upload_and_download(
     let artifact = &done["completeUploadSession"]["artifact"];
     assert_eq!(artifact["sha256"], digest);
 
-    let start = Instant::now();
-    let response = client
-        .get(format!(
-            "{}/v1/artifacts/{}/download",
-            server.base,
-            artifact["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&server.key)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = response.bytes_stream();
-    let mut received = 0u64;
-    while let Some(frame) = stream.next().await {
-        received += frame.unwrap().len() as u64;
-    }
-    assert_eq!(received, size);
-    let download = rate(size, start.elapsed());
+    let download = download_rate(
+        client
+            .get(format!(
+                "{}/v1/artifacts/{}/download",
+                server.base,
+                artifact["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&server.key),
+        size,
+    )
+    .await;
     let rss = peak_rss_mib(server.child.id());
     drop(server);
     std::fs::remove_dir_all(&data_dir).ok();
@@ -281,10 +288,9 @@ mod peer {
     use std::process::{Child, Command, Stdio};
     use std::time::Instant;
 
-    use futures::StreamExt;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-    use super::{CHUNK, Run, peak_rss_mib, rate};
+    use super::{CHUNK, Run, download_rate, peak_rss_mib, rate};
 
     pub fn binary() -> Option<PathBuf> {
         std::env::var_os("PATH")
@@ -386,20 +392,11 @@ mod peer {
         assert_eq!(done.status(), 201, "{:?}", done.text().await);
         let upload = rate(size, start.elapsed());
 
-        let start = Instant::now();
-        let response = client
-            .get(format!("{base}/v2/bench/blobs/sha256:{digest}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let mut stream = response.bytes_stream();
-        let mut received = 0u64;
-        while let Some(frame) = stream.next().await {
-            received += frame.unwrap().len() as u64;
-        }
-        assert_eq!(received, size);
-        let download = rate(size, start.elapsed());
+        let download = download_rate(
+            client.get(format!("{base}/v2/bench/blobs/sha256:{digest}")),
+            size,
+        )
+        .await;
         let rss = peak_rss_mib(registry.0.id());
         drop(registry);
         std::fs::remove_dir_all(&root).ok();

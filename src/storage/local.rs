@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
-use super::{Storage, is_out_of_space};
+use super::{Storage, failure, is_out_of_space};
 use crate::error::AppError;
 
 /// Frames gathered before one positioned write: large enough that the blocking-pool round
@@ -178,14 +178,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn joined<T>(outcome: Result<io::Result<T>, tokio::task::JoinError>) -> Result<T, AppError> {
-    outcome.map_err(AppError::internal)?.map_err(io_error)
-}
-
-/// A full disk is named (see `storage_error`); any other failure is logged and INTERNAL.
-fn io_error(err: io::Error) -> AppError {
-    if is_out_of_space(&err) {
-        tracing::warn!(error = %err, "storage is out of space");
-        return AppError::InsufficientStorage;
-    }
-    AppError::internal(format_args!("storage: {err}"))
+    outcome
+        .map_err(AppError::internal)?
+        .map_err(|e| failure(&e))
 }

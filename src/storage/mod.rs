@@ -148,7 +148,6 @@ impl Storage {
                 if let Some(endpoint) = &endpoint {
                     builder = builder.endpoint(endpoint);
                 }
-                let endpoint_setting = endpoint;
                 let region = param("region")
                     .or_else(|| env("AWS_REGION"))
                     .or_else(|| env("AWS_DEFAULT_REGION"))
@@ -174,7 +173,7 @@ impl Storage {
                 s3_compose = Some(s3::S3Compose::new(s3::S3Settings {
                     bucket: bucket.to_owned(),
                     prefix: prefix.to_owned(),
-                    endpoint: endpoint_setting,
+                    endpoint,
                     region: region.clone(),
                     access_key_id: key_id,
                     secret_access_key: secret_key,
@@ -414,7 +413,12 @@ impl Storage {
 /// A full disk (or quota) is the operator's to fix and the client's to retry later, so it is
 /// named; every other storage failure is logged and INTERNAL.
 pub fn storage_error(err: opendal::Error) -> AppError {
-    if is_out_of_space(&err) {
+    failure(&err)
+}
+
+/// `storage_error` for any error, whether from OpenDAL or from the local file system.
+fn failure(err: &(dyn std::error::Error + 'static)) -> AppError {
+    if is_out_of_space(err) {
         tracing::warn!(error = %err, "storage is out of space");
         return AppError::InsufficientStorage;
     }

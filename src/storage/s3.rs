@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::error::AppError;
 
 /// S3's smallest part but the last.
-pub const MIN_PART: u64 = 5 * 1024 * 1024;
+const MIN_PART: u64 = 5 * 1024 * 1024;
 /// S3's largest part, and its largest single copy.
 const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's most parts per upload.

@@ -55,23 +55,22 @@ fn whole_file(app: &App, session: &UploadSession, received: &[Received]) -> Opti
     in_place.then(|| staged_key(session.id))
 }
 
-/// Reads the parts in order, hashing them on from `start` (a state that already covers the
+/// Reads `parts` in order, hashing them on from `start` (a state that already covers the
 /// first `start.1` parts) and, when given a writer, copying every part into it; answers the
 /// digest.
 pub(super) async fn read_parts(
     app: &App,
-    session: &UploadSession,
-    received: &[Received],
+    parts: &[(String, Range<u64>)],
     start: (Sha256, usize),
     mut writer: Option<&mut opendal::Writer>,
 ) -> Result<String, AppError> {
     let (state, covered) = start;
     let hasher = BackgroundHasher::resume(state);
-    for (part, (key, range)) in parts(session, received).into_iter().enumerate() {
+    for (part, (key, range)) in parts.iter().enumerate() {
         if range.is_empty() || (part < covered && writer.is_none()) {
             continue;
         }
-        let mut stream = app.storage.read_stream(&key, range).await?;
+        let mut stream = app.storage.read_stream(key, range.clone()).await?;
         while let Some(frame) = stream.next().await {
             let frame = frame
                 .map_err(|e| AppError::internal(format_args!("reading an upload part: {e}")))?;
@@ -204,6 +203,7 @@ pub(super) async fn assemble(
     received: &[Received],
     expected: Option<String>,
 ) -> Result<String, AppError> {
+    let pieces = parts(session, received);
     // Chunks this replica hashed while they arrived are not hashed again, once.
     let mut start = Some(head_start(app, session, received));
     // Without an announced digest, one read pass finds it. The parts that pass reads never
@@ -213,7 +213,7 @@ pub(super) async fn assemble(
         Some(digest) => (digest, false),
         None => {
             let start = start.take().unwrap_or_default();
-            (read_parts(app, session, received, start, None).await?, true)
+            (read_parts(app, &pieces, start, None).await?, true)
         }
     };
     let start = start.unwrap_or_default();
@@ -229,14 +229,13 @@ pub(super) async fn assemble(
     // one file to publish as it is, or the store assembles them itself. Then completion only
     // proves they hash to the digest before anything is stored under it.
     let whole = whole_file(app, session, received);
-    let pieces = parts(session, received);
     let composed = session.method == UploadMethod::Chunked
         && session.total_size_bytes.0 > 0
         && app.storage.composes(&pieces);
     if stored || whole.is_some() || composed {
         let started = std::time::Instant::now();
         if !verified {
-            let actual = read_parts(app, session, received, start.clone(), None).await?;
+            let actual = read_parts(app, &pieces, start.clone(), None).await?;
             if actual != expected {
                 return Err(AppError::ChecksumMismatch { expected, actual });
             }
@@ -281,7 +280,7 @@ pub(super) async fn assemble(
     let started = std::time::Instant::now();
     let mut writer = app.storage.writer(&key).await?;
     let written = async {
-        let actual = read_parts(app, session, received, start, Some(&mut writer)).await?;
+        let actual = read_parts(app, &pieces, start, Some(&mut writer)).await?;
         if actual != expected {
             return Err(AppError::ChecksumMismatch {
                 expected: expected.clone(),
