@@ -25,11 +25,24 @@ const mirror = createServer(async (request, response) => {
 });
 await new Promise((resolve) => mirror.listen(Number(mirrorPort), "127.0.0.1", resolve));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+// Debian's chromium now and then dies with SIGSEGV while starting on a fresh CI machine, before
+// it has loaded a page; that says nothing about GraphiQL, so the launch (only) is tried again.
+async function launch(attempts) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await chromium.launch({
+        executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+        args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      });
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      console.error(`graphiql: chromium did not start (attempt ${attempt} of ${attempts}): ${error.message.split("\n")[0]}`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+const browser = await launch(4);
 try {
   const page = await browser.newPage();
   page.on("pageerror", (error) => console.error("page error:", error.message));
