@@ -2,7 +2,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::api_keys;
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::Role;
 use crate::values::{Id, Timestamp};
@@ -26,19 +26,21 @@ pub struct ApiKey {
 }
 
 pub async fn find_by_hash(db: &Db, hash: &str) -> Result<Option<ApiKey>, AppError> {
-    with_conn!(db, conn => {
+    let hash = hash.to_owned();
+    read!(db, conn => {
         Ok(api_keys::table
-            .filter(api_keys::secret_hash.eq(hash))
+            .filter(api_keys::secret_hash.eq(&hash))
             .select(ApiKey::as_select())
-            .first(conn)
+            .limit(1)
+            .fetch_one(conn)
             .await
             .optional()?)
     })
 }
 
 pub async fn find(db: &Db, id: Id) -> Result<Option<ApiKey>, AppError> {
-    with_conn!(db, conn => {
-        Ok(api_keys::table.find(id).select(ApiKey::as_select()).first(conn).await.optional()?)
+    read!(db, conn => {
+        Ok(api_keys::table.find(id).select(ApiKey::as_select()).limit(1).fetch_one(conn).await.optional()?)
     })
 }
 

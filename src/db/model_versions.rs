@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::schema::model_versions;
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::VersionLifecycle;
 use crate::values::{Id, JsonText, Timestamp};
@@ -109,11 +109,12 @@ pub async fn latest_published(db: &Db, model_id: Id) -> Result<Option<ModelVersi
 }
 
 pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<ModelVersion>, AppError> {
-    with_conn!(db, conn => {
+    let ids = ids.to_vec();
+    read!(db, conn => {
         Ok(model_versions::table
-            .filter(model_versions::id.eq_any(ids))
+            .filter(model_versions::id.eq_any(&ids))
             .select(ModelVersion::as_select())
-            .load(conn)
+            .fetch_all(conn)
             .await?)
     })
 }
@@ -182,9 +183,10 @@ pub async fn newest_per_model(
     if model_ids.is_empty() || limit <= 0 {
         return Ok(HashMap::new());
     }
-    let rows: Vec<ModelVersion> = with_conn!(db, conn => {
+    let model_ids = model_ids.to_vec();
+    let rows: Vec<ModelVersion> = read!(db, conn => {
         let mut query = model_versions::table
-            .filter(model_versions::model_id.eq_any(model_ids))
+            .filter(model_versions::model_id.eq_any(&model_ids))
             .select(ModelVersion::as_select())
             .order((model_versions::model_id.asc(), model_versions::number.desc()))
             .into_boxed();
@@ -205,7 +207,7 @@ pub async fn newest_per_model(
             .bind::<BigInt, _>(limit - 1)
             .sql("), 0)"),
         );
-        Ok::<_, AppError>(query.load(conn).await?)
+        Ok::<_, AppError>(query.fetch_all(conn).await?)
     })?;
     let mut by_model: HashMap<Id, Vec<ModelVersion>> = HashMap::new();
     for row in rows {
@@ -215,12 +217,13 @@ pub async fn newest_per_model(
 }
 
 pub async fn count_per_model(db: &Db, model_ids: &[Id]) -> Result<HashMap<Id, i64>, AppError> {
-    with_conn!(db, conn => {
+    let model_ids = model_ids.to_vec();
+    read!(db, conn => {
         let rows: Vec<(Id, i64)> = model_versions::table
-            .filter(model_versions::model_id.eq_any(model_ids))
+            .filter(model_versions::model_id.eq_any(&model_ids))
             .group_by(model_versions::model_id)
             .select((model_versions::model_id, diesel::dsl::count_star()))
-            .load(conn)
+            .fetch_all(conn)
             .await?;
         Ok(rows.into_iter().collect())
     })

@@ -4,7 +4,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest, like_pattern};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{models, projects};
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::{CatalogRole, ModelFamily, ModelStatus, ProductType};
 use crate::values::{Id, JsonText, Timestamp};
@@ -240,6 +240,8 @@ pub async fn page(
     };
     let ascending = page.ascending(order.direction == OrderDirection::Asc);
     let pattern = filter.q.as_deref().map(like_pattern);
+    // Owned: on SQLite the statements run on a blocking thread (see `read!`).
+    let (filter, page) = (filter.clone(), page.clone());
 
     // Expanded per backend: a boxed query is tied to one backend type.
     macro_rules! filtered {
@@ -344,9 +346,9 @@ pub async fn page(
         };
     }
 
-    with_conn!(db, conn => {
+    read!(db, conn => {
         let total = if count_total {
-            Some(filtered!().count().get_result::<i64>(conn).await?)
+            Some(filtered!().count().fetch_one(conn).await?)
         } else {
             None
         };
@@ -372,10 +374,10 @@ pub async fn page(
             ModelOrderField::SharedAt => ordered!(query, models::shared_at),
             ModelOrderField::DeploymentCount => ordered!(query, models::deployment_count),
         };
-        let rows = query
+        let rows: Vec<Model> = query
             .select(Model::as_select())
             .limit(page.limit + 1)
-            .load::<Model>(conn)
+            .fetch_all(conn)
             .await?;
         Ok(page.finish(rows, total))
     })

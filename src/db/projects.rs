@@ -2,7 +2,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::projects;
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
@@ -22,8 +22,8 @@ pub struct Project {
 }
 
 pub async fn find(db: &Db, id: Id) -> Result<Option<Project>, AppError> {
-    with_conn!(db, conn => {
-        Ok(projects::table.find(id).select(Project::as_select()).first(conn).await.optional()?)
+    read!(db, conn => {
+        Ok(projects::table.find(id).select(Project::as_select()).limit(1).fetch_one(conn).await.optional()?)
     })
 }
 
@@ -39,11 +39,12 @@ pub async fn find_by_slug(db: &Db, slug: &str) -> Result<Option<Project>, AppErr
 }
 
 pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<Project>, AppError> {
-    with_conn!(db, conn => {
+    let ids = ids.to_vec();
+    read!(db, conn => {
         Ok(projects::table
-            .filter(projects::id.eq_any(ids))
+            .filter(projects::id.eq_any(&ids))
             .select(Project::as_select())
-            .load(conn)
+            .fetch_all(conn)
             .await?)
     })
 }
