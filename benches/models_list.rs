@@ -74,6 +74,7 @@ fn args() -> Args {
 }
 
 fn main() {
+    model_registry::allocator::configure();
     let args = args();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

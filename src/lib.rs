@@ -3,6 +3,7 @@
 //!
 //! Read top-down: `graphql` and `http` translate, `domain` decides, `db` remembers.
 
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cli;

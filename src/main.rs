@@ -10,6 +10,7 @@ use model_registry::cli::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    model_registry::allocator::configure();
     let cli = Cli::parse();
     if let Some(Command::PrintSchema) = cli.command {
         print!("{}", model_registry::graphql::sdl());
