@@ -1,9 +1,10 @@
 //! Database access for both backends from one query codebase.
 //!
 //! `#[derive(MultiConnection)]` does not work with diesel-async connections, so [`Pool`] is an
-//! enum of two deadpool pools and the macros [`with_conn!`] (reads) and [`on_tx!`] (statements in a
-//! [`Tx`], which every write takes) expand a query body once per concrete connection type: each
-//! query is written once and type-checked against both.
+//! enum of two deadpool pools and the macros [`with_conn!`] (reads), [`read!`] (reads on a hot
+//! path, see [`Fetch`]) and [`on_tx!`] (statements in a [`Tx`], which every write takes) expand
+//! a query body once per concrete connection type: each query is written once and type-checked
+//! against both.
 
 pub mod api_keys;
 pub mod artifacts;
@@ -431,20 +432,39 @@ where
 }
 
 /// Runs the read `$body` (statements through [`Fetch`]) with `$conn` bound to a pooled
-/// connection of whichever backend `$db` uses; evaluates to the body's `Result`. On SQLite the
-/// whole body runs in one blocking call, so what it uses is moved in and must be owned.
+/// connection of whichever backend `$db` uses; evaluates to the body's `Result`.
+///
+/// On SQLite the whole body runs in one blocking call, so what it uses is moved in and must be
+/// owned, and it may await nothing but `Fetch` futures (anything else panics: it would block a
+/// thread, or wait for a second connection while holding one). A request dropped meanwhile
+/// waits for the whole body, not one statement. A panic in the body discards the connection and
+/// goes on unwinding in the request, as it would on PostgreSQL.
 macro_rules! read {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db.pool() {
             $crate::db::Pool::Sqlite(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::error::AppError::from)?;
                 let wrapper: &mut $crate::db::SqliteAsync = &mut pooled;
-                wrapper
+                let outcome = wrapper
                     .spawn_blocking(move |$conn: &mut diesel::sqlite::SqliteConnection| {
-                        Ok(futures::executor::block_on(async move { $body }))
+                        // Caught here, inside the connection's lock, so the lock is not
+                        // poisoned for the next request that gets this connection.
+                        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                            || {
+                                futures::FutureExt::now_or_never(async move { $body })
+                                    .expect("a read! body awaits only Fetch futures")
+                            },
+                        )))
                     })
                     .await
-                    .map_err($crate::error::AppError::from)?
+                    .map_err($crate::error::AppError::from)?;
+                match outcome {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        drop(deadpool::managed::Object::take(pooled));
+                        std::panic::resume_unwind(panic)
+                    }
+                }
             }
             $crate::db::Pool::Postgres(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::error::AppError::from)?;

@@ -143,8 +143,9 @@ impl FromSql<sql_types::Timestamp, Pg> for Timestamp {
 }
 
 /// SQLite keeps a timestamp as the text diesel wrote (`2026-11-22 10:00:00.123456`). diesel
-/// reads it back by trying chrono format strings one after another, which was ~4 % of the
-/// model list's time; that one form is read directly, anything else still goes through diesel.
+/// reads it back through chrono, which interprets its format string anew for every value: ~4 %
+/// of the model list's time. That one form is read directly; anything else still goes through
+/// diesel.
 impl FromSql<sql_types::Timestamp, Sqlite> for Timestamp {
     fn from_sql(mut value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         if let Some(t) = parse_sqlite_timestamp(value.read_text()) {
