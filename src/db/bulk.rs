@@ -3,16 +3,23 @@
 //! wrapper this crate uses. The statement text is the same on both databases except for the
 //! placeholders, which [`values`] writes in each one's style.
 
+use super::{Backend, BulkTx, Speaks, Tx};
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel_async::AsyncConnection;
-
-use super::{Backend, Tx};
 
 impl Tx<'_> {
     pub fn backend(&self) -> Backend {
         match self {
             Tx::Sqlite(_) => Backend::Sqlite,
             Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl BulkTx<'_> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            BulkTx::Sqlite(_) => Backend::Sqlite,
+            BulkTx::Postgres(_) => Backend::Postgres,
         }
     }
 }
@@ -54,7 +61,7 @@ pub fn values(backend: Backend, rows: usize, columns: usize) -> String {
 }
 
 /// A statement to bind values to, typed by the connection it will run on.
-pub fn query<'f, C: AsyncConnection>(
+pub(crate) fn query<'f, C: Speaks>(
     _conn: &C,
     sql: String,
 ) -> BoxedSqlQuery<'f, C::Backend, SqlQuery> {

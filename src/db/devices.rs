@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{devices, projects};
-use crate::db::{Db, Tx, bulk, on_tx, with_conn};
+use crate::db::{BulkTx, Db, Run, bulk, on_bulk_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
@@ -85,14 +85,14 @@ const COLUMNS: &str = "INSERT INTO devices (id, project_id, external_id, device_
      runtime_version, labels, first_seen_at, last_heartbeat_at) VALUES ";
 
 /// Writes `rows` with `conflict` (an `ON CONFLICT …` clause) after the values.
-async fn write(tx: &mut Tx<'_>, rows: &[Device], conflict: &str) -> Result<(), AppError> {
+async fn write(tx: &mut BulkTx<'_>, rows: &[Device], conflict: &str) -> Result<(), AppError> {
     use diesel::sql_types::{Nullable, Text, Timestamp as Time};
     for chunk in bulk::chunks(rows, 9) {
         let sql = format!(
             "{COLUMNS}{} {conflict}",
             bulk::values(tx.backend(), chunk.len(), 9)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for d in chunk {
                 query = query
@@ -106,7 +106,7 @@ async fn write(tx: &mut Tx<'_>, rows: &[Device], conflict: &str) -> Result<(), A
                     .bind::<Time, _>(d.first_seen_at)
                     .bind::<Nullable<Time>, _>(d.last_heartbeat_at);
             }
-            query.execute(conn).await?;
+            query.run(conn).await?;
         });
     }
     Ok(())
@@ -114,14 +114,14 @@ async fn write(tx: &mut Tx<'_>, rows: &[Device], conflict: &str) -> Result<(), A
 
 /// Registers the devices not yet known; known ones are left as they are. Rows are sorted by
 /// the caller, so concurrent batches take the key locks in one order.
-pub async fn register(tx: &mut Tx<'_>, rows: &[Device]) -> Result<(), AppError> {
+pub async fn register(tx: &mut BulkTx<'_>, rows: &[Device]) -> Result<(), AppError> {
     write(tx, rows, "ON CONFLICT (project_id, external_id) DO NOTHING").await
 }
 
 /// Records heartbeats: registers unknown devices and moves known ones' last heartbeat and the
 /// fields a heartbeat carried (a field it left out keeps its value). `labels` says whether
 /// these rows replace the stored labels.
-pub async fn heartbeat(tx: &mut Tx<'_>, rows: &[Device], labels: bool) -> Result<(), AppError> {
+pub async fn heartbeat(tx: &mut BulkTx<'_>, rows: &[Device], labels: bool) -> Result<(), AppError> {
     let mut conflict = String::from(
         "ON CONFLICT (project_id, external_id) DO UPDATE SET \
          last_heartbeat_at = excluded.last_heartbeat_at, \

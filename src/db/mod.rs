@@ -340,6 +340,64 @@ impl Db {
     }
 }
 
+/// A transaction for batches of many rows (telemetry ingest), whose statements are written
+/// through [`Fetch`] and [`Run`] in [`on_bulk_tx!`]; see [`Db::bulk_transaction`].
+pub enum BulkTx<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut AsyncPgConnection),
+}
+
+impl Db {
+    /// Runs `work` in one transaction, as [`Db::transaction`] does, but on SQLite all of it
+    /// (BEGIN, every statement, the work between them, COMMIT) runs in one blocking call on the
+    /// plain connection. The writer lock is held for exactly that long: with one blocking call
+    /// per statement, each of the transaction's steps also waited for a blocking thread to be
+    /// scheduled and then for an async worker to pick the result up, and on a busy machine
+    /// those waits were a third of the time every other writer queued behind it.
+    ///
+    /// `work` owns what it uses and awaits nothing but its statements (anything else panics,
+    /// as in [`read!`]); a panic discards the connection and goes on unwinding in the request.
+    pub async fn bulk_transaction<T, W>(&self, work: W) -> Result<T, AppError>
+    where
+        W: AsyncFnOnce(&mut BulkTx<'_>) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _writer = self.write_guard().await;
+        match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await?;
+                let wrapper: &mut SqliteAsync = &mut pooled;
+                let outcome = wrapper
+                    .spawn_blocking(move |conn: &mut SqliteConnection| {
+                        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                            || {
+                                diesel::Connection::transaction(conn, |conn| {
+                                    futures::FutureExt::now_or_never(work(&mut BulkTx::Sqlite(
+                                        conn,
+                                    )))
+                                    .expect("a bulk transaction awaits only its statements")
+                                })
+                            },
+                        )))
+                    })
+                    .await?;
+                match outcome {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        drop(deadpool::managed::Object::take(pooled));
+                        std::panic::resume_unwind(panic)
+                    }
+                }
+            }
+            Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let conn: &mut AsyncPgConnection = &mut pooled;
+                run_in_transaction(conn, async |conn| work(&mut BulkTx::Postgres(conn)).await).await
+            }
+        }
+    }
+}
+
 /// BEGIN, the work, then COMMIT or ROLLBACK: diesel-async's own `transaction` wants a `Send`
 /// bound on a higher-ranked future that a generic caller cannot name.
 async fn run_in_transaction<C, T>(
@@ -381,6 +439,24 @@ macro_rules! on_tx {
     };
 }
 pub(crate) use on_tx;
+
+/// Runs `$body` with `$conn` bound to the connection of the [`BulkTx`] `$tx`, once per
+/// backend; the body's statements go through [`Fetch`] and [`Run`].
+macro_rules! on_bulk_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::db::BulkTx::Sqlite(tx_conn) => {
+                let $conn: &mut diesel::sqlite::SqliteConnection = &mut **tx_conn;
+                $body
+            }
+            $crate::db::BulkTx::Postgres(tx_conn) => {
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut **tx_conn;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_bulk_tx;
 
 /// A read written once for both backends, run inside [`read!`]: `query.fetch_all(conn).await`.
 ///
@@ -429,6 +505,53 @@ where
     fn fetch_one(self, conn: &'c mut AsyncPgConnection) -> Self::One {
         RunQueryDsl::get_result(self, conn)
     }
+}
+
+/// A statement that changes rows, written once for both backends like [`Fetch`]:
+/// `query.run(conn).await` answers how many rows it changed.
+pub(crate) trait Run<'q, 'c, C> {
+    type Count: std::future::Future<Output = diesel::QueryResult<usize>>;
+    fn run(self, conn: &'c mut C) -> Self::Count;
+}
+
+impl<'q, 'c, Q> Run<'q, 'c, SqliteConnection> for Q
+where
+    Q: diesel::query_dsl::methods::ExecuteDsl<SqliteConnection>,
+{
+    type Count = std::future::Ready<diesel::QueryResult<usize>>;
+
+    fn run(self, conn: &'c mut SqliteConnection) -> Self::Count {
+        std::future::ready(diesel::query_dsl::methods::ExecuteDsl::execute(self, conn))
+    }
+}
+
+impl<'q, 'c, Q> Run<'q, 'c, AsyncPgConnection> for Q
+where
+    Q: diesel_async::methods::ExecuteDsl<AsyncPgConnection> + 'q,
+{
+    type Count = <AsyncPgConnection as diesel_async::AsyncConnectionCore>::ExecuteFuture<'c, 'q>;
+
+    fn run(self, conn: &'c mut AsyncPgConnection) -> Self::Count {
+        RunQueryDsl::execute(self, conn)
+    }
+}
+
+/// The backend a connection speaks, so a statement built as text can be typed by the
+/// connection it will run on (see `bulk::query`).
+pub(crate) trait Speaks {
+    type Backend: diesel::backend::Backend;
+}
+
+impl Speaks for SqliteConnection {
+    type Backend = diesel::sqlite::Sqlite;
+}
+
+impl Speaks for SqliteAsync {
+    type Backend = diesel::sqlite::Sqlite;
+}
+
+impl Speaks for AsyncPgConnection {
+    type Backend = diesel::pg::Pg;
 }
 
 /// Runs the read `$body` (statements through [`Fetch`]) with `$conn` bound to a pooled

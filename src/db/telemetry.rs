@@ -14,7 +14,7 @@ use crate::db::schema::{
     inference_rollups, inference_sessions, training_device_stats, training_metric_stats,
     training_updates,
 };
-use crate::db::{Db, Tx, bulk, on_tx, with_conn};
+use crate::db::{BulkTx, Db, Fetch, Run, bulk, on_bulk_tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, TimeBucket, Timestamp};
 
@@ -43,42 +43,119 @@ struct EventKey {
     id: Id,
 }
 
-/// Stores the sessions whose `(project, id)` is new; answers the keys it stored.
-pub async fn insert_sessions(
-    tx: &mut Tx<'_>,
-    rows: &[InferenceSessionRow],
-) -> Result<Vec<(Id, Id)>, AppError> {
-    use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp as Time};
-    let mut stored = Vec::with_capacity(rows.len());
-    for chunk in bulk::chunks(rows, 12) {
-        let sql = format!(
-            "INSERT INTO inference_sessions (project_id, id, model_id, model_version_id, \
-             device_external_id, started_at, latency_ms, ttft_ms, input_tokens, output_tokens, \
-             success, error_code) VALUES {} ON CONFLICT DO NOTHING RETURNING project_id, id",
-            bulk::values(tx.backend(), chunk.len(), 12)
-        );
-        on_tx!(tx, conn => {
-            let mut query = bulk::query(conn, sql.clone());
-            for r in chunk {
-                query = query
-                    .bind::<Text, _>(r.project_id)
-                    .bind::<Text, _>(r.id)
-                    .bind::<Text, _>(r.model_id)
-                    .bind::<Text, _>(r.model_version_id)
-                    .bind::<Text, _>(&r.device_external_id)
-                    .bind::<Time, _>(r.started_at)
-                    .bind::<Double, _>(r.latency_ms)
-                    .bind::<Nullable<Double>, _>(r.ttft_ms)
-                    .bind::<Nullable<BigInt>, _>(r.input_tokens)
-                    .bind::<Nullable<BigInt>, _>(r.output_tokens)
-                    .bind::<Bool, _>(r.success)
-                    .bind::<Nullable<Text>, _>(&r.error_code);
-            }
-            let keys: Vec<EventKey> = query.load(conn).await?;
-            stored.extend(keys.into_iter().map(|k| (k.project_id, k.id)));
-        });
+/// One session as SQLite stores it: every column named and absent values written as NULL,
+/// so the statement is the same for every row and diesel keeps it compiled.
+#[derive(Insertable)]
+#[diesel(table_name = inference_sessions, treat_none_as_default_value = false)]
+struct NewSession<'a> {
+    project_id: Id,
+    id: Id,
+    model_id: Id,
+    model_version_id: Id,
+    device_external_id: &'a str,
+    started_at: Timestamp,
+    latency_ms: f64,
+    ttft_ms: Option<f64>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    success: bool,
+    error_code: Option<&'a str>,
+}
+
+impl<'a> From<&'a InferenceSessionRow> for NewSession<'a> {
+    fn from(r: &'a InferenceSessionRow) -> Self {
+        NewSession {
+            project_id: r.project_id,
+            id: r.id,
+            model_id: r.model_id,
+            model_version_id: r.model_version_id,
+            device_external_id: &r.device_external_id,
+            started_at: r.started_at,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            success: r.success,
+            error_code: r.error_code.as_deref(),
+        }
     }
-    Ok(stored)
+}
+
+/// Stores the sessions whose `(project, id)` is new; answers those it stored, in the order
+/// given (a session already stored is a retry and is left out).
+///
+/// The statements differ per backend, for speed; what they store does not. SQLite runs in
+/// the process, so a statement per row costs no round trip: one compiled single-row `INSERT OR
+/// IGNORE` per session (the table has no constraint but its key that a checked row could
+/// break) beats a multi-row statement compiled anew for every batch. PostgreSQL gets one
+/// statement per batch over an array per column (`unnest`), whose text does not grow with
+/// the batch, where a `VALUES` list of 12,000 parameters is parsed and planned every time.
+pub async fn insert_sessions(
+    tx: &mut BulkTx<'_>,
+    rows: Vec<InferenceSessionRow>,
+) -> Result<Vec<InferenceSessionRow>, AppError> {
+    match tx {
+        BulkTx::Sqlite(conn) => {
+            let mut stored = Vec::with_capacity(rows.len());
+            for row in rows {
+                let inserted = diesel::insert_or_ignore_into(inference_sessions::table)
+                    .values(NewSession::from(&row))
+                    .run(&mut **conn)
+                    .await?;
+                if inserted > 0 {
+                    stored.push(row);
+                }
+            }
+            Ok(stored)
+        }
+        BulkTx::Postgres(conn) => {
+            use diesel::sql_types::{
+                Array, BigInt, Bool, Double, Nullable, Text, Timestamp as Time,
+            };
+            let ids = |f: fn(&InferenceSessionRow) -> Id| rows.iter().map(f).collect::<Vec<_>>();
+            let keys: Vec<EventKey> = diesel::sql_query(
+                "INSERT INTO inference_sessions (project_id, id, model_id, model_version_id, \
+                 device_external_id, started_at, latency_ms, ttft_ms, input_tokens, \
+                 output_tokens, success, error_code) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::timestamp[], $7::float8[], $8::float8[], $9::int8[], \
+                 $10::int8[], $11::bool[], $12::text[]) \
+                 ON CONFLICT DO NOTHING RETURNING project_id, id",
+            )
+            .bind::<Array<Text>, _>(ids(|r| r.project_id))
+            .bind::<Array<Text>, _>(ids(|r| r.id))
+            .bind::<Array<Text>, _>(ids(|r| r.model_id))
+            .bind::<Array<Text>, _>(ids(|r| r.model_version_id))
+            .bind::<Array<Text>, _>(
+                rows.iter()
+                    .map(|r| r.device_external_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Time>, _>(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
+            .bind::<Array<Double>, _>(rows.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Double>>, _>(rows.iter().map(|r| r.ttft_ms).collect::<Vec<_>>())
+            .bind::<Array<Nullable<BigInt>>, _>(
+                rows.iter().map(|r| r.input_tokens).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<BigInt>>, _>(
+                rows.iter().map(|r| r.output_tokens).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Bool>, _>(rows.iter().map(|r| r.success).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(
+                rows.iter()
+                    .map(|r| r.error_code.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&mut **conn)
+            .await?;
+            let keys: std::collections::HashSet<(Id, Id)> =
+                keys.into_iter().map(|k| (k.project_id, k.id)).collect();
+            Ok(rows
+                .into_iter()
+                .filter(|r| keys.contains(&(r.project_id, r.id)))
+                .collect())
+        }
+    }
 }
 
 /// The counters a batch adds to one summary row.
@@ -117,7 +194,7 @@ struct StoredSketches {
 /// Adds `rows` (sorted by key) to their summary rows, creating missing ones; answers each
 /// row's stored sketches (latency, time to first token), locked until the commit.
 pub async fn add_rollups(
-    tx: &mut Tx<'_>,
+    tx: &mut BulkTx<'_>,
     rows: &[RollupCounts],
 ) -> Result<Vec<RollupSketches<Option<Vec<u8>>>>, AppError> {
     use diesel::sql_types::{BigInt, Double, Text, Timestamp as Time};
@@ -139,7 +216,7 @@ pub async fn add_rollups(
              ttft_sketch",
             bulk::values(tx.backend(), chunk.len(), 11)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for r in chunk {
                 query = query
@@ -155,7 +232,7 @@ pub async fn add_rollups(
                     .bind::<BigInt, _>(r.input_tokens)
                     .bind::<BigInt, _>(r.output_tokens);
             }
-            let returned: Vec<StoredSketches> = query.load(conn).await?;
+            let returned: Vec<StoredSketches> = query.fetch_all(conn).await?;
             stored.extend(returned.into_iter().map(|r| {
                 (
                     (r.model_id, r.granularity, r.bucket_start, r.model_version_id),
@@ -170,7 +247,7 @@ pub async fn add_rollups(
 
 /// Writes merged sketches back to their summary rows, all in one statement.
 pub async fn set_rollup_sketches(
-    tx: &mut Tx<'_>,
+    tx: &mut BulkTx<'_>,
     rows: &[RollupSketches<Vec<u8>>],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Binary, Nullable, Text, Timestamp as Time};
@@ -186,7 +263,7 @@ pub async fn set_rollup_sketches(
              AND inference_rollups.model_version_id = v.model_version_id",
             bulk::values(tx.backend(), chunk.len(), 6)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for ((model, granularity, bucket, version), latency, ttft) in chunk {
                 query = query
@@ -197,7 +274,7 @@ pub async fn set_rollup_sketches(
                     .bind::<Binary, _>(latency)
                     .bind::<Nullable<Binary>, _>(ttft);
             }
-            query.execute(conn).await?;
+            query.run(conn).await?;
         });
     }
     Ok(())
@@ -327,7 +404,7 @@ pub struct TrainingUpdateRow {
 
 /// Stores the updates whose `(project, id)` is new; answers the keys it stored.
 pub async fn insert_training_updates(
-    tx: &mut Tx<'_>,
+    tx: &mut BulkTx<'_>,
     rows: &[TrainingUpdateRow],
 ) -> Result<Vec<(Id, Id)>, AppError> {
     use diesel::sql_types::{BigInt, Text, Timestamp as Time};
@@ -339,7 +416,7 @@ pub async fn insert_training_updates(
              ON CONFLICT DO NOTHING RETURNING project_id, id",
             bulk::values(tx.backend(), chunk.len(), 8)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for r in chunk {
                 query = query
@@ -352,7 +429,7 @@ pub async fn insert_training_updates(
                     .bind::<Text, _>(&r.metrics)
                     .bind::<Time, _>(r.recorded_at);
             }
-            let keys: Vec<EventKey> = query.load(conn).await?;
+            let keys: Vec<EventKey> = query.fetch_all(conn).await?;
             stored.extend(keys.into_iter().map(|k| (k.project_id, k.id)));
         });
     }
@@ -383,7 +460,7 @@ struct StoredLatest {
 /// Adds `rows` (sorted by key) to the per-device statistics; answers each row's stored latest
 /// time, so the caller replaces the latest metrics where the batch holds newer ones.
 pub async fn add_device_training(
-    tx: &mut Tx<'_>,
+    tx: &mut BulkTx<'_>,
     rows: &[DeviceTraining],
 ) -> Result<Vec<(Id, String, Timestamp)>, AppError> {
     use diesel::sql_types::{BigInt, Text, Timestamp as Time};
@@ -398,7 +475,7 @@ pub async fn add_device_training(
              RETURNING model_version_id, device_external_id, latest_recorded_at",
             bulk::values(tx.backend(), chunk.len(), 7)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for r in chunk {
                 query = query
@@ -410,7 +487,7 @@ pub async fn add_device_training(
                     .bind::<Text, _>(&r.latest_metrics)
                     .bind::<Time, _>(r.latest_recorded_at);
             }
-            let returned: Vec<StoredLatest> = query.load(conn).await?;
+            let returned: Vec<StoredLatest> = query.fetch_all(conn).await?;
             stored.extend(
                 returned
                     .into_iter()
@@ -423,7 +500,7 @@ pub async fn add_device_training(
 
 /// Replaces the latest metrics of `(version, device)` rows, all in one statement.
 pub async fn set_device_latest(
-    tx: &mut Tx<'_>,
+    tx: &mut BulkTx<'_>,
     rows: &[(Id, String, String, Timestamp)],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Text, Timestamp as Time};
@@ -437,7 +514,7 @@ pub async fn set_device_latest(
              AND training_device_stats.device_external_id = v.device_external_id",
             bulk::values(tx.backend(), chunk.len(), 4)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for (version, device, metrics, at) in chunk {
                 query = query
@@ -446,7 +523,7 @@ pub async fn set_device_latest(
                     .bind::<Text, _>(metrics)
                     .bind::<Time, _>(*at);
             }
-            query.execute(conn).await?;
+            query.run(conn).await?;
         });
     }
     Ok(())
@@ -463,7 +540,7 @@ struct StoredMetric {
 /// Makes sure each `(version, metric)` has a row (sorted by key) and answers the stored
 /// sketches, locked until the commit; `None` for a row this call created.
 pub async fn lock_metric_sketches(
-    tx: &mut Tx<'_>,
+    tx: &mut BulkTx<'_>,
     keys: &[(Id, String)],
 ) -> Result<Vec<(Id, String, Option<Vec<u8>>)>, AppError> {
     use diesel::sql_types::Text;
@@ -475,12 +552,12 @@ pub async fn lock_metric_sketches(
              RETURNING model_version_id, metric, sketch",
             bulk::values(tx.backend(), chunk.len(), 2)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for (version, metric) in chunk {
                 query = query.bind::<Text, _>(*version).bind::<Text, _>(metric);
             }
-            let returned: Vec<StoredMetric> = query.load(conn).await?;
+            let returned: Vec<StoredMetric> = query.fetch_all(conn).await?;
             stored.extend(returned.into_iter().map(|r| (r.model_version_id, r.metric, r.sketch)));
         });
     }
@@ -489,7 +566,7 @@ pub async fn lock_metric_sketches(
 
 /// Writes merged metric sketches back, all in one statement.
 pub async fn set_metric_sketches(
-    tx: &mut Tx<'_>,
+    tx: &mut BulkTx<'_>,
     rows: &[(Id, String, Vec<u8>)],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Binary, Text};
@@ -501,7 +578,7 @@ pub async fn set_metric_sketches(
              AND training_metric_stats.metric = v.metric",
             bulk::values(tx.backend(), chunk.len(), 3)
         );
-        on_tx!(tx, conn => {
+        on_bulk_tx!(tx, conn => {
             let mut query = bulk::query(conn, sql.clone());
             for (version, metric, sketch) in chunk {
                 query = query
@@ -509,7 +586,7 @@ pub async fn set_metric_sketches(
                     .bind::<Text, _>(metric)
                     .bind::<Binary, _>(sketch);
             }
-            query.execute(conn).await?;
+            query.run(conn).await?;
         });
     }
     Ok(())

@@ -73,7 +73,12 @@ where
 
 impl ToSql<sql_types::Text, Sqlite> for Id {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-        out.set_value(self.0.to_string());
+        out.set_value(
+            self.0
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .to_owned(),
+        );
         Ok(IsNull::No)
     }
 }
@@ -189,10 +194,67 @@ fn parse_sqlite_timestamp(text: &str) -> Option<NaiveDateTime> {
     Some(date.and_time(time))
 }
 
+/// Written in the text diesel writes (`%F %T%.f`), which every stored timestamp already has
+/// and which SQLite compares as text, but without interpreting chrono's format string per value:
+/// ingest binds a timestamp for every event. Years outside 0–9999 and leap seconds, which that
+/// format writes differently, still go through diesel.
 impl ToSql<sql_types::Timestamp, Sqlite> for Timestamp {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-        <NaiveDateTime as ToSql<sql_types::Timestamp, Sqlite>>::to_sql(&self.0, out)
+        match format_sqlite_timestamp(&self.0) {
+            Some(text) => {
+                out.set_value(text);
+                Ok(IsNull::No)
+            }
+            None => <NaiveDateTime as ToSql<sql_types::Timestamp, Sqlite>>::to_sql(&self.0, out),
+        }
     }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` and, unless the fraction is zero, a dot and 3, 6 or 9 digits (as
+/// few as hold it exactly); `None` where chrono's `%F %T%.f` writes something else.
+fn format_sqlite_timestamp(t: &NaiveDateTime) -> Option<String> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    let (fraction, digits) = if nanos == 0 {
+        (0, 0)
+    } else if nanos % 1_000_000 == 0 {
+        (nanos / 1_000_000, 3)
+    } else if nanos % 1_000 == 0 {
+        (nanos / 1_000, 6)
+    } else {
+        (nanos, 9)
+    };
+    let mut text = [0u8; 29];
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, digits, fraction);
+    for (at, separator) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b' '),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ] {
+        text[at] = separator;
+    }
+    let len = if digits == 0 { 19 } else { 20 + digits };
+    // Only ASCII digits and separators were written.
+    String::from_utf8(text[..len].to_vec()).ok()
 }
 
 impl ToSql<sql_types::Timestamp, Pg> for Timestamp {
@@ -403,6 +465,51 @@ mod tests {
             let expected = NaiveDateTime::parse_from_str(text, "%F %T%.f").unwrap();
             assert_eq!(parse_sqlite_timestamp(text), Some(expected), "{text}");
         }
+    }
+
+    #[test]
+    fn sqlite_timestamps_are_written_as_chrono_writes_them() {
+        let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 26)
+            .unwrap()
+            .and_hms_opt(9, 5, 7)
+            .unwrap();
+        for nanos in [
+            0,
+            1,
+            999_999_999,
+            500_000_000,
+            123_000_000,
+            123_456_000,
+            123_456_789,
+            1_000,
+            100_000,
+        ] {
+            let t = base + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(
+                format_sqlite_timestamp(&t).as_deref(),
+                Some(t.format("%F %T%.f").to_string().as_str())
+            );
+        }
+        for (y, m, d) in [(0, 1, 1), (9999, 12, 31), (1970, 1, 1), (2024, 2, 29)] {
+            let t = chrono::NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_micro_opt(23, 59, 59, 42)
+                .unwrap();
+            assert_eq!(
+                format_sqlite_timestamp(&t).unwrap(),
+                t.format("%F %T%.f").to_string()
+            );
+        }
+        let far = chrono::NaiveDate::from_ymd_opt(10_000, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        assert_eq!(format_sqlite_timestamp(&far), None);
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap();
+        assert_eq!(format_sqlite_timestamp(&leap), None);
     }
 
     #[test]

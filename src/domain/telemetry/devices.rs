@@ -112,12 +112,13 @@ pub async fn record_heartbeats(
         }
     }
     if !runs.is_empty() {
-        app.db
-            .transaction(async |tx| {
+        let runs = app
+            .db
+            .bulk_transaction(async move |tx| {
                 for (replaces_labels, run) in &runs {
                     devices_db::heartbeat(tx, run, *replaces_labels).await?;
                 }
-                Ok(())
+                Ok(runs)
             })
             .await?;
         for (_, run) in &runs {

@@ -7,7 +7,7 @@
 //! the window holds few sessions and lies inside the raw retention, the percentiles are
 //! computed exactly from the raw rows instead.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::DurationRound;
 
@@ -163,29 +163,20 @@ pub async fn record(
             .map(|r| (r.project_id, r.device_external_id.as_str())),
         now,
     );
-    let stored = app
+    // Summed before the writer lock is taken, on the likely guess that no session is a retry;
+    // redone from what was stored when some were.
+    let planned = deltas(&rows);
+    let (stored, devices) = app
         .db
-        .transaction(async |tx| {
+        .bulk_transaction(async move |tx| {
             crate::db::devices::register(tx, &devices).await?;
-            let stored: BTreeSet<(Id, Id)> = telemetry_db::insert_sessions(tx, &rows)
-                .await?
-                .into_iter()
-                .collect();
-            let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
-            for row in rows
-                .iter()
-                .filter(|r| stored.contains(&(r.project_id, r.id)))
-            {
-                for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
-                    let key = (
-                        row.model_id,
-                        bucket,
-                        floor(row.started_at, bucket),
-                        row.model_version_id,
-                    );
-                    deltas.entry(key).or_default().add(row);
-                }
-            }
+            let sent = rows.len();
+            let stored = telemetry_db::insert_sessions(tx, rows).await?;
+            let deltas = if stored.len() == sent {
+                planned
+            } else {
+                deltas(&stored)
+            };
             let counts: Vec<RollupCounts> = deltas
                 .iter()
                 .map(|(key, delta)| delta.counts(key))
@@ -203,13 +194,30 @@ pub async fn record(
                 merged.push((key, latency.encode(), ttft));
             }
             telemetry_db::set_rollup_sketches(tx, &merged).await?;
-            Ok(stored.len())
+            Ok((stored.len(), devices))
         })
         .await?;
     app.known_devices.remember(&devices);
     receipt.accepted = stored;
     receipt.duplicates = valid - stored;
     Ok(receipt)
+}
+
+/// What `rows` add to each summary row they fall in.
+fn deltas(rows: &[InferenceSessionRow]) -> BTreeMap<RollupKey, Delta> {
+    let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
+    for row in rows {
+        for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
+            let key = (
+                row.model_id,
+                bucket,
+                floor(row.started_at, bucket),
+                row.model_version_id,
+            );
+            deltas.entry(key).or_default().add(row);
+        }
+    }
+    deltas
 }
 
 async fn checked_row(

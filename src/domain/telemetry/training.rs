@@ -78,9 +78,9 @@ pub async fn record(
         now,
     );
     let raw: Vec<TrainingUpdateRow> = rows.iter().map(|(r, _)| r.clone()).collect();
-    let stored = app
+    let (stored, devices) = app
         .db
-        .transaction(async |tx| {
+        .bulk_transaction(async move |tx| {
             crate::db::devices::register(tx, &devices).await?;
             let stored: BTreeSet<(Id, Id)> = telemetry_db::insert_training_updates(tx, &raw)
                 .await?
@@ -144,7 +144,7 @@ pub async fn record(
                 merged.push((version, metric, sketch.encode()));
             }
             telemetry_db::set_metric_sketches(tx, &merged).await?;
-            Ok(stored.len())
+            Ok((stored.len(), devices))
         })
         .await?;
     app.known_devices.remember(&devices);
