@@ -20,6 +20,8 @@ pub struct App {
     pub hash_ahead: Arc<HashAhead>,
     /// Devices this replica knows are registered (telemetry skips inserting them again).
     pub known_devices: Arc<crate::db::devices::KnownDevices>,
+    /// Inference batches waiting to be written together (group commit).
+    pub session_writes: Arc<crate::db::group::Group<crate::db::telemetry::SessionBatch, usize>>,
     /// "Now" for the rules that depend on elapsed time (tests move it forward).
     pub clock: Clock,
     /// This replica's copy of the public manifest, as of a catalog revision.
@@ -86,6 +88,7 @@ impl App {
             manifest: Arc::default(),
             clock: Clock::default(),
             known_devices: Arc::default(),
+            session_writes: Arc::default(),
             config: Arc::new(config),
             metrics: metrics_handle(),
         })

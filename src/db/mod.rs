@@ -13,6 +13,7 @@ pub mod bulk;
 pub mod catalog;
 pub mod devices;
 pub mod endpoints;
+pub mod group;
 pub mod model_versions;
 pub mod models;
 pub mod organizations;

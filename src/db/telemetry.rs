@@ -34,6 +34,14 @@ pub struct InferenceSessionRow {
     pub error_code: Option<String>,
 }
 
+/// One request's sessions, checked, sorted by key and without repeats, with the devices they
+/// name that this replica does not know to be registered; written with others in a group
+/// (see [`crate::db::group`]).
+pub struct SessionBatch {
+    pub rows: Vec<InferenceSessionRow>,
+    pub devices: Vec<crate::db::devices::Device>,
+}
+
 /// A stored event's key, as `RETURNING` answers it.
 #[derive(QueryableByName)]
 struct EventKey {

@@ -18,8 +18,11 @@ use super::{
 };
 use crate::app::App;
 use crate::auth::Principal;
+use crate::db::devices::Device;
 use crate::db::models::Model;
-use crate::db::telemetry::{self as telemetry_db, InferenceSessionRow, RollupCounts, RollupKey};
+use crate::db::telemetry::{
+    self as telemetry_db, InferenceSessionRow, RollupCounts, RollupKey, SessionBatch,
+};
 use crate::domain::models as model_rules;
 use crate::domain::validate;
 use crate::error::AppError;
@@ -163,20 +166,41 @@ pub async fn record(
             .map(|r| (r.project_id, r.device_external_id.as_str())),
         now,
     );
-    // Summed before the writer lock is taken, on the likely guess that no session is a retry;
-    // redone from what was stored when some were.
-    let planned = deltas(&rows);
+    let batch = SessionBatch { rows, devices };
+    let app_for_write = app.clone();
+    let stored = app
+        .session_writes
+        .submit(batch, move |batches| write_batches(app_for_write, batches))
+        .await?;
+    receipt.accepted = stored;
+    receipt.duplicates = valid - stored;
+    Ok(receipt)
+}
+
+/// Writes several requests' sessions in one transaction (see [`crate::db::group`]): their
+/// devices, their rows, and what they add to the summaries, merged; answers how many sessions
+/// of each batch were new.
+async fn write_batches(app: App, batches: Vec<SessionBatch>) -> Result<Vec<usize>, AppError> {
+    // Key order across the batches too, so concurrent writers lock the device rows alike.
+    let devices: Vec<Device> = batches
+        .iter()
+        .flat_map(|b| b.devices.iter())
+        .map(|d| ((d.project_id, d.external_id.as_str()), d))
+        .collect::<BTreeMap<_, _>>()
+        .into_values()
+        .cloned()
+        .collect();
     let (stored, devices) = app
         .db
         .bulk_transaction(async move |tx| {
             crate::db::devices::register(tx, &devices).await?;
-            let sent = rows.len();
-            let stored = telemetry_db::insert_sessions(tx, rows).await?;
-            let deltas = if stored.len() == sent {
-                planned
-            } else {
-                deltas(&stored)
-            };
+            let mut stored = Vec::with_capacity(batches.len());
+            let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
+            for batch in batches {
+                let rows = telemetry_db::insert_sessions(tx, batch.rows).await?;
+                add_deltas(&mut deltas, &rows);
+                stored.push(rows.len());
+            }
             let counts: Vec<RollupCounts> = deltas
                 .iter()
                 .map(|(key, delta)| delta.counts(key))
@@ -194,18 +218,15 @@ pub async fn record(
                 merged.push((key, latency.encode(), ttft));
             }
             telemetry_db::set_rollup_sketches(tx, &merged).await?;
-            Ok((stored.len(), devices))
+            Ok((stored, devices))
         })
         .await?;
     app.known_devices.remember(&devices);
-    receipt.accepted = stored;
-    receipt.duplicates = valid - stored;
-    Ok(receipt)
+    Ok(stored)
 }
 
-/// What `rows` add to each summary row they fall in.
-fn deltas(rows: &[InferenceSessionRow]) -> BTreeMap<RollupKey, Delta> {
-    let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
+/// Adds what `rows` add to each summary row they fall in.
+fn add_deltas(deltas: &mut BTreeMap<RollupKey, Delta>, rows: &[InferenceSessionRow]) {
     for row in rows {
         for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
             let key = (
@@ -217,7 +238,6 @@ fn deltas(rows: &[InferenceSessionRow]) -> BTreeMap<RollupKey, Delta> {
             deltas.entry(key).or_default().add(row);
         }
     }
-    deltas
 }
 
 async fn checked_row(
