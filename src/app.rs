@@ -76,6 +76,12 @@ impl App {
             }
         }
         let storage = Storage::open(&config.stores.storage_url())?;
+        // Ingest transactions at once: SQLite has one writer; PostgreSQL takes several, and
+        // keeps half the pool for everything else.
+        let writers = match db.backend() {
+            crate::db::Backend::Sqlite => 1,
+            crate::db::Backend::Postgres => config.db_pool_size / 2,
+        };
         let key = db
             .transaction(async |tx| blobs::secret(tx, "url-signing-key", random_key).await)
             .await
@@ -88,7 +94,7 @@ impl App {
             manifest: Arc::default(),
             clock: Clock::default(),
             known_devices: Arc::default(),
-            session_writes: Arc::default(),
+            session_writes: Arc::new(crate::db::group::Group::new(writers)),
             config: Arc::new(config),
             metrics: metrics_handle(),
         })

@@ -19,17 +19,20 @@ const MAX_JOBS_PER_WRITE: usize = 32;
 
 type Reply<R> = oneshot::Sender<Result<R, AppError>>;
 
-/// Jobs waiting to be written, one writer at a time.
+/// Jobs waiting to be written, and the turns to write them.
 pub struct Group<J, R> {
     queue: Mutex<Vec<(J, Reply<R>)>>,
-    writing: tokio::sync::Mutex<()>,
+    writers: tokio::sync::Semaphore,
 }
 
-impl<J, R> Default for Group<J, R> {
-    fn default() -> Self {
+impl<J, R> Group<J, R> {
+    /// At most `writers` transactions at once: one where the database has a single writer
+    /// anyway (SQLite), several where transactions run side by side (PostgreSQL), so jobs
+    /// queue, and share a transaction, only once every turn is taken.
+    pub fn new(writers: usize) -> Group<J, R> {
         Group {
             queue: Mutex::new(Vec::new()),
-            writing: tokio::sync::Mutex::new(()),
+            writers: tokio::sync::Semaphore::new(writers.max(1)),
         }
     }
 }
@@ -51,7 +54,9 @@ impl<J: Send + 'static, R: Send + 'static> Group<J, R> {
         self.lock_queue().push((job, reply));
         let group = Arc::clone(self);
         tokio::spawn(async move {
-            let _writing = group.writing.lock().await;
+            let Ok(_turn) = group.writers.acquire().await else {
+                return;
+            };
             let taken: Vec<(J, Reply<R>)> = {
                 let mut queue = group.lock_queue();
                 let n = queue.len().min(MAX_JOBS_PER_WRITE);

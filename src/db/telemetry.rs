@@ -51,40 +51,44 @@ struct EventKey {
     id: Id,
 }
 
+/// Sessions one compiled statement inserts on SQLite; a batch's last few go one by one.
+const SQLITE_ROWS_PER_INSERT: usize = 64;
+
 /// One session as SQLite stores it: every column named and absent values written as NULL,
 /// so the statement is the same for every row and diesel keeps it compiled.
 #[derive(Insertable)]
 #[diesel(table_name = inference_sessions, treat_none_as_default_value = false)]
-struct NewSession<'a> {
+struct NewSession {
     project_id: Id,
     id: Id,
     model_id: Id,
     model_version_id: Id,
-    device_external_id: &'a str,
+    device_external_id: String,
     started_at: Timestamp,
     latency_ms: f64,
     ttft_ms: Option<f64>,
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
     success: bool,
-    error_code: Option<&'a str>,
+    error_code: Option<String>,
 }
 
-impl<'a> From<&'a InferenceSessionRow> for NewSession<'a> {
-    fn from(r: &'a InferenceSessionRow) -> Self {
+/// Owned, since diesel keeps statements of many rows compiled only when their values are.
+impl From<&InferenceSessionRow> for NewSession {
+    fn from(r: &InferenceSessionRow) -> Self {
         NewSession {
             project_id: r.project_id,
             id: r.id,
             model_id: r.model_id,
             model_version_id: r.model_version_id,
-            device_external_id: &r.device_external_id,
+            device_external_id: r.device_external_id.clone(),
             started_at: r.started_at,
             latency_ms: r.latency_ms,
             ttft_ms: r.ttft_ms,
             input_tokens: r.input_tokens,
             output_tokens: r.output_tokens,
             success: r.success,
-            error_code: r.error_code.as_deref(),
+            error_code: r.error_code.clone(),
         }
     }
 }
@@ -104,17 +108,32 @@ pub async fn insert_sessions(
 ) -> Result<Vec<InferenceSessionRow>, AppError> {
     match tx {
         BulkTx::Sqlite(conn) => {
-            let mut stored = Vec::with_capacity(rows.len());
-            for row in rows {
-                let inserted = diesel::insert_or_ignore_into(inference_sessions::table)
-                    .values(NewSession::from(&row))
+            use inference_sessions as s;
+            let mut keys = std::collections::HashSet::with_capacity(rows.len());
+            let mut whole = rows.chunks_exact(SQLITE_ROWS_PER_INSERT);
+            for chunk in whole.by_ref() {
+                let values: [NewSession; SQLITE_ROWS_PER_INSERT] =
+                    std::array::from_fn(|i| NewSession::from(&chunk[i]));
+                let stored: Vec<(Id, Id)> = diesel::insert_or_ignore_into(s::table)
+                    .values(values)
+                    .returning((s::project_id, s::id))
+                    .fetch_all(&mut **conn)
+                    .await?;
+                keys.extend(stored);
+            }
+            for row in whole.remainder() {
+                let inserted = diesel::insert_or_ignore_into(s::table)
+                    .values(NewSession::from(row))
                     .run(&mut **conn)
                     .await?;
                 if inserted > 0 {
-                    stored.push(row);
+                    keys.insert((row.project_id, row.id));
                 }
             }
-            Ok(stored)
+            Ok(rows
+                .into_iter()
+                .filter(|r| keys.contains(&(r.project_id, r.id)))
+                .collect())
         }
         BulkTx::Postgres(conn) => {
             use diesel::sql_types::{

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{closing, is_body_timeout, sender};
@@ -34,7 +35,10 @@ pub async fn heartbeats(State(app): State<App>, headers: HeaderMap, body: Body) 
         &app,
         &headers,
         body,
-        heartbeat,
+        Reader {
+            fast: |_| None,
+            read: heartbeat,
+        },
         async |app, caller, batch| devices::record_heartbeats(app, caller, batch).await,
     )
     .await
@@ -45,7 +49,10 @@ pub async fn inference(State(app): State<App>, headers: HeaderMap, body: Body) -
         &app,
         &headers,
         body,
-        inference_session,
+        Reader {
+            fast: wire_session,
+            read: inference_session,
+        },
         async |app, caller, batch| inference::record(app, caller, batch).await,
     )
     .await
@@ -56,37 +63,65 @@ pub async fn training_updates(State(app): State<App>, headers: HeaderMap, body: 
         &app,
         &headers,
         body,
-        training_update,
+        Reader {
+            fast: |_| None,
+            read: training_update,
+        },
         async |app, caller, batch| training::record(app, caller, batch).await,
     )
     .await
 }
 
+/// How a route reads one event from its JSON text.
+struct Reader<T> {
+    /// Straight from the text into the event, without building a JSON tree first: `None`
+    /// when anything is off (a field missing or of another type, an escaped string, a repeated
+    /// key), and then `read` decides.
+    fast: fn(&[u8]) -> Option<T>,
+    /// Field by field from the parsed object, naming the field that is wrong.
+    read: fn(&Map<String, Value>) -> Result<T, AppError>,
+}
+
+impl<T> Clone for Reader<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Reader<T> {}
+
+impl<T> Reader<T> {
+    fn event(self, text: &[u8]) -> Result<T, AppError> {
+        if let Some(event) = (self.fast)(text) {
+            return Ok(event);
+        }
+        match serde_json::from_slice::<Value>(text) {
+            Ok(Value::Object(object)) => (self.read)(&object),
+            Ok(_) => Err(AppError::bad_input("event", "an event is a JSON object")),
+            Err(e) => Err(AppError::bad_input(
+                "event",
+                format!("the line is not JSON: {e}"),
+            )),
+        }
+    }
+}
+
 /// The steps every route shares: the key, the body, one event at a time, the receipt.
-async fn receive<T>(
+async fn receive<T: Send + 'static>(
     app: &App,
     headers: &HeaderMap,
     body: Body,
-    read: fn(&Map<String, Value>) -> Result<T, AppError>,
+    reader: Reader<T>,
     record: impl AsyncFnOnce(&App, &crate::auth::Principal, Batch<T>) -> Result<Receipt, AppError>,
 ) -> Response {
     let caller = match sender(app, headers).await {
         Ok(caller) => caller,
         Err(e) => return closing(e),
     };
-    let events = match events(headers, body).await {
-        Ok(events) => events,
+    let batch = match events(headers, body, reader).await {
+        Ok(batch) => batch,
         Err(e) => return closing(e),
     };
-    let batch: Batch<T> = events
-        .into_iter()
-        .map(|event| {
-            event.and_then(|value| match value {
-                Value::Object(object) => read(&object),
-                _ => Err(AppError::bad_input("event", "an event is a JSON object")),
-            })
-        })
-        .collect();
     match record(app, &caller, batch).await {
         Ok(receipt) => axum::Json(receipt_json(&receipt)).into_response(),
         Err(e) => e.into_response(),
@@ -113,8 +148,12 @@ pub fn receipt_json(receipt: &Receipt) -> Value {
     })
 }
 
-/// The body's events, each parsed or the reason it could not be.
-async fn events(headers: &HeaderMap, body: Body) -> Result<Vec<Result<Value, AppError>>, AppError> {
+/// The body's events, each read or the reason it could not be.
+async fn events<T: Send + 'static>(
+    headers: &HeaderMap,
+    body: Body,
+    reader: Reader<T>,
+) -> Result<Batch<T>, AppError> {
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -158,7 +197,7 @@ async fn events(headers: &HeaderMap, body: Body) -> Result<Vec<Result<Value, App
             }
         })?;
     // Inflating and parsing up to tens of MiB is CPU work: off the async workers.
-    tokio::task::spawn_blocking(move || decode(&bytes, gzip, ndjson))
+    tokio::task::spawn_blocking(move || decode(&bytes, gzip, ndjson, reader))
         .await
         .map_err(AppError::internal)?
 }
@@ -166,11 +205,12 @@ async fn events(headers: &HeaderMap, body: Body) -> Result<Vec<Result<Value, App
 /// The events of a body already read: inflated when gzip, split into lines or read as an
 /// array. Counting stops at one past [`MAX_BATCH`], so a body of a million tiny events is
 /// refused before a million values are built.
-fn decode(
+fn decode<T>(
     bytes: &[u8],
     gzip: bool,
     ndjson: bool,
-) -> Result<Vec<Result<Value, AppError>>, AppError> {
+    reader: Reader<T>,
+) -> Result<Batch<T>, AppError> {
     let inflated;
     let text: &[u8] = if gzip {
         let mut decoded = Vec::new();
@@ -198,16 +238,13 @@ fn decode(
             .take(MAX_BATCH + 1)
             .collect();
         crate::domain::telemetry::check_batch_size(lines.len())?;
-        return Ok(lines
-            .into_iter()
-            .map(|line| {
-                serde_json::from_slice::<Value>(line)
-                    .map_err(|e| AppError::bad_input("event", format!("the line is not JSON: {e}")))
-            })
-            .collect());
+        return Ok(lines.into_iter().map(|line| reader.event(line)).collect());
     }
     match serde_json::from_slice::<Events>(text) {
-        Ok(Events(events)) => Ok(events.into_iter().map(Ok).collect()),
+        Ok(Events(events)) => Ok(events
+            .into_iter()
+            .map(|event| reader.event(event.get().as_bytes()))
+            .collect()),
         Err(e) if e.to_string().starts_with(TOO_MANY) => {
             Err(crate::domain::telemetry::batch_too_large())
         }
@@ -221,23 +258,24 @@ fn decode(
 
 const TOO_MANY: &str = "more than the batch limit";
 
-/// A JSON array of at most [`MAX_BATCH`] values: reading stops at the next one.
-struct Events(Vec<Value>);
+/// A JSON array of at most [`MAX_BATCH`] values, each kept as its text: reading stops at the
+/// next one.
+struct Events<'a>(Vec<&'a RawValue>);
 
-impl<'de> serde::Deserialize<'de> for Events {
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Events<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Events;
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Events<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an array of events")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Events, A::Error> {
+            ) -> Result<Events<'a>, A::Error> {
                 let mut events = Vec::new();
-                while let Some(event) = seq.next_element::<Value>()? {
+                while let Some(event) = seq.next_element::<&'de RawValue>()? {
                     if events.len() == MAX_BATCH {
                         return Err(serde::de::Error::custom(TOO_MANY));
                     }
@@ -246,7 +284,7 @@ impl<'de> serde::Deserialize<'de> for Events {
                 Ok(Events(events))
             }
         }
-        deserializer.deserialize_seq(Visitor)
+        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
     }
 }
 
@@ -309,9 +347,7 @@ impl Fields<'_> {
 
     fn time(&self, name: &str) -> Result<Timestamp, AppError> {
         let text = self.required_text(name)?;
-        chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| Timestamp::from(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| AppError::bad_input(name, "must be an RFC 3339 date-time"))
+        rfc3339(&text).ok_or_else(|| AppError::bad_input(name, "must be an RFC 3339 date-time"))
     }
 
     fn map<T>(
@@ -345,6 +381,47 @@ fn heartbeat(object: &Map<String, Value>) -> Result<Heartbeat, AppError> {
         os: f.text("os")?,
         runtime_version: f.text("runtimeVersion")?,
         labels: f.map("labels", |v| v.as_str().map(str::to_owned), "a string")?,
+    })
+}
+
+fn rfc3339(text: &str) -> Option<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| Timestamp::from(t.with_timezone(&chrono::Utc)))
+}
+
+/// An inference session as sent, borrowed from the body's text.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSession<'a> {
+    id: &'a str,
+    model: &'a str,
+    version: Option<&'a str>,
+    device_id: &'a str,
+    started_at: &'a str,
+    latency_ms: f64,
+    time_to_first_token_ms: Option<f64>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    success: bool,
+    error_code: Option<&'a str>,
+}
+
+/// [`inference_session`] without the JSON tree: the same event whenever both read one.
+fn wire_session(text: &[u8]) -> Option<InferenceSession> {
+    let wire: WireSession = serde_json::from_slice(text).ok()?;
+    Some(InferenceSession {
+        id: wire.id.parse().ok()?,
+        model: wire.model.to_owned(),
+        version: wire.version.map(str::to_owned),
+        device_id: wire.device_id.to_owned(),
+        started_at: rfc3339(wire.started_at)?,
+        latency_ms: wire.latency_ms,
+        time_to_first_token_ms: wire.time_to_first_token_ms,
+        input_tokens: wire.input_tokens,
+        output_tokens: wire.output_tokens,
+        success: wire.success,
+        error_code: wire.error_code.map(str::to_owned),
     })
 }
 
@@ -384,4 +461,57 @@ fn training_update(object: &Map<String, Value>) -> Result<TrainingUpdate, AppErr
             .unwrap_or_default(),
         recorded_at: f.time("recordedAt")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer for one event as text: the event, or the error's code, field and message.
+    fn answer(reader: Reader<InferenceSession>, text: &str) -> String {
+        match reader.event(text.as_bytes()) {
+            Ok(session) => format!("{session:?}"),
+            Err(e) => format!("{} {:?} {}", e.code(), e.field(), e.message()),
+        }
+    }
+
+    #[test]
+    fn the_typed_reading_never_changes_an_answer() {
+        let typed = Reader {
+            fast: wire_session,
+            read: inference_session,
+        };
+        let by_field = Reader {
+            fast: |_| None,
+            read: inference_session,
+        };
+        let base = r#""id":"0190a1b2-0000-7000-8000-000000000001","model":"p/m","deviceId":"d-1","startedAt":"2026-11-26T10:00:00.123Z","latencyMs":12.5,"success":true"#;
+        let cases = [
+            format!("{{{base}}}"),
+            format!(
+                "{{{base},\"version\":\"v1\",\"timeToFirstTokenMs\":3,\"inputTokens\":7,\"outputTokens\":9,\"errorCode\":\"E1\"}}"
+            ),
+            format!("{{{base},\"version\":null,\"errorCode\":null,\"extra\":[1,2]}}"),
+            format!("{{{base},\"model\":\"p/\\u006d\"}}"),
+            format!("{{{base},\"deviceId\":\"d-2\"}}"),
+            format!("{{{base},\"inputTokens\":7.0}}"),
+            format!("{{{base},\"inputTokens\":18446744073709551615}}"),
+            format!("{{{base},\"version\":3}}"),
+            format!("{{{base},\"startedAt\":\"yesterday\"}}"),
+            format!("{{{base},\"id\":\"not-a-uuid\"}}"),
+            format!("{{{base},\"success\":null}}"),
+            r#"{"id":"0190a1b2-0000-7000-8000-000000000001","model":"p/m"}"#.to_owned(),
+            "[1, 2]".to_owned(),
+            "{not json".to_owned(),
+        ];
+        let mut read_typed = 0;
+        for case in &cases {
+            assert_eq!(answer(typed, case), answer(by_field, case), "{case}");
+            read_typed += usize::from(wire_session(case.as_bytes()).is_some());
+        }
+        // The typed reading takes the plain events, and leaves the rest to the other.
+        assert!(read_typed >= 3, "{read_typed}");
+        assert!(wire_session(cases[3].as_bytes()).is_none());
+        assert!(wire_session(cases[4].as_bytes()).is_none());
+    }
 }
