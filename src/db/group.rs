@@ -96,3 +96,114 @@ impl<J: Send + 'static, R: Send + 'static> Group<J, R> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Writes = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// Submits `job` with a write that records its jobs, answers each job × 10 (or fails when
+    /// `fail`), and, when `hold` is given, first says it started and waits to be released.
+    fn submit(
+        group: &Arc<Group<u32, u32>>,
+        writes: &Writes,
+        job: u32,
+        hold: Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>,
+        fail: bool,
+    ) -> tokio::task::JoinHandle<Result<u32, AppError>> {
+        let (group, writes) = (Arc::clone(group), Arc::clone(writes));
+        tokio::spawn(async move {
+            group
+                .submit(job, move |mut jobs: Vec<u32>| async move {
+                    if let Some((started, release)) = hold {
+                        let _ = started.send(());
+                        let _ = release.await;
+                    }
+                    jobs.sort_unstable();
+                    writes.lock().unwrap().push(jobs.clone());
+                    if fail {
+                        return Err(AppError::internal("the disk is full"));
+                    }
+                    Ok(jobs.iter().map(|j| j * 10).collect())
+                })
+                .await
+        })
+    }
+
+    async fn queued(group: &Group<u32, u32>, n: usize) {
+        for _ in 0..10_000 {
+            if group.lock_queue().len() == n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{n} jobs never queued");
+    }
+
+    #[tokio::test]
+    async fn jobs_that_queue_during_a_write_share_the_next_one() {
+        let group = Arc::new(Group::new(1));
+        let writes = Writes::default();
+        let (started, has_started) = oneshot::channel();
+        let (release, released) = oneshot::channel();
+        let first = submit(&group, &writes, 1, Some((started, released)), false);
+        has_started.await.unwrap();
+        let others: Vec<_> = (2..=4)
+            .map(|job| submit(&group, &writes, job, None, false))
+            .collect();
+        queued(&group, 3).await;
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        for (job, other) in (2..=4).zip(others) {
+            assert_eq!(
+                other.await.unwrap().unwrap(),
+                job * 10,
+                "each job gets its own answer"
+            );
+        }
+        assert_eq!(*writes.lock().unwrap(), vec![vec![1], vec![2, 3, 4]]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_every_job_it_held() {
+        let group = Arc::new(Group::new(1));
+        let writes = Writes::default();
+        let (started, has_started) = oneshot::channel();
+        let (release, released) = oneshot::channel();
+        let first = submit(&group, &writes, 1, Some((started, released)), false);
+        has_started.await.unwrap();
+        let failing: Vec<_> = (2..=3)
+            .map(|job| submit(&group, &writes, job, None, true))
+            .collect();
+        queued(&group, 2).await;
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        for job in failing {
+            assert!(job.await.unwrap().is_err());
+        }
+        assert_eq!(*writes.lock().unwrap(), vec![vec![1], vec![2, 3]]);
+    }
+
+    #[tokio::test]
+    async fn several_turns_write_side_by_side() {
+        let group = Arc::new(Group::new(2));
+        let writes = Writes::default();
+        let (started_a, a_started) = oneshot::channel();
+        let (release_a, a_released) = oneshot::channel();
+        let (started_b, b_started) = oneshot::channel();
+        let (release_b, b_released) = oneshot::channel();
+        let a = submit(&group, &writes, 1, Some((started_a, a_released)), false);
+        a_started.await.unwrap();
+        // The second job finds a free turn while the first write is held: both are under way
+        // before either is released.
+        let b = submit(&group, &writes, 2, Some((started_b, b_released)), false);
+        b_started.await.unwrap();
+        release_a.send(()).unwrap();
+        release_b.send(()).unwrap();
+        assert_eq!(
+            (a.await.unwrap().unwrap(), b.await.unwrap().unwrap()),
+            (10, 20)
+        );
+    }
+}

@@ -2,9 +2,10 @@
 //!
 //! `#[derive(MultiConnection)]` does not work with diesel-async connections, so [`Pool`] is an
 //! enum of two deadpool pools and the macros [`with_conn!`] (reads), [`read!`] (reads on a hot
-//! path, see [`Fetch`]) and [`on_tx!`] (statements in a [`Tx`], which every write takes) expand
-//! a query body once per concrete connection type: each query is written once and type-checked
-//! against both.
+//! path, see [`Fetch`]), [`on_tx!`] (statements in a [`Tx`], which every write takes) and
+//! [`on_bulk_tx!`] (statements in a [`BulkTx`], for batches of many rows) expand a query body
+//! once per concrete connection type: each query is written once and type-checked against
+//! both.
 
 pub mod api_keys;
 pub mod artifacts;

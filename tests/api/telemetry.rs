@@ -427,6 +427,33 @@ backends! {
         assert_eq!(window["fleet"]["offline"], 2000, "events alone do not make a device healthy");
     }
 
+    async fn overlapping_batches_count_each_event_once(app) {
+        let project = app.default_project().await;
+        let m = model(&app, &project, "m").await;
+        let now = Utc::now();
+        let events: Vec<Value> = (0..700)
+            .map(|i| session(&m, "v1", &format!("d{}", i % 7), now, 1.0 + i as f64))
+            .collect();
+        // In turn: the second batch finds its first half stored (more events than one
+        // statement takes, so several statements each skip some).
+        let (_, first) = post(&app, &app.admin, "inference", &Value::Array(events[..200].to_vec())).await;
+        assert_eq!((first["accepted"].clone(), first["duplicates"].clone()), (json!(200), json!(0)), "{first}");
+        let (_, second) = post(&app, &app.admin, "inference", &Value::Array(events[100..300].to_vec())).await;
+        assert_eq!((second["accepted"].clone(), second["duplicates"].clone()), (json!(100), json!(100)), "{second}");
+        // At once, each batch overlapping the next: every event is counted by exactly one
+        // request, whichever requests share a transaction.
+        let batches: Vec<Value> = (0..4)
+            .map(|k| Value::Array(events[300 + k * 80..300 + k * 80 + 160].to_vec()))
+            .collect();
+        let receipts = futures::future::join_all(batches.iter().map(|b| post(&app, &app.admin, "inference", b))).await;
+        let accepted: i64 = receipts.iter().map(|(_, r)| r["accepted"].as_i64().unwrap()).sum();
+        let duplicates: i64 = receipts.iter().map(|(_, r)| r["duplicates"].as_i64().unwrap()).sum();
+        assert_eq!((accepted, duplicates), (400, 4 * 160 - 400));
+        let window = telemetry(&app, &m, now - Duration::minutes(5), now + Duration::minutes(5)).await;
+        assert_eq!(window["totals"]["sessionCount"], 700);
+        assert_eq!(window["totals"]["latencyMs"]["mean"], 350.5);
+    }
+
     async fn fleet_health_follows_the_age_of_the_last_heartbeat(app) {
         let project = app.default_project().await;
         let (status, receipt) = post(&app, &app.admin, "heartbeats", &json!([
