@@ -1,19 +1,12 @@
-//! Multi-row statements written as SQL text: diesel's batch insert with `ON CONFLICT` or
-//! `RETURNING` is implemented for SQLite's synchronous connection only, not through the async
-//! wrapper this crate uses. The statement text is the same on both databases except for the
-//! placeholders, which [`values`] writes in each one's style.
+//! Multi-row statements written as SQL text, for the batches telemetry ingest writes in a
+//! [`BulkTx`]: upserts that add to the stored counters and answer what was stored, and updates
+//! joined to a list of values, which diesel's query builder does not express. The statement
+//! text is the same on both databases except for the placeholders, which [`values`] writes in
+//! each one's style.
 
-use super::{Backend, BulkTx, Speaks, Tx};
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 
-impl Tx<'_> {
-    pub fn backend(&self) -> Backend {
-        match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
-        }
-    }
-}
+use super::{Backend, BulkTx, Speaks};
 
 impl BulkTx<'_> {
     pub fn backend(&self) -> Backend {

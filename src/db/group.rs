@@ -5,7 +5,7 @@
 //! hands and the commit rewrites the last page of every index it touched; on PostgreSQL the
 //! commit waits for its WAL flush. Fleets send many small batches, so ingest pays that cost per
 //! request unless requests share it. Each waiting request is answered only after the
-//! transaction holding its work committed, so nothing is acknowledged that could still be lost.
+//! transaction holding its work committed (or failed).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -40,15 +40,17 @@ impl<J, R> Group<J, R> {
 impl<J: Send + 'static, R: Send + 'static> Group<J, R> {
     /// Queues `job` and answers its result once the transaction that wrote it committed.
     ///
-    /// `write` gets the jobs queued when the writer turn came (this one and any others, in
-    /// the order they arrived) and answers one result per job, in that order; it is expected
-    /// to write them all in one transaction, so they commit or fail together. The turn is
-    /// taken on a task of its own: a caller that goes away (a dropped request) neither strands
-    /// its job in the queue nor cuts another caller's write short.
+    /// `write` gets the jobs queued when a writer turn came (this one and any others, in the
+    /// order they arrived) and answers one result per job, in that order. It is expected to
+    /// write them in one transaction, and, when that fails, to find out which job was at fault
+    /// rather than fail them all. Whichever caller's `write` takes a turn writes the other
+    /// callers' jobs too, so it must not depend on who submitted. The turn is taken on a task of
+    /// its own: a caller that goes away (a dropped request) neither strands its job in the
+    /// queue nor cuts another caller's write short.
     pub async fn submit<W, F>(self: &Arc<Self>, job: J, write: W) -> Result<R, AppError>
     where
         W: FnOnce(Vec<J>) -> F + Send + 'static,
-        F: Future<Output = Result<Vec<R>, AppError>> + Send + 'static,
+        F: Future<Output = Vec<Result<R, AppError>>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         self.lock_queue().push((job, reply));
@@ -68,23 +70,16 @@ impl<J: Send + 'static, R: Send + 'static> Group<J, R> {
             }
             let (jobs, replies): (Vec<J>, Vec<Reply<R>>) = taken.into_iter().unzip();
             let count = jobs.len();
-            match write(jobs).await {
-                Ok(results) if results.len() == count => {
-                    for (reply, result) in replies.into_iter().zip(results) {
-                        let _ = reply.send(Ok(result));
-                    }
+            let results = write(jobs).await;
+            if results.len() != count {
+                let e = AppError::internal("a group write answered for another number of jobs");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
-                Ok(_) => {
-                    let e = AppError::internal("a group write answered for another number of jobs");
-                    for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                }
-                Err(e) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                }
+                return;
+            }
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
             }
         });
         answer
@@ -103,8 +98,9 @@ mod tests {
 
     type Writes = Arc<Mutex<Vec<Vec<u32>>>>;
 
-    /// Submits `job` with a write that records its jobs, answers each job × 10 (or fails when
-    /// `fail`), and, when `hold` is given, first says it started and waits to be released.
+    /// Submits `job` with a write that records its jobs and answers each job × 10 (with `fail`,
+    /// an error for every job but job 2), and, when `hold` is given, first says it started and
+    /// waits to be released.
     fn submit(
         group: &Arc<Group<u32, u32>>,
         writes: &Writes,
@@ -122,10 +118,15 @@ mod tests {
                     }
                     jobs.sort_unstable();
                     writes.lock().unwrap().push(jobs.clone());
-                    if fail {
-                        return Err(AppError::internal("the disk is full"));
-                    }
-                    Ok(jobs.iter().map(|j| j * 10).collect())
+                    jobs.iter()
+                        .map(|j| {
+                            if fail && *j != 2 {
+                                Err(AppError::internal("the disk is full"))
+                            } else {
+                                Ok(j * 10)
+                            }
+                        })
+                        .collect()
                 })
                 .await
         })
@@ -166,22 +167,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_write_fails_every_job_it_held() {
+    async fn each_job_gets_its_own_outcome() {
         let group = Arc::new(Group::new(1));
         let writes = Writes::default();
         let (started, has_started) = oneshot::channel();
         let (release, released) = oneshot::channel();
         let first = submit(&group, &writes, 1, Some((started, released)), false);
         has_started.await.unwrap();
-        let failing: Vec<_> = (2..=3)
+        // Written together, job 2 succeeds and job 3 fails.
+        let shared: Vec<_> = (2..=3)
             .map(|job| submit(&group, &writes, job, None, true))
             .collect();
         queued(&group, 2).await;
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), 10);
-        for job in failing {
-            assert!(job.await.unwrap().is_err());
-        }
+        let outcomes: Vec<bool> = futures::future::join_all(shared)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().is_ok())
+            .collect();
+        assert_eq!(outcomes, vec![true, false]);
         assert_eq!(*writes.lock().unwrap(), vec![vec![1], vec![2, 3]]);
     }
 
@@ -198,7 +203,10 @@ mod tests {
         // The second job finds a free turn while the first write is held: both are under way
         // before either is released.
         let b = submit(&group, &writes, 2, Some((started_b, b_released)), false);
-        b_started.await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), b_started)
+            .await
+            .expect("the second write waited for the first")
+            .unwrap();
         release_a.send(()).unwrap();
         release_b.send(()).unwrap();
         assert_eq!(

@@ -358,7 +358,7 @@ impl Db {
     /// those waits were a third of the time every other writer queued behind it.
     ///
     /// `work` owns what it uses and awaits nothing but its statements (anything else panics,
-    /// as in [`read!`]); a panic discards the connection and goes on unwinding in the request.
+    /// as in [`read!`]); a panic discards the connection and goes on unwinding in the caller.
     pub async fn bulk_transaction<T, W>(&self, work: W) -> Result<T, AppError>
     where
         W: AsyncFnOnce(&mut BulkTx<'_>) -> Result<T, AppError> + Send + 'static,
@@ -460,7 +460,8 @@ macro_rules! on_bulk_tx {
 }
 pub(crate) use on_bulk_tx;
 
-/// A read written once for both backends, run inside [`read!`]: `query.fetch_all(conn).await`.
+/// A statement that answers rows, written once for both backends and run inside [`read!`] or
+/// [`on_bulk_tx!`]: `query.fetch_all(conn).await`.
 ///
 /// On SQLite [`read!`] runs its body on one blocking thread with the plain connection, so
 /// these futures are ready at once, and rows are decoded straight off the statement.
@@ -545,10 +546,6 @@ pub(crate) trait Speaks {
 }
 
 impl Speaks for SqliteConnection {
-    type Backend = diesel::sqlite::Sqlite;
-}
-
-impl Speaks for SqliteAsync {
     type Backend = diesel::sqlite::Sqlite;
 }
 

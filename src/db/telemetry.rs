@@ -73,7 +73,7 @@ struct NewSession {
     error_code: Option<String>,
 }
 
-/// Owned, since diesel keeps statements of many rows compiled only when their values are.
+/// Owned: diesel keeps a statement of many rows compiled only when its values own their data.
 impl From<&InferenceSessionRow> for NewSession {
     fn from(r: &InferenceSessionRow) -> Self {
         NewSession {
@@ -93,27 +93,29 @@ impl From<&InferenceSessionRow> for NewSession {
     }
 }
 
-/// Stores the sessions whose `(project, id)` is new; answers those it stored, in the order
-/// given (a session already stored is a retry and is left out).
+/// Stores the sessions whose `(project, id)` is new; answers the keys of those it stored (a
+/// session already stored is a retry and is left out). `rows` come in key order and without
+/// repeats, so concurrent transactions take the key's locks in one order.
 ///
 /// The statements differ per backend, for speed; what they store does not. SQLite runs in
-/// the process, so a statement per row costs no round trip: one compiled single-row `INSERT OR
-/// IGNORE` per session (the table has no constraint but its key that a checked row could
-/// break) beats a multi-row statement compiled anew for every batch. PostgreSQL gets one
-/// statement per batch over an array per column (`unnest`), whose text does not grow with
-/// the batch, where a `VALUES` list of 12,000 parameters is parsed and planned every time.
+/// the process, so statements cost no round trip but each is compiled, bound and stepped: 64
+/// rows go to one statement that diesel keeps compiled (an `INSERT OR IGNORE`: the table has
+/// no constraint but its key that a checked row could break), the last few of a batch one by
+/// one, where a statement of the batch's size would be compiled anew every time. PostgreSQL
+/// gets one statement per batch over an array per column (`unnest`), whose text does not grow
+/// with the batch, where a `VALUES` list of 12,000 parameters is parsed and planned every time.
 pub async fn insert_sessions(
     tx: &mut BulkTx<'_>,
-    rows: Vec<InferenceSessionRow>,
-) -> Result<Vec<InferenceSessionRow>, AppError> {
+    rows: &[&InferenceSessionRow],
+) -> Result<Vec<(Id, Id)>, AppError> {
     match tx {
         BulkTx::Sqlite(conn) => {
             use inference_sessions as s;
-            let mut keys = std::collections::HashSet::with_capacity(rows.len());
+            let mut keys = Vec::with_capacity(rows.len());
             let mut whole = rows.chunks_exact(SQLITE_ROWS_PER_INSERT);
             for chunk in whole.by_ref() {
                 let values: [NewSession; SQLITE_ROWS_PER_INSERT] =
-                    std::array::from_fn(|i| NewSession::from(&chunk[i]));
+                    std::array::from_fn(|i| NewSession::from(chunk[i]));
                 let stored: Vec<(Id, Id)> = diesel::insert_or_ignore_into(s::table)
                     .values(values)
                     .returning((s::project_id, s::id))
@@ -123,23 +125,21 @@ pub async fn insert_sessions(
             }
             for row in whole.remainder() {
                 let inserted = diesel::insert_or_ignore_into(s::table)
-                    .values(NewSession::from(row))
+                    .values(NewSession::from(*row))
                     .run(&mut **conn)
                     .await?;
                 if inserted > 0 {
-                    keys.insert((row.project_id, row.id));
+                    keys.push((row.project_id, row.id));
                 }
             }
-            Ok(rows
-                .into_iter()
-                .filter(|r| keys.contains(&(r.project_id, r.id)))
-                .collect())
+            Ok(keys)
         }
         BulkTx::Postgres(conn) => {
             use diesel::sql_types::{
                 Array, BigInt, Bool, Double, Nullable, Text, Timestamp as Time,
             };
-            let ids = |f: fn(&InferenceSessionRow) -> Id| rows.iter().map(f).collect::<Vec<_>>();
+            let ids =
+                |f: fn(&InferenceSessionRow) -> Id| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
             let keys: Vec<EventKey> = diesel::sql_query(
                 "INSERT INTO inference_sessions (project_id, id, model_id, model_version_id, \
                  device_external_id, started_at, latency_ms, ttft_ms, input_tokens, \
@@ -175,12 +175,7 @@ pub async fn insert_sessions(
             )
             .fetch_all(&mut **conn)
             .await?;
-            let keys: std::collections::HashSet<(Id, Id)> =
-                keys.into_iter().map(|k| (k.project_id, k.id)).collect();
-            Ok(rows
-                .into_iter()
-                .filter(|r| keys.contains(&(r.project_id, r.id)))
-                .collect())
+            Ok(keys.into_iter().map(|k| (k.project_id, k.id)).collect())
         }
     }
 }

@@ -12,7 +12,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{closing, is_body_timeout, sender};
@@ -74,9 +73,9 @@ pub async fn training_updates(State(app): State<App>, headers: HeaderMap, body: 
 
 /// How a route reads one event from its JSON text.
 struct Reader<T> {
-    /// Straight from the text into the event, without building a JSON tree first: `None`
-    /// when anything is off (a field missing or of another type, an escaped string, a repeated
-    /// key), and then `read` decides.
+    /// Straight from an NDJSON line's text into the event, without building a JSON tree
+    /// first: `None` when anything is off (a field missing, unknown or of another type, an
+    /// escaped string, a repeated key), and then `read` decides.
     fast: fn(&[u8]) -> Option<T>,
     /// Field by field from the parsed object, naming the field that is wrong.
     read: fn(&Map<String, Value>) -> Result<T, AppError>,
@@ -91,17 +90,26 @@ impl<T> Clone for Reader<T> {
 impl<T> Copy for Reader<T> {}
 
 impl<T> Reader<T> {
-    fn event(self, text: &[u8]) -> Result<T, AppError> {
-        if let Some(event) = (self.fast)(text) {
+    /// One NDJSON line.
+    fn line(self, text: &[u8]) -> Result<T, AppError> {
+        let object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if object && let Some(event) = (self.fast)(text) {
             return Ok(event);
         }
         match serde_json::from_slice::<Value>(text) {
-            Ok(Value::Object(object)) => (self.read)(&object),
-            Ok(_) => Err(AppError::bad_input("event", "an event is a JSON object")),
+            Ok(value) => self.value(value),
             Err(e) => Err(AppError::bad_input(
                 "event",
                 format!("the line is not JSON: {e}"),
             )),
+        }
+    }
+
+    /// One element of a JSON array, already parsed with the whole body.
+    fn value(self, value: Value) -> Result<T, AppError> {
+        match value {
+            Value::Object(object) => (self.read)(&object),
+            _ => Err(AppError::bad_input("event", "an event is a JSON object")),
         }
     }
 }
@@ -238,12 +246,12 @@ fn decode<T>(
             .take(MAX_BATCH + 1)
             .collect();
         crate::domain::telemetry::check_batch_size(lines.len())?;
-        return Ok(lines.into_iter().map(|line| reader.event(line)).collect());
+        return Ok(lines.into_iter().map(|line| reader.line(line)).collect());
     }
     match serde_json::from_slice::<Events>(text) {
         Ok(Events(events)) => Ok(events
             .into_iter()
-            .map(|event| reader.event(event.get().as_bytes()))
+            .map(|event| reader.value(event))
             .collect()),
         Err(e) if e.to_string().starts_with(TOO_MANY) => {
             Err(crate::domain::telemetry::batch_too_large())
@@ -258,24 +266,23 @@ fn decode<T>(
 
 const TOO_MANY: &str = "more than the batch limit";
 
-/// A JSON array of at most [`MAX_BATCH`] values, each kept as its text: reading stops at the
-/// next one.
-struct Events<'a>(Vec<&'a RawValue>);
+/// A JSON array of at most [`MAX_BATCH`] values: reading stops at the next one.
+struct Events(Vec<Value>);
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for Events<'a> {
+impl<'de> serde::Deserialize<'de> for Events {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = Events<'a>;
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Events;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an array of events")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Events<'a>, A::Error> {
+            ) -> Result<Events, A::Error> {
                 let mut events = Vec::new();
-                while let Some(event) = seq.next_element::<&'de RawValue>()? {
+                while let Some(event) = seq.next_element::<Value>()? {
                     if events.len() == MAX_BATCH {
                         return Err(serde::de::Error::custom(TOO_MANY));
                     }
@@ -284,7 +291,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Events<'a> {
                 Ok(Events(events))
             }
         }
-        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+        deserializer.deserialize_seq(Visitor)
     }
 }
 
@@ -390,9 +397,10 @@ fn rfc3339(text: &str) -> Option<Timestamp> {
         .map(|t| Timestamp::from(t.with_timezone(&chrono::Utc)))
 }
 
-/// An inference session as sent, borrowed from the body's text.
+/// An inference session as sent, borrowed from the body's text. Unknown fields send the event
+/// to the field-by-field reading, which checks that their text is JSON.
 #[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WireSession<'a> {
     id: &'a str,
     model: &'a str,
@@ -469,7 +477,7 @@ mod tests {
 
     /// The answer for one event as text: the event, or the error's code, field and message.
     fn answer(reader: Reader<InferenceSession>, text: &str) -> String {
-        match reader.event(text.as_bytes()) {
+        match reader.line(text.as_bytes()) {
             Ok(session) => format!("{session:?}"),
             Err(e) => format!("{} {:?} {}", e.code(), e.field(), e.message()),
         }
@@ -492,7 +500,7 @@ mod tests {
                 "{{{base},\"version\":\"v1\",\"timeToFirstTokenMs\":3,\"inputTokens\":7,\"outputTokens\":9,\"errorCode\":\"E1\"}}"
             ),
             format!("{{{base},\"version\":null,\"errorCode\":null,\"extra\":[1,2]}}"),
-            format!("{{{base},\"model\":\"p/\\u006d\"}}"),
+            format!("{{{base},\"version\":\"v\\u0031\"}}"),
             format!("{{{base},\"deviceId\":\"d-2\"}}"),
             format!("{{{base},\"inputTokens\":7.0}}"),
             format!("{{{base},\"inputTokens\":18446744073709551615}}"),
@@ -502,16 +510,24 @@ mod tests {
             format!("{{{base},\"success\":null}}"),
             r#"{"id":"0190a1b2-0000-7000-8000-000000000001","model":"p/m"}"#.to_owned(),
             "[1, 2]".to_owned(),
+            r#"["0190a1b2-0000-7000-8000-000000000001","p/m",null,"d-1","2026-11-26T10:00:00Z",12.5,null,null,null,true,null]"#.to_owned(),
+            format!("{{{base},\"extra\":1e400}}"),
+            format!("{{{base},\"extra\":\"\\ud800\"}}"),
             "{not json".to_owned(),
         ];
-        let mut read_typed = 0;
         for case in &cases {
             assert_eq!(answer(typed, case), answer(by_field, case), "{case}");
-            read_typed += usize::from(wire_session(case.as_bytes()).is_some());
         }
-        // The typed reading takes the plain events, and leaves the rest to the other.
-        assert!(read_typed >= 3, "{read_typed}");
-        assert!(wire_session(cases[3].as_bytes()).is_none());
-        assert!(wire_session(cases[4].as_bytes()).is_none());
+        // The typed reading takes plain events, and leaves to the other an escaped string, a
+        // repeated key and an unknown field.
+        assert!(wire_session(cases[0].as_bytes()).is_some());
+        assert!(wire_session(cases[1].as_bytes()).is_some());
+        for odd in [3, 4, 2] {
+            assert!(
+                wire_session(cases[odd].as_bytes()).is_none(),
+                "{}",
+                cases[odd]
+            );
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! the window holds few sessions and lies inside the raw retention, the percentiles are
 //! computed exactly from the raw rows instead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::DurationRound;
 
@@ -177,29 +178,72 @@ pub async fn record(
     Ok(receipt)
 }
 
-/// Writes several requests' sessions in one transaction (see [`crate::db::group`]): their
-/// devices, their rows, and what they add to the summaries, merged; answers how many sessions
-/// of each batch were new.
-async fn write_batches(app: App, batches: Vec<SessionBatch>) -> Result<Vec<usize>, AppError> {
-    // Key order across the batches too, so concurrent writers lock the device rows alike.
-    let devices: Vec<Device> = batches
+/// Writes several requests' sessions (see [`crate::db::group`]); answers, per batch, how many
+/// of its sessions were new. They go in one transaction; if that fails and held more than one
+/// batch, each is written on its own, so a batch at fault (its project deleted meanwhile, say)
+/// fails alone instead of failing every request it was grouped with.
+async fn write_batches(app: App, batches: Vec<SessionBatch>) -> Vec<Result<usize, AppError>> {
+    let batches = Arc::new(batches);
+    let all: Vec<usize> = (0..batches.len()).collect();
+    match write_together(&app, &batches, all).await {
+        Ok(stored) => stored.into_iter().map(Ok).collect(),
+        Err(e) if batches.len() == 1 => vec![Err(e)],
+        Err(_) => {
+            let mut answers = Vec::with_capacity(batches.len());
+            for b in 0..batches.len() {
+                let alone = write_together(&app, &batches, vec![b]).await;
+                answers.push(alone.map(|stored| stored[0]));
+            }
+            answers
+        }
+    }
+}
+
+/// Writes the batches `which` in one transaction: their devices, their sessions, and what those
+/// add to the summaries; answers how many sessions of each were new.
+async fn write_together(
+    app: &App,
+    batches: &Arc<Vec<SessionBatch>>,
+    which: Vec<usize>,
+) -> Result<Vec<usize>, AppError> {
+    // Devices and sessions in key order across the batches, so concurrent transactions lock
+    // alike; a session sent in two batches belongs to the first (the other's is a duplicate).
+    let devices: Vec<Device> = which
         .iter()
-        .flat_map(|b| b.devices.iter())
+        .flat_map(|&b| batches[b].devices.iter())
         .map(|d| ((d.project_id, d.external_id.as_str()), d))
         .collect::<BTreeMap<_, _>>()
         .into_values()
         .cloned()
         .collect();
+    let mut order: Vec<(usize, usize)> = which
+        .iter()
+        .flat_map(|&b| (0..batches[b].rows.len()).map(move |i| (b, i)))
+        .collect();
+    let key = |&(b, i): &(usize, usize)| (batches[b].rows[i].project_id, batches[b].rows[i].id);
+    order.sort_by_key(key);
+    order.dedup_by_key(|e| key(e));
+    let batches = Arc::clone(batches);
     let (stored, devices) = app
         .db
         .bulk_transaction(async move |tx| {
             crate::db::devices::register(tx, &devices).await?;
-            let mut stored = Vec::with_capacity(batches.len());
+            let rows: Vec<&InferenceSessionRow> =
+                order.iter().map(|&(b, i)| &batches[b].rows[i]).collect();
+            let keys = telemetry_db::insert_sessions(tx, &rows).await?;
+            let everything = keys.len() == rows.len();
+            let keys: HashSet<(Id, Id)> = if everything {
+                HashSet::new()
+            } else {
+                keys.into_iter().collect()
+            };
+            let mut stored = vec![0; batches.len()];
             let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
-            for batch in batches {
-                let rows = telemetry_db::insert_sessions(tx, batch.rows).await?;
-                add_deltas(&mut deltas, &rows);
-                stored.push(rows.len());
+            for (&(b, _), row) in order.iter().zip(&rows) {
+                if everything || keys.contains(&(row.project_id, row.id)) {
+                    stored[b] += 1;
+                    add_deltas(&mut deltas, row);
+                }
             }
             let counts: Vec<RollupCounts> = deltas
                 .iter()
@@ -222,21 +266,19 @@ async fn write_batches(app: App, batches: Vec<SessionBatch>) -> Result<Vec<usize
         })
         .await?;
     app.known_devices.remember(&devices);
-    Ok(stored)
+    Ok(which.into_iter().map(|b| stored[b]).collect())
 }
 
-/// Adds what `rows` add to each summary row they fall in.
-fn add_deltas(deltas: &mut BTreeMap<RollupKey, Delta>, rows: &[InferenceSessionRow]) {
-    for row in rows {
-        for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
-            let key = (
-                row.model_id,
-                bucket,
-                floor(row.started_at, bucket),
-                row.model_version_id,
-            );
-            deltas.entry(key).or_default().add(row);
-        }
+/// Adds what `row` adds to each summary row it falls in.
+fn add_deltas(deltas: &mut BTreeMap<RollupKey, Delta>, row: &InferenceSessionRow) {
+    for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
+        let key = (
+            row.model_id,
+            bucket,
+            floor(row.started_at, bucket),
+            row.model_version_id,
+        );
+        deltas.entry(key).or_default().add(row);
     }
 }
 
