@@ -132,6 +132,21 @@ mod tests {
         })
     }
 
+    /// Submits job 1 with a write that holds its turn until released; answers once it holds.
+    async fn held_first(
+        group: &Arc<Group<u32, u32>>,
+        writes: &Writes,
+    ) -> (
+        tokio::task::JoinHandle<Result<u32, AppError>>,
+        oneshot::Sender<()>,
+    ) {
+        let (started, has_started) = oneshot::channel();
+        let (release, released) = oneshot::channel();
+        let first = submit(group, writes, 1, Some((started, released)), false);
+        has_started.await.unwrap();
+        (first, release)
+    }
+
     async fn queued(group: &Group<u32, u32>, n: usize) {
         for _ in 0..10_000 {
             if group.lock_queue().len() == n {
@@ -146,10 +161,7 @@ mod tests {
     async fn jobs_that_queue_during_a_write_share_the_next_one() {
         let group = Arc::new(Group::new(1));
         let writes = Writes::default();
-        let (started, has_started) = oneshot::channel();
-        let (release, released) = oneshot::channel();
-        let first = submit(&group, &writes, 1, Some((started, released)), false);
-        has_started.await.unwrap();
+        let (first, release) = held_first(&group, &writes).await;
         let others: Vec<_> = (2..=4)
             .map(|job| submit(&group, &writes, job, None, false))
             .collect();
@@ -170,10 +182,7 @@ mod tests {
     async fn each_job_gets_its_own_outcome() {
         let group = Arc::new(Group::new(1));
         let writes = Writes::default();
-        let (started, has_started) = oneshot::channel();
-        let (release, released) = oneshot::channel();
-        let first = submit(&group, &writes, 1, Some((started, released)), false);
-        has_started.await.unwrap();
+        let (first, release) = held_first(&group, &writes).await;
         // Written together, job 2 succeeds and job 3 fails.
         let shared: Vec<_> = (2..=3)
             .map(|job| submit(&group, &writes, job, None, true))
@@ -194,12 +203,9 @@ mod tests {
     async fn several_turns_write_side_by_side() {
         let group = Arc::new(Group::new(2));
         let writes = Writes::default();
-        let (started_a, a_started) = oneshot::channel();
-        let (release_a, a_released) = oneshot::channel();
+        let (a, release_a) = held_first(&group, &writes).await;
         let (started_b, b_started) = oneshot::channel();
         let (release_b, b_released) = oneshot::channel();
-        let a = submit(&group, &writes, 1, Some((started_a, a_released)), false);
-        a_started.await.unwrap();
         // The second job finds a free turn while the first write is held: both are under way
         // before either is released.
         let b = submit(&group, &writes, 2, Some((started_b, b_released)), false);
