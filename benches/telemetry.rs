@@ -276,6 +276,17 @@ async fn run(args: Args) {
         "{backend}, {} clients, {} devices, {} s per window",
         args.clients, args.devices, args.seconds
     );
+    // The machine's speed varies from run to run (a shared VM): `/healthz` with the same
+    // clients, measured first, says how fast it was during this one.
+    let health_url = format!("{}/healthz", server.base);
+    let health = load(args.clients, 3, move |c: &reqwest::Client| {
+        c.get(&health_url)
+    })
+    .await;
+    println!(
+        "| GET /healthz (loopback ceiling, this run) | {:.0} requests/s |",
+        health.per_second()
+    );
     let half = args.checkpoint / 2;
     let small = ingest(&server, &fleet, 0, half, 1_000, args.clients).await;
     let large = ingest(&server, &fleet, half, args.checkpoint, 10_000, args.clients).await;
