@@ -367,35 +367,45 @@ impl Db {
         let _writer = self.write_guard().await;
         match self.pool() {
             Pool::Sqlite(pool) => {
-                let mut pooled = pool.get().await?;
-                let wrapper: &mut SqliteAsync = &mut pooled;
-                let outcome = wrapper
-                    .spawn_blocking(move |conn: &mut SqliteConnection| {
-                        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                            || {
-                                diesel::Connection::transaction(conn, |conn| {
-                                    futures::FutureExt::now_or_never(work(&mut BulkTx::Sqlite(
-                                        conn,
-                                    )))
-                                    .expect("a bulk transaction awaits only its statements")
-                                })
-                            },
-                        )))
+                on_sqlite_thread(pool, move |conn| {
+                    diesel::Connection::transaction(conn, |conn| {
+                        futures::FutureExt::now_or_never(work(&mut BulkTx::Sqlite(conn)))
+                            .expect("a bulk transaction awaits only its statements")
                     })
-                    .await?;
-                match outcome {
-                    Ok(result) => result,
-                    Err(panic) => {
-                        drop(deadpool::managed::Object::take(pooled));
-                        std::panic::resume_unwind(panic)
-                    }
-                }
+                })
+                .await?
             }
             Pool::Postgres(pool) => {
                 let mut pooled = pool.get().await?;
                 let conn: &mut AsyncPgConnection = &mut pooled;
                 run_in_transaction(conn, async |conn| work(&mut BulkTx::Postgres(conn)).await).await
             }
+        }
+    }
+}
+
+/// Runs `work` on a pooled SQLite connection in one blocking call: the SQLite side of [`read!`]
+/// and [`Db::bulk_transaction`]. A panic in `work` is caught inside the connection's lock, so
+/// the lock is not poisoned for the next request that gets the connection; the connection is
+/// then discarded and the panic goes on unwinding in the caller, as it would on PostgreSQL.
+pub(crate) async fn on_sqlite_thread<R: Send + 'static>(
+    pool: &DeadPool<SqliteAsync>,
+    work: impl FnOnce(&mut SqliteConnection) -> R + Send + 'static,
+) -> Result<R, AppError> {
+    let mut pooled = pool.get().await?;
+    let wrapper: &mut SqliteAsync = &mut pooled;
+    let outcome = wrapper
+        .spawn_blocking(move |conn: &mut SqliteConnection| {
+            Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || work(conn),
+            )))
+        })
+        .await?;
+    match outcome {
+        Ok(result) => Ok(result),
+        Err(panic) => {
+            drop(deadpool::managed::Object::take(pooled));
+            std::panic::resume_unwind(panic)
         }
     }
 }
@@ -565,28 +575,14 @@ macro_rules! read {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db.pool() {
             $crate::db::Pool::Sqlite(pool) => {
-                let mut pooled = pool.get().await.map_err($crate::error::AppError::from)?;
-                let wrapper: &mut $crate::db::SqliteAsync = &mut pooled;
-                let outcome = wrapper
-                    .spawn_blocking(move |$conn: &mut diesel::sqlite::SqliteConnection| {
-                        // Caught here, inside the connection's lock, so the lock is not
-                        // poisoned for the next request that gets this connection.
-                        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                            || {
-                                futures::FutureExt::now_or_never(async move { $body })
-                                    .expect("a read! body awaits only Fetch futures")
-                            },
-                        )))
-                    })
-                    .await
-                    .map_err($crate::error::AppError::from)?;
-                match outcome {
-                    Ok(result) => result,
-                    Err(panic) => {
-                        drop(deadpool::managed::Object::take(pooled));
-                        std::panic::resume_unwind(panic)
-                    }
-                }
+                $crate::db::on_sqlite_thread(
+                    pool,
+                    move |$conn: &mut diesel::sqlite::SqliteConnection| {
+                        futures::FutureExt::now_or_never(async move { $body })
+                            .expect("a read! body awaits only Fetch futures")
+                    },
+                )
+                .await?
             }
             $crate::db::Pool::Postgres(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::error::AppError::from)?;

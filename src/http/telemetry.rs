@@ -354,7 +354,8 @@ impl Fields<'_> {
 
     fn time(&self, name: &str) -> Result<Timestamp, AppError> {
         let text = self.required_text(name)?;
-        rfc3339(&text).ok_or_else(|| AppError::bad_input(name, "must be an RFC 3339 date-time"))
+        Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| AppError::bad_input(name, "must be an RFC 3339 date-time"))
     }
 
     fn map<T>(
@@ -391,12 +392,6 @@ fn heartbeat(object: &Map<String, Value>) -> Result<Heartbeat, AppError> {
     })
 }
 
-fn rfc3339(text: &str) -> Option<Timestamp> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| Timestamp::from(t.with_timezone(&chrono::Utc)))
-}
-
 /// An inference session as sent, borrowed from the body's text. Unknown fields send the event
 /// to the field-by-field reading, which checks that their text is JSON.
 #[derive(serde::Deserialize)]
@@ -423,7 +418,7 @@ fn wire_session(text: &[u8]) -> Option<InferenceSession> {
         model: wire.model.to_owned(),
         version: wire.version.map(str::to_owned),
         device_id: wire.device_id.to_owned(),
-        started_at: rfc3339(wire.started_at)?,
+        started_at: Timestamp::parse_rfc3339(wire.started_at)?,
         latency_ms: wire.latency_ms,
         time_to_first_token_ms: wire.time_to_first_token_ms,
         input_tokens: wire.input_tokens,

@@ -123,6 +123,13 @@ impl Timestamp {
         Timestamp::from(Utc::now())
     }
 
+    /// An RFC 3339 date-time in any offset, as UTC; `None` when the text is not one.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| Timestamp::from(t.with_timezone(&Utc)))
+    }
+
     pub fn to_utc(self) -> DateTime<Utc> {
         self.0.and_utc()
     }
@@ -268,11 +275,9 @@ impl ToSql<sql_types::Timestamp, Pg> for Timestamp {
 impl ScalarType for Timestamp {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => DateTime::parse_from_rfc3339(s)
-                .map(|t| Timestamp::from(t.with_timezone(&Utc)))
-                .map_err(|_| {
-                    InputValueError::custom(format!("`{s}` is not an RFC 3339 date-time"))
-                }),
+            Value::String(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| {
+                InputValueError::custom(format!("`{s}` is not an RFC 3339 date-time"))
+            }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }
