@@ -34,9 +34,9 @@ pub struct InferenceSessionRow {
     pub error_code: Option<String>,
 }
 
-/// One request's sessions, checked, sorted by key and without repeats, with the devices they
-/// name that this replica does not know to be registered; written with others in a group
-/// (see [`crate::db::group`]).
+/// One request's sessions, checked, in the order sent, with the devices they name that this
+/// replica does not know to be registered; written with others in a group (see
+/// [`crate::db::group`]).
 pub struct SessionBatch {
     pub rows: Vec<InferenceSessionRow>,
     pub devices: Vec<crate::db::devices::Device>,
@@ -138,8 +138,6 @@ pub async fn insert_sessions(
             use diesel::sql_types::{
                 Array, BigInt, Bool, Double, Nullable, Text, Timestamp as Time,
             };
-            let ids =
-                |f: fn(&InferenceSessionRow) -> Id| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
             let keys: Vec<EventKey> = diesel::sql_query(
                 "INSERT INTO inference_sessions (project_id, id, model_id, model_version_id, \
                  device_external_id, started_at, latency_ms, ttft_ms, input_tokens, \
@@ -149,35 +147,31 @@ pub async fn insert_sessions(
                  $10::int8[], $11::bool[], $12::text[]) \
                  ON CONFLICT DO NOTHING RETURNING project_id, id",
             )
-            .bind::<Array<Text>, _>(ids(|r| r.project_id))
-            .bind::<Array<Text>, _>(ids(|r| r.id))
-            .bind::<Array<Text>, _>(ids(|r| r.model_id))
-            .bind::<Array<Text>, _>(ids(|r| r.model_version_id))
-            .bind::<Array<Text>, _>(
-                rows.iter()
-                    .map(|r| r.device_external_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<Time>, _>(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
-            .bind::<Array<Double>, _>(rows.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Double>>, _>(rows.iter().map(|r| r.ttft_ms).collect::<Vec<_>>())
-            .bind::<Array<Nullable<BigInt>>, _>(
-                rows.iter().map(|r| r.input_tokens).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<BigInt>>, _>(
-                rows.iter().map(|r| r.output_tokens).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Bool>, _>(rows.iter().map(|r| r.success).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Text>>, _>(
-                rows.iter()
-                    .map(|r| r.error_code.as_deref())
-                    .collect::<Vec<_>>(),
-            )
+            .bind::<Array<Text>, _>(column(rows, |r| r.project_id))
+            .bind::<Array<Text>, _>(column(rows, |r| r.id))
+            .bind::<Array<Text>, _>(column(rows, |r| r.model_id))
+            .bind::<Array<Text>, _>(column(rows, |r| r.model_version_id))
+            .bind::<Array<Text>, _>(column(rows, |r| r.device_external_id.as_str()))
+            .bind::<Array<Time>, _>(column(rows, |r| r.started_at))
+            .bind::<Array<Double>, _>(column(rows, |r| r.latency_ms))
+            .bind::<Array<Nullable<Double>>, _>(column(rows, |r| r.ttft_ms))
+            .bind::<Array<Nullable<BigInt>>, _>(column(rows, |r| r.input_tokens))
+            .bind::<Array<Nullable<BigInt>>, _>(column(rows, |r| r.output_tokens))
+            .bind::<Array<Bool>, _>(column(rows, |r| r.success))
+            .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.error_code.as_deref()))
             .fetch_all(&mut **conn)
             .await?;
             Ok(keys.into_iter().map(|k| (k.project_id, k.id)).collect())
         }
     }
+}
+
+/// One field of every row, as the array PostgreSQL's `unnest` takes for a column.
+fn column<'a, T>(
+    rows: &[&'a InferenceSessionRow],
+    field: impl Fn(&'a InferenceSessionRow) -> T,
+) -> Vec<T> {
+    rows.iter().map(|r| field(r)).collect()
 }
 
 /// The counters a batch adds to one summary row.

@@ -150,17 +150,15 @@ pub async fn record(
         sifted.take(index, checked)?;
     }
     let Sifted {
-        good: mut rows,
+        good: rows,
         mut receipt,
     } = sifted;
     if rows.is_empty() {
         return Ok(receipt);
     }
+    // Repeats of an id within the batch, like those across batches, are dropped where the
+    // batch is written (`write_together`), and count as duplicates.
     let valid = rows.len();
-    // Sorted (stably, so an id sent twice keeps its first event) and without repeats: one
-    // statement may not hold a key twice, and key order keeps concurrent batches' locks alike.
-    rows.sort_by_key(|r| (r.project_id, r.id));
-    rows.dedup_by_key(|r| (r.project_id, r.id));
     let devices = new_devices(
         app,
         rows.iter()
@@ -207,7 +205,8 @@ async fn write_together(
     which: Vec<usize>,
 ) -> Result<Vec<usize>, AppError> {
     // Devices and sessions in key order across the batches, so concurrent transactions lock
-    // alike; a session sent in two batches belongs to the first (the other's is a duplicate).
+    // alike and no statement holds a key twice. The sort is stable: a session sent twice, in
+    // one batch or in two, belongs to its first sending (the other is a duplicate).
     let devices: Vec<Device> = which
         .iter()
         .flat_map(|&b| batches[b].devices.iter())
