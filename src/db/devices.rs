@@ -46,31 +46,51 @@ pub struct DeviceFilter {
 /// project), so a batch of events naming only known devices skips the insert. Bounded: past
 /// [`KNOWN_DEVICES_MAX`] entries it starts over, which costs one insert per device again.
 #[derive(Debug, Default)]
-pub struct KnownDevices(std::sync::Mutex<std::collections::HashSet<(Id, String)>>);
+pub struct KnownDevices(std::sync::Mutex<KnownSet>);
+
+/// External ids by project, so a lookup borrows the id instead of building a key.
+#[derive(Debug, Default)]
+struct KnownSet {
+    by_project: std::collections::HashMap<Id, std::collections::HashSet<String>>,
+    len: usize,
+}
 
 pub const KNOWN_DEVICES_MAX: usize = 200_000;
 
 impl KnownDevices {
-    /// Those of `devices` this replica has not seen registered.
-    pub fn unknown(&self, devices: Vec<Device>) -> Vec<Device> {
+    /// Those of `devices` (project, external id) this replica has not seen registered.
+    pub fn unknown<'a>(
+        &self,
+        devices: impl IntoIterator<Item = (Id, &'a str)>,
+    ) -> Vec<(Id, &'a str)> {
         let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
         devices
             .into_iter()
-            .filter(|d| !known.contains(&(d.project_id, d.external_id.clone())))
+            .filter(|(project, external)| {
+                !known
+                    .by_project
+                    .get(project)
+                    .is_some_and(|ids| ids.contains(*external))
+            })
             .collect()
     }
 
     /// Call after the transaction that registered `devices` committed.
     pub fn remember(&self, devices: &[Device]) {
         let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() + devices.len() > KNOWN_DEVICES_MAX {
-            known.clear();
+        if known.len + devices.len() > KNOWN_DEVICES_MAX {
+            *known = KnownSet::default();
         }
-        known.extend(
-            devices
-                .iter()
-                .map(|d| (d.project_id, d.external_id.clone())),
-        );
+        for d in devices {
+            if known
+                .by_project
+                .entry(d.project_id)
+                .or_default()
+                .insert(d.external_id.clone())
+            {
+                known.len += 1;
+            }
+        }
     }
 }
 

@@ -103,12 +103,11 @@ pub fn new_devices<'a>(
     now: Timestamp,
 ) -> Vec<Device> {
     let named: std::collections::BTreeSet<(Id, &str)> = named.collect();
-    app.known_devices.unknown(
-        named
-            .into_iter()
-            .map(|(project, external)| devices::unregistered(project, external, now))
-            .collect(),
-    )
+    app.known_devices
+        .unknown(named)
+        .into_iter()
+        .map(|(project, external)| devices::unregistered(project, external, now))
+        .collect()
 }
 
 pub fn check_batch_size(len: usize) -> Result<(), AppError> {
