@@ -628,4 +628,35 @@ backends! {
         let training = app.ok(&app.admin, "query($m: ID!) { model(id: $m) { trainingStats { updateCount } } }", json!({ "m": m })).await;
         assert_eq!(training["model"]["trainingStats"][0]["updateCount"], 1);
     }
+
+    async fn the_retention_walks_every_model_and_keeps_younger_events(app) {
+        // Two models in two projects, old sessions a few minutes apart (more than one slice of
+        // the sweep), and one session younger than the rest.
+        let first = model(&app, &app.default_project().await, "first").await;
+        let other = app.create_project("other").await;
+        let second = model(&app, &other, "second").await;
+        let now = Utc::now();
+        let old = now - Duration::days(1);
+        let mut events: Vec<Value> = (0..6).map(|i| session(&first, "v1", "d", old + Duration::minutes(3 * i), 10.0)).collect();
+        events.extend((0..4).map(|i| session(&second, "v2", "d", old + Duration::minutes(i), 20.0)));
+        events.push(session(&first, "v1", "d", now, 30.0));
+        let (status, receipt) = post(&app, &app.admin, "inference", &Value::Array(events)).await;
+        assert_eq!((status, receipt["accepted"].clone()), (200, json!(11)), "{receipt}");
+
+        // Thirty days on, the day-old sessions of both models are past the retention and its
+        // margin; the youngest is not, until two hours later.
+        app.app.clock.advance(std::time::Duration::from_secs(30 * 86_400));
+        let retention = std::time::Duration::from_secs(3600);
+        let swept = model_registry::jobs::sweep(&app.app, retention).await.unwrap();
+        assert_eq!(swept.telemetry_removed, 10);
+        app.app.clock.advance(std::time::Duration::from_secs(2 * 3600));
+        let swept = model_registry::jobs::sweep(&app.app, retention).await.unwrap();
+        assert_eq!(swept.telemetry_removed, 1);
+
+        // The summaries still count every session of both models.
+        for (m, count) in [(&first, 7), (&second, 4)] {
+            let window = telemetry(&app, m, old - Duration::hours(1), now + Duration::hours(1)).await;
+            assert_eq!(window["totals"]["sessionCount"], count);
+        }
+    }
 }

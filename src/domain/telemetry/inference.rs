@@ -22,7 +22,7 @@ use crate::auth::Principal;
 use crate::db::devices::Device;
 use crate::db::models::Model;
 use crate::db::telemetry::{
-    self as telemetry_db, InferenceSessionRow, RollupCounts, RollupKey, SessionBatch,
+    self as telemetry_db, InferenceSessionRow, Rollup, RollupKey, SessionBatch,
 };
 use crate::domain::models as model_rules;
 use crate::domain::validate;
@@ -241,26 +241,30 @@ async fn write_together(
             for (&(b, _), row) in order.iter().zip(&rows) {
                 if everything || keys.contains(&(row.project_id, row.id)) {
                     stored[b] += 1;
-                    add_deltas(&mut deltas, row);
+                    add_to_minute(&mut deltas, row);
                 }
             }
-            let counts: Vec<RollupCounts> = deltas
-                .iter()
-                .map(|(key, delta)| delta.counts(key))
+            fold_minutes(&mut deltas)?;
+            // Each summary row is read, merged and written once, under its model's lock.
+            let mut models: Vec<Id> = deltas.keys().map(|key| key.0).collect();
+            models.dedup();
+            telemetry_db::lock_rollups(tx, &models).await?;
+            let keys: Vec<RollupKey> = deltas.keys().copied().collect();
+            let mut held: HashMap<RollupKey, Rollup> = telemetry_db::stored_rollups(tx, &keys)
+                .await?
+                .into_iter()
+                .map(|row| (row.key(), row))
                 .collect();
             let mut merged = Vec::with_capacity(deltas.len());
-            for (key, latency, ttft) in telemetry_db::add_rollups(tx, &counts).await? {
-                let delta = deltas.get(&key).ok_or_else(|| {
-                    AppError::internal("a summary row came back under another key")
-                })?;
-                let mut latency = Sketch::decode_or_empty(latency.as_deref())?;
-                latency.merge(&delta.latency)?;
-                let mut ttft = Sketch::decode_or_empty(ttft.as_deref())?;
-                ttft.merge(&delta.ttft)?;
-                let ttft = (ttft.count() > 0).then(|| ttft.encode());
-                merged.push((key, latency.encode(), ttft));
+            for (key, delta) in deltas {
+                let mut total = match held.remove(&key) {
+                    Some(row) => Delta::stored(row)?,
+                    None => Delta::default(),
+                };
+                total.absorb(&delta)?;
+                merged.push(total.into_row(key));
             }
-            telemetry_db::set_rollup_sketches(tx, &merged).await?;
+            telemetry_db::write_rollups(tx, &merged).await?;
             Ok((stored, devices))
         })
         .await?;
@@ -268,17 +272,30 @@ async fn write_together(
     Ok(which.into_iter().map(|b| stored[b]).collect())
 }
 
-/// Adds what `row` adds to each summary row it falls in.
-fn add_deltas(deltas: &mut BTreeMap<RollupKey, Delta>, row: &InferenceSessionRow) {
-    for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
-        let key = (
-            row.model_id,
-            bucket,
-            floor(row.started_at, bucket),
-            row.model_version_id,
-        );
-        deltas.entry(key).or_default().add(row);
+/// Adds `row` to its minute's summary row; [`fold_minutes`] then adds the minutes to their hours
+/// and days.
+fn add_to_minute(deltas: &mut BTreeMap<RollupKey, Delta>, row: &InferenceSessionRow) {
+    let key = (
+        row.model_id,
+        TimeBucket::Minute,
+        floor(row.started_at, TimeBucket::Minute),
+        row.model_version_id,
+    );
+    deltas.entry(key).or_default().add(row);
+}
+
+/// Adds each minute's delta to its hour's and day's: merging a minute's sketch costs its few
+/// buckets, where adding each session to every sketch again cost a logarithm per session.
+fn fold_minutes(deltas: &mut BTreeMap<RollupKey, Delta>) -> Result<(), AppError> {
+    let mut coarser: BTreeMap<RollupKey, Delta> = BTreeMap::new();
+    for (&(model, _, start, version), minute) in deltas.iter() {
+        for bucket in [TimeBucket::Hour, TimeBucket::Day] {
+            let key = (model, bucket, floor(start, bucket), version);
+            coarser.entry(key).or_default().absorb(minute)?;
+        }
     }
+    deltas.extend(coarser);
+    Ok(())
 }
 
 async fn checked_row(
@@ -340,9 +357,37 @@ impl Delta {
             .saturating_add(row.output_tokens.unwrap_or(0));
     }
 
-    fn counts(&self, key: &RollupKey) -> RollupCounts {
-        let (model_id, granularity, bucket_start, model_version_id) = *key;
-        RollupCounts {
+    fn absorb(&mut self, other: &Delta) -> Result<(), AppError> {
+        self.sessions = self.sessions.saturating_add(other.sessions);
+        self.successes = self.successes.saturating_add(other.successes);
+        self.latency_sum += other.latency_sum;
+        self.ttft_count = self.ttft_count.saturating_add(other.ttft_count);
+        self.ttft_sum += other.ttft_sum;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.latency.merge(&other.latency)?;
+        self.ttft.merge(&other.ttft)
+    }
+
+    /// What a stored summary row holds, to add a batch's delta to.
+    fn stored(row: Rollup) -> Result<Delta, AppError> {
+        Ok(Delta {
+            sessions: row.sessions,
+            successes: row.successes,
+            latency_sum: row.latency_sum,
+            ttft_count: row.ttft_count,
+            ttft_sum: row.ttft_sum,
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            latency: Sketch::decode_or_empty(row.latency_sketch.as_deref())?,
+            ttft: Sketch::decode_or_empty(row.ttft_sketch.as_deref())?,
+        })
+    }
+
+    /// The summary row `key` holding this.
+    fn into_row(self, key: RollupKey) -> Rollup {
+        let (model_id, granularity, bucket_start, model_version_id) = key;
+        Rollup {
             model_id,
             granularity,
             bucket_start,
@@ -354,6 +399,8 @@ impl Delta {
             ttft_sum: self.ttft_sum,
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
+            latency_sketch: Some(self.latency.encode()),
+            ttft_sketch: (self.ttft.count() > 0).then(|| self.ttft.encode()),
         }
     }
 }
