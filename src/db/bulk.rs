@@ -1,8 +1,9 @@
 //! Multi-row statements written as SQL text, for the batches telemetry ingest writes in a
-//! [`BulkTx`]: upserts that add to the stored counters and answer what was stored, and updates
-//! joined to a list of values, which diesel's query builder does not express. The statement
-//! text is the same on both databases except for the placeholders, which [`values`] writes in
-//! each one's style.
+//! [`BulkTx`]: upserts that add to the stored counters or overwrite a row whole, lookups and
+//! updates joined to a list of values, which diesel's query builder does not express. Where
+//! the text is the same on both databases, only the placeholders differ, and [`values`] writes
+//! them in each one's style; the inference statements give PostgreSQL arrays instead
+//! (`db::telemetry`).
 
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 

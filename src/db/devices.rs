@@ -78,10 +78,10 @@ impl KnownDevices {
     /// Call after the transaction that registered `devices` committed.
     pub fn remember(&self, devices: &[Device]) {
         let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len + devices.len() > KNOWN_DEVICES_MAX {
-            *known = KnownSet::default();
-        }
         for d in devices {
+            if known.len >= KNOWN_DEVICES_MAX {
+                *known = KnownSet::default();
+            }
             if known
                 .by_project
                 .entry(d.project_id)
@@ -319,4 +319,38 @@ pub async fn counts_by_type(
             })
             .collect())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::Timestamp;
+
+    fn device(project: Id, external: &str) -> Device {
+        Device {
+            id: Id::new(),
+            project_id: project,
+            external_id: external.to_owned(),
+            device_type: None,
+            os: None,
+            runtime_version: None,
+            labels: "{}".into(),
+            first_seen_at: Timestamp::now(),
+            last_heartbeat_at: None,
+        }
+    }
+
+    #[test]
+    fn known_devices_are_told_apart_by_project() {
+        let (a, b) = (Id::new(), Id::new());
+        let known = KnownDevices::default();
+        known.remember(&[device(a, "d1"), device(a, "d1"), device(b, "d2")]);
+        assert_eq!(
+            known.0.lock().unwrap().len,
+            2,
+            "a device remembered twice counts once"
+        );
+        let asked = [(a, "d1"), (b, "d1"), (a, "d2"), (b, "d2")];
+        assert_eq!(known.unknown(asked), vec![(b, "d1"), (a, "d2")]);
+    }
 }

@@ -179,22 +179,35 @@ fn column<'a, R, T>(rows: &'a [R], field: impl Fn(&'a R) -> T) -> Vec<T> {
 /// A summary row's key.
 pub type RollupKey = (Id, TimeBucket, Timestamp, Id);
 
-/// Holds the summary rows of `models` (sorted, each once) for this transaction until it
-/// commits, across transactions and replicas, so that reading a row, merging into it and
-/// writing it back is one step: PostgreSQL's transaction-scoped advisory lock per model, in
-/// model order. SQLite has one writer at a time and needs none.
-pub async fn lock_rollups(tx: &mut BulkTx<'_>, models: &[Id]) -> Result<(), AppError> {
+/// Proof that this transaction holds the summary rows it reads and writes (see
+/// [`lock_rollups`]): [`stored_rollups`] and [`write_rollups`] take it, so no writer can skip
+/// the lock.
+pub struct RollupsHeld(());
+
+/// Holds the summary rows of `models` for this transaction until it commits, across
+/// transactions and replicas, so that reading a row, merging into it and writing it back is
+/// one step. On PostgreSQL: a transaction-scoped advisory lock per model, keyed by 32 bits of
+/// the model's id (the two-key form, class 7, kept apart from the one-key lock migrations
+/// take), taken in key order in one statement, so two writers never wait for each other
+/// crosswise. SQLite has one writer at a time and needs none.
+pub async fn lock_rollups(tx: &mut BulkTx<'_>, models: &[Id]) -> Result<RollupsHeld, AppError> {
     if let BulkTx::Postgres(conn) = tx {
-        use diesel::sql_types::Text;
-        for model in models {
-            // The two-key form keeps these locks apart from the single-key one migrations use.
-            diesel::sql_query("SELECT pg_advisory_xact_lock(7, hashtext($1))")
-                .bind::<Text, _>(*model)
-                .execute(&mut **conn)
-                .await?;
+        use diesel::sql_types::{Array, Integer};
+        // A UUIDv7's last bits are random; ids that share them share a lock, which is safe.
+        let mut keys: Vec<i32> = models.iter().map(|m| m.0.as_u128() as u32 as i32).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if !keys.is_empty() {
+            diesel::sql_query(
+                "SELECT pg_advisory_xact_lock(7, k) FROM unnest($1::int4[]) WITH ORDINALITY \
+                 AS l (k, n) ORDER BY n",
+            )
+            .bind::<Array<Integer>, _>(keys)
+            .execute(&mut **conn)
+            .await?;
         }
     }
-    Ok(())
+    Ok(RollupsHeld(()))
 }
 
 /// The stored summary rows among `keys`, held by [`lock_rollups`].
@@ -203,8 +216,12 @@ pub async fn lock_rollups(tx: &mut BulkTx<'_>, models: &[Id]) -> Result<(), AppE
 /// of a thousand keys cost PostgreSQL more to parse, copy and plan than to look up.
 pub async fn stored_rollups(
     tx: &mut BulkTx<'_>,
+    _held: &RollupsHeld,
     keys: &[RollupKey],
 ) -> Result<Vec<Rollup>, AppError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
     use diesel::sql_types::{Array, Text, Timestamp as Time};
     const SELECT: &str = "SELECT r.model_id, r.granularity, r.bucket_start, r.model_version_id, \
          r.sessions, r.successes, r.latency_sum, r.ttft_count, r.ttft_sum, r.input_tokens, \
@@ -255,7 +272,14 @@ pub async fn stored_rollups(
 /// its merged sketches. The rows must be held by [`lock_rollups`] and merged from what
 /// [`stored_rollups`] answered under it. Rows go as arrays on PostgreSQL and as a `VALUES`
 /// list on SQLite, as in [`stored_rollups`].
-pub async fn write_rollups(tx: &mut BulkTx<'_>, rows: &[Rollup]) -> Result<(), AppError> {
+pub async fn write_rollups(
+    tx: &mut BulkTx<'_>,
+    _held: &RollupsHeld,
+    rows: &[Rollup],
+) -> Result<(), AppError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     use diesel::sql_types::{Array, BigInt, Binary, Double, Nullable, Text, Timestamp as Time};
     const INSERT: &str = "INSERT INTO inference_rollups (model_id, granularity, bucket_start, \
          model_version_id, sessions, successes, latency_sum, ttft_count, ttft_sum, \
@@ -446,17 +470,24 @@ pub async fn delete_raw_before(
     }
     use inference_sessions as s;
     let mut removed = 0;
+    // One seek per model: the next model's first row in (model, started_at) order is that
+    // model's oldest session; a model with nothing expired costs only that.
     let mut last: Option<Id> = None;
     loop {
-        let next: Option<Id> = with_conn!(db, conn => {
-            let mut query = s::table.select(diesel::dsl::min(s::model_id)).into_boxed();
+        let next: Option<(Id, Timestamp)> = with_conn!(db, conn => {
+            let mut query = s::table
+                .select((s::model_id, s::started_at))
+                .order((s::model_id, s::started_at))
+                .into_boxed();
             if let Some(last) = last {
                 query = query.filter(s::model_id.gt(last));
             }
-            query.first::<Option<Id>>(conn).await?
+            query.first::<(Id, Timestamp)>(conn).await.optional()?
         });
-        let Some(model) = next else { break };
-        removed += sweep!(inference_sessions, started_at, s::model_id.eq(model));
+        let Some((model, oldest)) = next else { break };
+        if oldest.0 < cutoff.0 {
+            removed += sweep!(inference_sessions, started_at, s::model_id.eq(model));
+        }
         last = Some(model);
     }
     // Training updates take few rows and keep their index on `recorded_at`: one walk.

@@ -248,23 +248,24 @@ async fn write_together(
             // Each summary row is read, merged and written once, under its model's lock.
             let mut models: Vec<Id> = deltas.keys().map(|key| key.0).collect();
             models.dedup();
-            telemetry_db::lock_rollups(tx, &models).await?;
+            let lock = telemetry_db::lock_rollups(tx, &models).await?;
             let keys: Vec<RollupKey> = deltas.keys().copied().collect();
-            let mut held: HashMap<RollupKey, Rollup> = telemetry_db::stored_rollups(tx, &keys)
-                .await?
-                .into_iter()
-                .map(|row| (row.key(), row))
-                .collect();
+            let mut existing: HashMap<RollupKey, Rollup> =
+                telemetry_db::stored_rollups(tx, &lock, &keys)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.key(), row))
+                    .collect();
             let mut merged = Vec::with_capacity(deltas.len());
             for (key, delta) in deltas {
-                let mut total = match held.remove(&key) {
+                let mut total = match existing.remove(&key) {
                     Some(row) => Delta::stored(row)?,
                     None => Delta::default(),
                 };
                 total.absorb(&delta)?;
                 merged.push(total.into_row(key));
             }
-            telemetry_db::write_rollups(tx, &merged).await?;
+            telemetry_db::write_rollups(tx, &lock, &merged).await?;
             Ok((stored, devices))
         })
         .await?;
@@ -367,6 +368,13 @@ impl Delta {
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.latency.merge(&other.latency)?;
         self.ttft.merge(&other.ttft)
+    }
+
+    #[cfg(test)]
+    fn clone_row(&self, key: RollupKey) -> Rollup {
+        let mut copy = Delta::default();
+        copy.absorb(self).expect("one sketch configuration");
+        copy.into_row(key)
     }
 
     /// What a stored summary row holds, to add a batch's delta to.
@@ -732,5 +740,78 @@ mod tests {
                 at("2026-01-01 12:00")
             )]
         );
+    }
+
+    #[test]
+    fn hours_and_days_folded_from_minutes_hold_what_each_session_adds() {
+        // Sessions across an hour's end and midnight, two versions, some without a TTFT.
+        let (model, v1, v2) = (Id::new(), Id::new(), Id::new());
+        let start = at("2026-01-01 23:40");
+        let rows: Vec<InferenceSessionRow> = (0..400)
+            .map(|i| InferenceSessionRow {
+                project_id: Id::new(),
+                id: Id::new(),
+                model_id: model,
+                model_version_id: if i % 3 == 0 { v2 } else { v1 },
+                device_external_id: "d".into(),
+                started_at: Timestamp(start.0 + chrono::Duration::seconds(17 * i)),
+                latency_ms: 1.0 + (i * 37 % 500) as f64,
+                ttft_ms: (i % 4 != 0).then_some(0.5 + (i % 90) as f64),
+                input_tokens: Some(i),
+                output_tokens: None,
+                success: i % 7 != 0,
+                error_code: None,
+            })
+            .collect();
+        let mut folded = BTreeMap::new();
+        let mut direct: BTreeMap<RollupKey, Delta> = BTreeMap::new();
+        for row in &rows {
+            add_to_minute(&mut folded, row);
+            for bucket in [TimeBucket::Minute, TimeBucket::Hour, TimeBucket::Day] {
+                let key = (
+                    model,
+                    bucket,
+                    floor(row.started_at, bucket),
+                    row.model_version_id,
+                );
+                direct.entry(key).or_default().add(row);
+            }
+        }
+        fold_minutes(&mut folded).unwrap();
+        assert_eq!(
+            folded.keys().collect::<Vec<_>>(),
+            direct.keys().collect::<Vec<_>>()
+        );
+        assert!(
+            direct
+                .keys()
+                .any(|k| k.1 == TimeBucket::Day && k.2 == at("2026-01-02 00:00"))
+        );
+        for (key, want) in &direct {
+            let got = folded[key].clone_row(*key);
+            let want = want.clone_row(*key);
+            assert_eq!(
+                (
+                    got.sessions,
+                    got.successes,
+                    got.ttft_count,
+                    got.input_tokens,
+                    got.output_tokens
+                ),
+                (
+                    want.sessions,
+                    want.successes,
+                    want.ttft_count,
+                    want.input_tokens,
+                    want.output_tokens
+                ),
+                "{key:?}"
+            );
+            assert!((got.latency_sum - want.latency_sum).abs() < 1e-6);
+            assert!((got.ttft_sum - want.ttft_sum).abs() < 1e-6);
+            // Merging sketches is exact: the same buckets hold the same counts.
+            assert_eq!(got.latency_sketch, want.latency_sketch, "{key:?}");
+            assert_eq!(got.ttft_sketch, want.ttft_sketch, "{key:?}");
+        }
     }
 }

@@ -179,9 +179,9 @@ pub fn check_event_time(
 /// by one still finds its event stored.
 pub const REMOVAL_MARGIN_SECS: i64 = 3600;
 
-/// Removes raw events older than the retention and its margin, a minute of events per
-/// transaction; their summaries stay. Safe on every replica at once: each row is deleted once,
-/// and replicas delete in the same time order.
+/// Removes raw events older than the retention and its margin, a minute of one model's events
+/// per transaction; their summaries stay. Safe on every replica at once: each row is deleted
+/// once, and replicas delete in the same (model, time) order.
 pub async fn remove_expired(app: &App) -> Result<usize, AppError> {
     let cutoff = Timestamp(
         app.clock.now().0 - retention(app) - chrono::Duration::seconds(REMOVAL_MARGIN_SECS),
