@@ -466,6 +466,10 @@ pub async fn count_live(tx: &mut Tx<'_>, project_id: Id) -> Result<i64, AppError
 
 /// The name and slug of a live model of the project, other than `except`, that already uses
 /// `name` or `slug`.
+///
+/// Asked as one seek per column: with `name = ? OR slug = ?` in one statement SQLite walked
+/// every live model of the project (an index on `project_id` alone matched first), which made
+/// each create and rename cost the project's size.
 pub async fn clash(
     tx: &mut Tx<'_>,
     project_id: Id,
@@ -473,9 +477,29 @@ pub async fn clash(
     slug: Option<&str>,
     except: Option<Id>,
 ) -> Result<Option<(String, String)>, AppError> {
-    if name.is_none() && slug.is_none() {
-        return Ok(None);
+    let on_name = match name {
+        Some(name) => clash_on(tx, project_id, Clash::Name(name), except).await?,
+        None => None,
+    };
+    match (on_name, slug) {
+        (Some(found), _) => Ok(Some(found)),
+        (None, Some(slug)) => clash_on(tx, project_id, Clash::Slug(slug), except).await,
+        (None, None) => Ok(None),
     }
+}
+
+/// The column [`clash`] looks up.
+enum Clash<'a> {
+    Name(&'a str),
+    Slug(&'a str),
+}
+
+async fn clash_on(
+    tx: &mut Tx<'_>,
+    project_id: Id,
+    column: Clash<'_>,
+    except: Option<Id>,
+) -> Result<Option<(String, String)>, AppError> {
     on_tx!(tx, conn => {
         let mut query = models::table
             .filter(models::project_id.eq(project_id))
@@ -485,11 +509,9 @@ pub async fn clash(
         if let Some(except) = except {
             query = query.filter(models::id.ne(except));
         }
-        query = match (name, slug) {
-            (Some(name), Some(slug)) => query.filter(models::name.eq(name).or(models::slug.eq(slug))),
-            (Some(name), None) => query.filter(models::name.eq(name)),
-            (None, Some(slug)) => query.filter(models::slug.eq(slug)),
-            (None, None) => query,
+        query = match column {
+            Clash::Name(name) => query.filter(models::name.eq(name)),
+            Clash::Slug(slug) => query.filter(models::slug.eq(slug)),
         };
         Ok(query.first(conn).await.optional()?)
     })
