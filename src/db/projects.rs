@@ -125,27 +125,59 @@ pub async fn lock(tx: &mut Tx<'_>, id: Id) -> Result<(), AppError> {
     })
 }
 
-/// Counts one more version created in the project this month; answers the new count. The
-/// count is taken before the quota check and rolled back with it, so concurrent creates
-/// cannot both take the last slot.
+/// How many rows a project's monthly version count is spread over.
+pub const USAGE_SHARDS: u32 = 16;
+
+/// The shard of the monthly count a model's versions are counted in. A model's creates wait
+/// for each other anyway (on its version number), so they may share a row.
+pub fn usage_shard(model_id: Id) -> i32 {
+    // UUIDv7 ids end in random bits.
+    (model_id.0.as_u128() % u128::from(USAGE_SHARDS)) as i32
+}
+
+/// Counts one more version created in the project this month, in `shard` of the month's count
+/// (`0..USAGE_SHARDS`): a row per project and month would make every create in the project
+/// wait for the previous one's commit to take its lock.
 pub async fn count_version_created(
+    tx: &mut Tx<'_>,
+    project_id: Id,
+    month: &str,
+    shard: i32,
+) -> Result<(), AppError> {
+    use crate::db::schema::project_monthly_usage as usage;
+    on_tx!(tx, conn => {
+        diesel::insert_into(usage::table)
+            .values((
+                usage::project_id.eq(project_id),
+                usage::month.eq(month),
+                usage::shard.eq(shard),
+                usage::versions_created.eq(1_i64),
+            ))
+            .on_conflict((usage::project_id, usage::month, usage::shard))
+            .do_update()
+            .set(usage::versions_created.eq(usage::versions_created + 1_i64))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// How many versions were created in the project this month, across the count's shards.
+pub async fn versions_created(
     tx: &mut Tx<'_>,
     project_id: Id,
     month: &str,
 ) -> Result<i64, AppError> {
     use crate::db::schema::project_monthly_usage as usage;
     on_tx!(tx, conn => {
-        Ok(diesel::insert_into(usage::table)
-            .values((
-                usage::project_id.eq(project_id),
-                usage::month.eq(month),
-                usage::versions_created.eq(1_i64),
-            ))
-            .on_conflict((usage::project_id, usage::month))
-            .do_update()
-            .set(usage::versions_created.eq(usage::versions_created + 1_i64))
-            .returning(usage::versions_created)
-            .get_result(conn)
-            .await?)
+        // At most one row per shard, summed here: SQL's SUM of a BIGINT is a NUMERIC on
+        // PostgreSQL.
+        let shards: Vec<i64> = usage::table
+            .filter(usage::project_id.eq(project_id))
+            .filter(usage::month.eq(month))
+            .select(usage::versions_created)
+            .load(conn)
+            .await?;
+        Ok(shards.into_iter().fold(0, i64::saturating_add))
     })
 }

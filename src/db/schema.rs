@@ -107,9 +107,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    project_monthly_usage (project_id, month) {
+    project_monthly_usage (project_id, month, shard) {
         project_id -> Text,
         month -> Text,
+        shard -> Integer,
         versions_created -> BigInt,
     }
 }

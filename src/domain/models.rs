@@ -287,40 +287,52 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         deployment_count: 0,
     };
     let max_models = project.max_models;
-    db.transaction(async |tx| {
-        // Checked against a locked project row: concurrent creates in one project are counted
-        // against the quota one after another.
-        projects::lock(tx, model.project_id).await?;
-        if let Some(max) = max_models
-            && models::count_live(tx, model.project_id).await? >= max
-        {
-            return Err(AppError::QuotaExceeded(format!(
-                "project `{}` allows at most {max} models",
-                project.slug
-            )));
-        }
-        let clash = models::clash(
-            tx,
-            model.project_id,
-            Some(&model.name),
-            Some(&model.slug),
-            None,
-        )
+    let inserted = db
+        .transaction(async |tx| {
+            // Checked against a locked project row: concurrent creates in one project are counted
+            // against the quota one after another. Without a quota nothing is counted, and the
+            // unique indexes alone settle a race for a name.
+            if let Some(max) = max_models {
+                projects::lock(tx, model.project_id).await?;
+                if models::count_live(tx, model.project_id).await? >= max {
+                    return Err(AppError::QuotaExceeded(format!(
+                        "project `{}` allows at most {max} models",
+                        project.slug
+                    )));
+                }
+            }
+            // A refused insert ends the transaction (PostgreSQL aborts it), so it is rolled
+            // back through an error.
+            match models::insert(tx, &model).await? {
+                true => Ok(()),
+                false => Err(name_taken(&model.name)),
+            }
+        })
+        .await;
+    match inserted {
+        Ok(()) => return Ok(model),
+        Err(AppError::Conflict(_)) => {}
+        Err(e) => return Err(e),
+    }
+    // A unique index refused the row: which of the two names is taken is looked up only now,
+    // so a create that succeeds reads nothing first.
+    let clash = db
+        .transaction(async |tx| {
+            models::clash(
+                tx,
+                model.project_id,
+                Some(&model.name),
+                Some(&model.slug),
+                None,
+            )
+            .await
+        })
         .await?;
-        if let Some((name, _)) = clash {
-            return Err(if name == model.name {
-                name_taken(&name)
-            } else {
-                slug_taken(&model.slug)
-            });
-        }
-        if !models::insert(tx, &model).await? {
-            return Err(name_taken(&model.name));
-        }
-        Ok(())
+    Err(match clash {
+        Some((name, _)) if name == model.name => name_taken(&name),
+        Some(_) => slug_taken(&model.slug),
+        None => AppError::conflict("name or slug already taken; try again"),
     })
-    .await?;
-    Ok(model)
 }
 
 /// A live model the caller may act on with `role`; another project's is NOT_FOUND.

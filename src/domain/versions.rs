@@ -127,20 +127,22 @@ pub async fn create(
     };
     let month = month_of(now);
     db.transaction(async |tx| {
-        let created = projects::count_version_created(tx, project.id, &month).await?;
-        if let Some(max) = project.max_versions_per_month
-            && created > max
-        {
-            return Err(AppError::QuotaExceeded(format!(
-                "project `{}` allows at most {max} new versions per month",
-                project.slug
-            )));
+        // Under a quota, the project's creates count one after another against it; without
+        // one, they only add to their model's shard of the month's count.
+        if let Some(max) = project.max_versions_per_month {
+            projects::lock(tx, project.id).await?;
+            if projects::versions_created(tx, project.id, &month).await? >= max {
+                return Err(AppError::QuotaExceeded(format!(
+                    "project `{}` allows at most {max} new versions per month",
+                    project.slug
+                )));
+            }
         }
-        if model_versions::label_taken(tx, model.id, &version.version, None).await? {
-            return Err(label_taken(&version.version));
-        }
+        projects::count_version_created(tx, project.id, &month, projects::usage_shard(model.id))
+            .await?;
         let (number, current) = models::take_version_number(tx, model.id, now).await?;
         version.number = number;
+        // The label's unique index refuses a taken label; the error rolls the number back.
         if !model_versions::insert(tx, &version).await? {
             return Err(label_taken(&version.version));
         }

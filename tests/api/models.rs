@@ -125,7 +125,8 @@ backends! {
         let first = app.create_model(&app.admin, &project, "Ranker", json!({})).await;
         let error = app.fails(&app.admin, CREATE, json!({ "input": { "projectId": project, "name": "Ranker" } }), "CONFLICT").await;
         assert!(error["message"].as_str().unwrap().contains("Ranker"));
-        app.fails(&app.admin, CREATE, json!({ "input": { "projectId": project, "name": "Other", "slug": "ranker" } }), "CONFLICT").await;
+        let error = app.fails(&app.admin, CREATE, json!({ "input": { "projectId": project, "name": "Other", "slug": "ranker" } }), "CONFLICT").await;
+        assert!(error["message"].as_str().unwrap().contains("slug `ranker`"), "{error}");
         // The same name in another project is fine.
         app.create_model(&app.admin, &other, "Ranker", json!({})).await;
         // Renaming onto a taken name is refused and changes nothing.

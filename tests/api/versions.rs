@@ -176,6 +176,26 @@ backends! {
         assert_eq!(v3["createModelVersion"]["modelVersion"]["number"], 3, "refused creates used no number");
     }
 
+    async fn the_monthly_quota_counts_the_versions_of_every_model(app) {
+        let project = app.default_project().await;
+        let mut models = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            let model = app.create_model(&app.admin, &project, name, json!({})).await;
+            app.create_version(&app.admin, &model, "v1").await;
+            models.push(model);
+        }
+        let quotas = "mutation($input: UpdateProjectQuotasInput!) { updateProjectQuotas(input: $input) { project { maxVersionsPerMonth } } }";
+        app.ok(&app.admin, quotas, json!({ "input": { "projectId": project, "maxVersionsPerMonth": 6 } })).await;
+        app.create_version(&app.admin, &models[1], "v2").await;
+        app.create_version(&app.admin, &models[2], "v2").await;
+        for model in &models {
+            app.fails(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v3" } }), "QUOTA_EXCEEDED").await;
+        }
+        let other = app.create_project("elsewhere").await;
+        let elsewhere = app.create_model(&app.admin, &other, "e", json!({})).await;
+        app.create_version(&app.admin, &elsewhere, "v1").await;
+    }
+
     async fn published_versions_are_frozen_and_can_be_deprecated(app) {
         let project = app.default_project().await;
         let model = app.create_model(&app.admin, &project, "m", json!({})).await;
