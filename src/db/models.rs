@@ -204,6 +204,25 @@ pub async fn find_live(db: &Db, id: Id) -> Result<Option<Model>, AppError> {
     })
 }
 
+/// A live model with its project, in one statement: every check of a caller against a model
+/// needs both.
+pub async fn find_live_with_project(
+    db: &Db,
+    id: Id,
+) -> Result<Option<(Model, crate::db::projects::Project)>, AppError> {
+    read!(db, conn => {
+        Ok(models::table
+            .inner_join(projects::table)
+            .filter(models::id.eq(id))
+            .filter(models::deleted_at.is_null())
+            .select((Model::as_select(), crate::db::projects::Project::as_select()))
+            .limit(1)
+            .fetch_one(conn)
+            .await
+            .optional()?)
+    })
+}
+
 pub async fn find_by_name(db: &Db, project_id: Id, name: &str) -> Result<Option<Model>, AppError> {
     with_conn!(db, conn => {
         Ok(models::table

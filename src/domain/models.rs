@@ -6,6 +6,7 @@ use crate::auth::{Principal, ProjectRef};
 use crate::db::artifacts::{self, ArtifactSet};
 use crate::db::models::{self, FilterValues, Model, ModelChanges, ModelFilter, ModelOrder};
 use crate::db::page::{Page, PageRequest};
+use crate::db::projects::Project;
 use crate::db::{Db, Tx, endpoints, model_versions, projects};
 use crate::domain::catalog::revision as catalog;
 use crate::domain::organizations::{project_by_slug, visible_project};
@@ -342,14 +343,23 @@ pub async fn visible_model(
     id: Id,
     role: Role,
 ) -> Result<Model, AppError> {
-    let model = models::find_live(db, id)
-        .await?
-        .ok_or(AppError::NotFound("model"))?;
-    let project = crate::db::projects::find(db, model.project_id)
+    visible_model_in_project(db, caller, id, role)
+        .await
+        .map(|(model, _)| model)
+}
+
+/// [`visible_model`], with the model's project.
+pub async fn visible_model_in_project(
+    db: &Db,
+    caller: &Principal,
+    id: Id,
+    role: Role,
+) -> Result<(Model, Project), AppError> {
+    let (model, project) = models::find_live_with_project(db, id)
         .await?
         .ok_or(AppError::NotFound("model"))?;
     caller.require(ProjectRef::from(&project), role, "model")?;
-    Ok(model)
+    Ok((model, project))
 }
 
 pub async fn by_name(

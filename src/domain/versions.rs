@@ -7,7 +7,7 @@ use crate::db::models::{self, Model};
 use crate::db::page::{Page, PageRequest};
 use crate::db::{Db, projects};
 use crate::domain::catalog::revision as catalog;
-use crate::domain::models::visible_model;
+use crate::domain::models::{visible_model, visible_model_in_project};
 use crate::domain::organizations::month_of;
 use crate::domain::validate::{self, DESCRIPTION_MAX};
 use crate::error::AppError;
@@ -101,10 +101,8 @@ pub async fn create(
     caller: &Principal,
     input: NewModelVersion,
 ) -> Result<ModelVersion, AppError> {
-    let model = visible_model(db, caller, input.model_id, Role::Editor).await?;
-    let project = projects::find(db, model.project_id)
-        .await?
-        .ok_or(AppError::NotFound("model"))?;
+    let (model, project) =
+        visible_model_in_project(db, caller, input.model_id, Role::Editor).await?;
     let now = Timestamp::now();
     let mut version = ModelVersion {
         id: Id::new(),
