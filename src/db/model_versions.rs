@@ -259,7 +259,7 @@ pub async fn label_taken(
     })
 }
 
-/// Inserts a version; `false` when a unique index refused it (a concurrent create won).
+/// Inserts a version; `false` when a unique index refused it (its label is taken).
 pub async fn insert(tx: &mut Tx<'_>, version: &ModelVersion) -> Result<bool, AppError> {
     on_tx!(tx, conn => {
         match diesel::insert_into(model_versions::table).values(version).execute(conn).await {

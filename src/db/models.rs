@@ -487,8 +487,8 @@ pub async fn count_live(tx: &mut Tx<'_>, project_id: Id) -> Result<i64, AppError
 /// `name` or `slug`.
 ///
 /// Asked as one seek per column: with `name = ? OR slug = ?` in one statement SQLite walked
-/// every live model of the project (an index on `project_id` alone matched first), which made
-/// each create and rename cost the project's size.
+/// every live model of the project (through an index that leads with `project_id`), which
+/// made each create and rename cost the project's size.
 pub async fn clash(
     tx: &mut Tx<'_>,
     project_id: Id,
@@ -536,7 +536,7 @@ async fn clash_on(
     })
 }
 
-/// Inserts a model; `false` when a unique index refused it (a concurrent create won).
+/// Inserts a model; `false` when a unique index refused it (its name or slug is taken).
 pub async fn insert(tx: &mut Tx<'_>, model: &Model) -> Result<bool, AppError> {
     on_tx!(tx, conn => {
         match diesel::insert_into(models::table).values(model).execute(conn).await {

@@ -88,6 +88,17 @@ pub async fn set_quotas(
     max_models: Option<i64>,
     max_versions_per_month: Option<i64>,
 ) -> Result<Project, AppError> {
+    // An UPDATE of these columns alone would not wait for the key-share locks of [`quotas`];
+    // locking the row for update first waits until every create that read the old quotas has
+    // committed.
+    if let Tx::Postgres(conn) = tx {
+        projects::table
+            .find(id)
+            .select(projects::id)
+            .for_update()
+            .execute(&mut **conn)
+            .await?;
+    }
     on_tx!(tx, conn => {
         Ok(diesel::update(projects::table.find(id))
             .set((
@@ -99,6 +110,24 @@ pub async fn set_quotas(
             .get_result(conn)
             .await?)
     })
+}
+
+/// A project's quotas: (`max_models`, `max_versions_per_month`).
+pub type Quotas = (Option<i64>, Option<i64>);
+
+/// The project's quotas as a creating transaction must obey them. They are read inside the
+/// transaction, and on PostgreSQL with a key-share lock on the row (the lock the create's
+/// foreign key takes anyway), which [`set_quotas`] waits for: a create that read no quota has
+/// committed before a quota is set, and one that reads after sees it. SQLite has one writer.
+pub async fn quotas(tx: &mut Tx<'_>, id: Id) -> Result<Quotas, AppError> {
+    let query = projects::table
+        .find(id)
+        .select((projects::max_models, projects::max_versions_per_month));
+    let quotas = match tx {
+        Tx::Sqlite(conn) => query.first(&mut **conn).await,
+        Tx::Postgres(conn) => query.for_key_share().first(&mut **conn).await,
+    };
+    Ok(quotas.optional()?.unwrap_or_default())
 }
 
 /// The organization a project belongs to, read inside a transaction.
@@ -180,4 +209,27 @@ pub async fn versions_created(
             .await?;
         Ok(shards.into_iter().fold(0, i64::saturating_add))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_spread_over_every_usage_shard() {
+        let mut seen = [0_u32; USAGE_SHARDS as usize];
+        for _ in 0..4_000 {
+            let shard = usage_shard(Id::new());
+            assert!((0..USAGE_SHARDS as i32).contains(&shard), "{shard}");
+            seen[shard as usize] += 1;
+        }
+        // 250 expected in each; a shard below 150 would mean the bits are not random.
+        assert!(seen.iter().all(|&n| n > 150), "{seen:?}");
+        let model = Id::new();
+        assert_eq!(
+            usage_shard(model),
+            usage_shard(model),
+            "a model keeps its shard"
+        );
+    }
 }

@@ -287,12 +287,13 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         shared_at: None,
         deployment_count: 0,
     };
-    let max_models = project.max_models;
+    let mut refused = false;
     let inserted = db
         .transaction(async |tx| {
             // Checked against a locked project row: concurrent creates in one project are counted
             // against the quota one after another. Without a quota nothing is counted, and the
             // unique indexes alone settle a race for a name.
+            let (max_models, _) = projects::quotas(tx, model.project_id).await?;
             if let Some(max) = max_models {
                 projects::lock(tx, model.project_id).await?;
                 if models::count_live(tx, model.project_id).await? >= max {
@@ -304,19 +305,22 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
             }
             // A refused insert ends the transaction (PostgreSQL aborts it), so it is rolled
             // back through an error.
-            match models::insert(tx, &model).await? {
-                true => Ok(()),
-                false => Err(name_taken(&model.name)),
+            if models::insert(tx, &model).await? {
+                Ok(())
+            } else {
+                refused = true;
+                Err(name_taken(&model.name))
             }
         })
         .await;
     match inserted {
         Ok(()) => return Ok(model),
-        Err(AppError::Conflict(_)) => {}
+        Err(_) if refused => {}
         Err(e) => return Err(e),
     }
     // A unique index refused the row: which of the two names is taken is looked up only now,
-    // so a create that succeeds reads nothing first.
+    // so a create that succeeds reads nothing first. Should the other model be gone by then,
+    // the answer is still CONFLICT, naming neither.
     let clash = db
         .transaction(async |tx| {
             models::clash(

@@ -127,7 +127,8 @@ pub async fn create(
     db.transaction(async |tx| {
         // Under a quota, the project's creates count one after another against it; without
         // one, they only add to their model's shard of the month's count.
-        if let Some(max) = project.max_versions_per_month {
+        let (_, max_versions) = projects::quotas(tx, project.id).await?;
+        if let Some(max) = max_versions {
             projects::lock(tx, project.id).await?;
             if projects::versions_created(tx, project.id, &month).await? >= max {
                 return Err(AppError::QuotaExceeded(format!(

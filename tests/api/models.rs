@@ -294,6 +294,32 @@ backends! {
         assert_eq!(negative["extensions"]["field"], "maxModels");
     }
 
+    async fn concurrent_creates_of_one_name_make_one_model(app) {
+        let project = app.default_project().await;
+        let attempts = (0..6).map(|i| {
+            let app = &app;
+            let project = project.clone();
+            // Half ask for the name, half for another name with the name's slug.
+            let input = if i % 2 == 0 {
+                json!({ "projectId": project, "name": "Twin" })
+            } else {
+                json!({ "projectId": project, "name": format!("Other {i}"), "slug": "twin" })
+            };
+            async move { app.gql(&app.admin, CREATE, json!({ "input": input })).await }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let created = results.iter().filter(|r| r.get("errors").is_none()).count();
+        assert_eq!(created, 1, "{results:#?}");
+        for refused in results.iter().filter(|r| r.get("errors").is_some()) {
+            let error = &refused["errors"][0];
+            assert_eq!(error["extensions"]["code"], "CONFLICT", "{error}");
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains("`Twin`") || message.contains("slug `twin`"), "{error}");
+        }
+        let list = app.ok(&app.admin, "{ models { totalCount } }", json!({})).await;
+        assert_eq!(list["models"]["totalCount"], 1);
+    }
+
     async fn concurrent_creates_respect_the_quota(app) {
         let project = app.default_project().await;
         let quotas = "mutation($input: UpdateProjectQuotasInput!) { updateProjectQuotas(input: $input) { project { id } } }";

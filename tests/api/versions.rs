@@ -196,6 +196,24 @@ backends! {
         app.create_version(&app.admin, &elsewhere, "v1").await;
     }
 
+    async fn concurrent_creates_across_models_respect_the_monthly_quota(app) {
+        let project = app.default_project().await;
+        let mut models = Vec::new();
+        for i in 0..8 {
+            models.push(app.create_model(&app.admin, &project, &format!("m{i}"), json!({})).await);
+        }
+        let quotas = "mutation($input: UpdateProjectQuotasInput!) { updateProjectQuotas(input: $input) { project { id } } }";
+        app.ok(&app.admin, quotas, json!({ "input": { "projectId": project, "maxVersionsPerMonth": 3 } })).await;
+        let attempts = models.iter().map(|model| {
+            let app = &app;
+            async move { app.gql(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v1" } })).await }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let created = results.iter().filter(|r| r.get("errors").is_none()).count();
+        assert_eq!(created, 3, "{results:#?}");
+        assert!(results.iter().filter(|r| r.get("errors").is_some()).all(|r| r["errors"][0]["extensions"]["code"] == "QUOTA_EXCEEDED"), "{results:#?}");
+    }
+
     async fn published_versions_are_frozen_and_can_be_deprecated(app) {
         let project = app.default_project().await;
         let model = app.create_model(&app.admin, &project, "m", json!({})).await;

@@ -10,3 +10,5 @@ INSERT INTO project_monthly_usage_whole (project_id, month, versions_created)
 DROP TABLE project_monthly_usage;
 ALTER TABLE project_monthly_usage_whole RENAME TO project_monthly_usage;
 ALTER INDEX project_monthly_usage_whole_pkey RENAME TO project_monthly_usage_pkey;
+ALTER TABLE project_monthly_usage
+    RENAME CONSTRAINT project_monthly_usage_whole_project_id_fkey TO project_monthly_usage_project_id_fkey;

@@ -19,8 +19,10 @@ use crate::db::model_versions::ModelVersion;
 use crate::db::models::{self, CatalogFilter, Model, ModelFilter, ModelOrder, Sharing};
 use crate::db::page::{Page, PageRequest};
 use crate::db::projects::ProjectSet;
-use crate::db::{Db, organizations, projects};
-use crate::domain::models::{Tag, capabilities_of, tags_of, visible_model};
+use crate::db::{Db, organizations};
+use crate::domain::models::{
+    Tag, capabilities_of, tags_of, visible_model, visible_model_in_project,
+};
 use crate::domain::validate::{self, SHORT_TEXT_MAX};
 use crate::error::AppError;
 use crate::values::{ArtifactKind, ModelFamily, ProductType};
@@ -29,10 +31,7 @@ use crate::values::{CatalogRole, Id, JsonText, ModelStatus, Role, Timestamp};
 /// Shares a READY or ACTIVE model: it enters the catalog as DEPLOYABLE. Sharing a shared model
 /// changes nothing.
 pub async fn share(db: &Db, caller: &Principal, id: Id) -> Result<Model, AppError> {
-    let model = visible_model(db, caller, id, Role::Editor).await?;
-    let project = projects::find(db, model.project_id)
-        .await?
-        .ok_or(AppError::NotFound("model"))?;
+    let (_, project) = visible_model_in_project(db, caller, id, Role::Editor).await?;
     let now = Timestamp::now();
     db.transaction(async |tx| {
         let model = models::lock(tx, id).await?;
