@@ -435,6 +435,51 @@ where
     }
 }
 
+/// The connection of a transaction of either kind: [`Tx`], or [`BulkTx`] whose SQLite side is
+/// the plain connection.
+pub enum TxConn<'a> {
+    SqliteAsync(&'a mut SqliteAsync),
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut AsyncPgConnection),
+}
+
+/// A transaction of either kind. A statement that both kinds run is written once, with
+/// [`Fetch`] and [`Run`] inside [`on_any_tx!`], for `tx: &mut impl AnyTx`.
+pub trait AnyTx {
+    fn conn(&mut self) -> TxConn<'_>;
+}
+
+impl AnyTx for Tx<'_> {
+    fn conn(&mut self) -> TxConn<'_> {
+        match self {
+            Tx::Sqlite(conn) => TxConn::SqliteAsync(conn),
+            Tx::Postgres(conn) => TxConn::Postgres(conn),
+        }
+    }
+}
+
+impl AnyTx for BulkTx<'_> {
+    fn conn(&mut self) -> TxConn<'_> {
+        match self {
+            BulkTx::Sqlite(conn) => TxConn::Sqlite(conn),
+            BulkTx::Postgres(conn) => TxConn::Postgres(conn),
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the connection of `$tx` (an [`AnyTx`]), once per kind of
+/// connection; the body's statements go through [`Fetch`] and [`Run`].
+macro_rules! on_any_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $crate::db::AnyTx::conn($tx) {
+            $crate::db::TxConn::SqliteAsync($conn) => $body,
+            $crate::db::TxConn::Sqlite($conn) => $body,
+            $crate::db::TxConn::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use on_any_tx;
+
 /// Runs `$body` with `$conn` bound to the connection of the transaction `$tx`, once per backend.
 macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
@@ -520,6 +565,23 @@ where
     }
 }
 
+impl<'q, 'c, Q, U> Fetch<'q, 'c, SqliteAsync, U> for Q
+where
+    Q: diesel_async::methods::LoadQuery<'q, SqliteAsync, U> + 'q,
+    U: Send + 'static,
+{
+    type All = diesel_async::return_futures::LoadFuture<'c, 'q, Q, SqliteAsync, U>;
+    type One = diesel_async::return_futures::GetResult<'c, 'q, Q, SqliteAsync, U>;
+
+    fn fetch_all(self, conn: &'c mut SqliteAsync) -> Self::All {
+        RunQueryDsl::load(self, conn)
+    }
+
+    fn fetch_one(self, conn: &'c mut SqliteAsync) -> Self::One {
+        RunQueryDsl::get_result(self, conn)
+    }
+}
+
 /// A statement that changes rows, written once for both backends like [`Fetch`]:
 /// `query.run(conn).await` answers how many rows it changed.
 pub(crate) trait Run<'q, 'c, C> {
@@ -545,6 +607,17 @@ where
     type Count = <AsyncPgConnection as diesel_async::AsyncConnectionCore>::ExecuteFuture<'c, 'q>;
 
     fn run(self, conn: &'c mut AsyncPgConnection) -> Self::Count {
+        RunQueryDsl::execute(self, conn)
+    }
+}
+
+impl<'q, 'c, Q> Run<'q, 'c, SqliteAsync> for Q
+where
+    Q: diesel_async::methods::ExecuteDsl<SqliteAsync> + 'q,
+{
+    type Count = <SqliteAsync as diesel_async::AsyncConnectionCore>::ExecuteFuture<'c, 'q>;
+
+    fn run(self, conn: &'c mut SqliteAsync) -> Self::Count {
         RunQueryDsl::execute(self, conn)
     }
 }

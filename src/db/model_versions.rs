@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::schema::model_versions;
-use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
+use crate::db::{AnyTx, Db, Fetch, Run, Tx, on_any_tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::VersionLifecycle;
 use crate::values::{Id, JsonText, Timestamp};
@@ -260,9 +260,9 @@ pub async fn label_taken(
 }
 
 /// Inserts a version; `false` when a unique index refused it (its label is taken).
-pub async fn insert(tx: &mut Tx<'_>, version: &ModelVersion) -> Result<bool, AppError> {
-    on_tx!(tx, conn => {
-        match diesel::insert_into(model_versions::table).values(version).execute(conn).await {
+pub async fn insert(tx: &mut impl AnyTx, version: &ModelVersion) -> Result<bool, AppError> {
+    on_any_tx!(tx, conn => {
+        match diesel::insert_into(model_versions::table).values(version).run(conn).await {
             Err(e) if crate::error::is_unique_violation(&e) => Ok(false),
             other => other.map(|_| true).map_err(AppError::from),
         }

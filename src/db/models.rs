@@ -4,7 +4,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest, like_pattern};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{models, projects};
-use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
+use crate::db::{AnyTx, Db, Fetch, Run, Tx, on_any_tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::{CatalogRole, ModelFamily, ModelStatus, ProductType};
 use crate::values::{Id, JsonText, Timestamp};
@@ -472,13 +472,13 @@ pub async fn by_ids(db: &Db, ids: &[Id]) -> Result<Vec<Model>, AppError> {
 }
 
 /// Live (not deleted) models of a project, counted inside a transaction.
-pub async fn count_live(tx: &mut Tx<'_>, project_id: Id) -> Result<i64, AppError> {
-    on_tx!(tx, conn => {
+pub async fn count_live(tx: &mut impl AnyTx, project_id: Id) -> Result<i64, AppError> {
+    on_any_tx!(tx, conn => {
         Ok(models::table
             .filter(models::project_id.eq(project_id))
             .filter(models::deleted_at.is_null())
             .count()
-            .get_result(conn)
+            .fetch_one(conn)
             .await?)
     })
 }
@@ -537,9 +537,9 @@ async fn clash_on(
 }
 
 /// Inserts a model; `false` when a unique index refused it (its name or slug is taken).
-pub async fn insert(tx: &mut Tx<'_>, model: &Model) -> Result<bool, AppError> {
-    on_tx!(tx, conn => {
-        match diesel::insert_into(models::table).values(model).execute(conn).await {
+pub async fn insert(tx: &mut impl AnyTx, model: &Model) -> Result<bool, AppError> {
+    on_any_tx!(tx, conn => {
+        match diesel::insert_into(models::table).values(model).run(conn).await {
             Err(e) if crate::error::is_unique_violation(&e) => Ok(false),
             other => other.map(|_| true).map_err(AppError::from),
         }
@@ -566,16 +566,16 @@ pub async fn update(
 }
 
 pub async fn set_current_version(
-    tx: &mut Tx<'_>,
+    tx: &mut impl AnyTx,
     id: Id,
     version: Option<Id>,
     now: Timestamp,
 ) -> Result<Model, AppError> {
-    on_tx!(tx, conn => {
+    on_any_tx!(tx, conn => {
         Ok(diesel::update(models::table.find(id))
             .set((models::current_version_id.eq(version), models::updated_at.eq(now)))
             .returning(Model::as_returning())
-            .get_result(conn)
+            .fetch_one(conn)
             .await?)
     })
 }
@@ -708,18 +708,18 @@ pub async fn get(tx: &mut Tx<'_>, id: Id) -> Result<Model, AppError> {
 /// Hands out the model's next version number (never reused, even after deletes) and answers
 /// it with the model's current version.
 pub async fn take_version_number(
-    tx: &mut Tx<'_>,
+    tx: &mut impl AnyTx,
     id: Id,
     now: Timestamp,
 ) -> Result<(i64, Option<Id>), AppError> {
-    on_tx!(tx, conn => {
+    on_any_tx!(tx, conn => {
         let (next, current): (i64, Option<Id>) = diesel::update(models::table.find(id))
             .set((
                 models::next_version_number.eq(models::next_version_number + 1_i64),
                 models::updated_at.eq(now),
             ))
             .returning((models::next_version_number, models::current_version_id))
-            .get_result(conn)
+            .fetch_one(conn)
             .await?;
         Ok((next - 1, current))
     })

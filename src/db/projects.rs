@@ -2,7 +2,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::projects;
-use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
+use crate::db::{AnyTx, Db, Fetch, Run, Tx, TxConn, on_any_tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
@@ -119,13 +119,14 @@ pub type Quotas = (Option<i64>, Option<i64>);
 /// transaction, and on PostgreSQL with a key-share lock on the row (the lock the create's
 /// foreign key takes anyway), which [`set_quotas`] waits for: a create that read no quota has
 /// committed before a quota is set, and one that reads after sees it. SQLite has one writer.
-pub async fn quotas(tx: &mut Tx<'_>, id: Id) -> Result<Quotas, AppError> {
+pub async fn quotas(tx: &mut impl AnyTx, id: Id) -> Result<Quotas, AppError> {
     let query = projects::table
         .find(id)
         .select((projects::max_models, projects::max_versions_per_month));
-    let quotas = match tx {
-        Tx::Sqlite(conn) => query.first(&mut **conn).await,
-        Tx::Postgres(conn) => query.for_key_share().first(&mut **conn).await,
+    let quotas = match tx.conn() {
+        TxConn::SqliteAsync(conn) => query.fetch_one(conn).await,
+        TxConn::Sqlite(conn) => query.fetch_one(conn).await,
+        TxConn::Postgres(conn) => query.for_key_share().fetch_one(conn).await,
     };
     Ok(quotas.optional()?.unwrap_or_default())
 }
@@ -144,11 +145,11 @@ pub async fn organization_of(tx: &mut Tx<'_>, id: Id) -> Result<Id, AppError> {
 /// Locks the project's row until the transaction ends (a no-op write: PostgreSQL takes a row
 /// lock, SQLite has one writer anyway), so checks against the project's quotas and the writes
 /// they allow happen one transaction at a time.
-pub async fn lock(tx: &mut Tx<'_>, id: Id) -> Result<(), AppError> {
-    on_tx!(tx, conn => {
+pub async fn lock(tx: &mut impl AnyTx, id: Id) -> Result<(), AppError> {
+    on_any_tx!(tx, conn => {
         diesel::update(projects::table.find(id))
             .set(projects::updated_at.eq(projects::updated_at))
-            .execute(conn)
+            .run(conn)
             .await?;
         Ok(())
     })
@@ -168,13 +169,13 @@ pub fn usage_shard(model_id: Id) -> i32 {
 /// (`0..USAGE_SHARDS`): a row per project and month would make every create in the project
 /// wait for the previous one's commit to take its lock.
 pub async fn count_version_created(
-    tx: &mut Tx<'_>,
+    tx: &mut impl AnyTx,
     project_id: Id,
     month: &str,
     shard: i32,
 ) -> Result<(), AppError> {
     use crate::db::schema::project_monthly_usage as usage;
-    on_tx!(tx, conn => {
+    on_any_tx!(tx, conn => {
         diesel::insert_into(usage::table)
             .values((
                 usage::project_id.eq(project_id),
@@ -185,7 +186,7 @@ pub async fn count_version_created(
             .on_conflict((usage::project_id, usage::month, usage::shard))
             .do_update()
             .set(usage::versions_created.eq(usage::versions_created + 1_i64))
-            .execute(conn)
+            .run(conn)
             .await?;
         Ok(())
     })
@@ -193,19 +194,19 @@ pub async fn count_version_created(
 
 /// How many versions were created in the project this month, across the count's shards.
 pub async fn versions_created(
-    tx: &mut Tx<'_>,
+    tx: &mut impl AnyTx,
     project_id: Id,
     month: &str,
 ) -> Result<i64, AppError> {
     use crate::db::schema::project_monthly_usage as usage;
-    on_tx!(tx, conn => {
+    on_any_tx!(tx, conn => {
         // At most one row per shard, summed here: SQL's SUM of a BIGINT is a NUMERIC on
         // PostgreSQL.
         let shards: Vec<i64> = usage::table
             .filter(usage::project_id.eq(project_id))
             .filter(usage::month.eq(month))
             .select(usage::versions_created)
-            .load(conn)
+            .fetch_all(conn)
             .await?;
         Ok(shards.into_iter().fold(0, i64::saturating_add))
     })

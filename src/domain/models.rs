@@ -1,6 +1,8 @@
 //! Registering, describing, listing and deleting models.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::auth::{Principal, ProjectRef};
 use crate::db::artifacts::{self, ArtifactSet};
@@ -287,35 +289,36 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         shared_at: None,
         deployment_count: 0,
     };
-    let mut refused = false;
+    // One blocking call on SQLite (see `Db::bulk_transaction`): what it uses is moved in.
+    let refused = Arc::new(AtomicBool::new(false));
+    let (row, slug, refusal) = (model.clone(), project.slug.clone(), Arc::clone(&refused));
     let inserted = db
-        .transaction(async |tx| {
+        .bulk_transaction(async move |tx| {
             // Checked against a locked project row: concurrent creates in one project are counted
             // against the quota one after another. Without a quota nothing is counted, and the
             // unique indexes alone settle a race for a name.
-            let (max_models, _) = projects::quotas(tx, model.project_id).await?;
+            let (max_models, _) = projects::quotas(tx, row.project_id).await?;
             if let Some(max) = max_models {
-                projects::lock(tx, model.project_id).await?;
-                if models::count_live(tx, model.project_id).await? >= max {
+                projects::lock(tx, row.project_id).await?;
+                if models::count_live(tx, row.project_id).await? >= max {
                     return Err(AppError::QuotaExceeded(format!(
-                        "project `{}` allows at most {max} models",
-                        project.slug
+                        "project `{slug}` allows at most {max} models"
                     )));
                 }
             }
             // A refused insert ends the transaction (PostgreSQL aborts it), so it is rolled
             // back through an error.
-            if models::insert(tx, &model).await? {
+            if models::insert(tx, &row).await? {
                 Ok(())
             } else {
-                refused = true;
-                Err(name_taken(&model.name))
+                refusal.store(true, Ordering::Relaxed);
+                Err(name_taken(&row.name))
             }
         })
         .await;
     match inserted {
         Ok(()) => return Ok(model),
-        Err(_) if refused => {}
+        Err(_) if refused.load(Ordering::Relaxed) => {}
         Err(e) => return Err(e),
     }
     // A unique index refused the row: which of the two names is taken is looked up only now,

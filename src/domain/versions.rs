@@ -124,7 +124,9 @@ pub async fn create(
         updated_at: now,
     };
     let month = month_of(now);
-    db.transaction(async |tx| {
+    // One blocking call on SQLite (see `Db::bulk_transaction`): what it uses is moved in, and
+    // the version comes back numbered.
+    db.bulk_transaction(async move |tx| {
         // Under a quota, the project's creates count one after another against it; without
         // one, they only add to their model's shard of the month's count.
         let (_, max_versions) = projects::quotas(tx, project.id).await?;
@@ -149,10 +151,9 @@ pub async fn create(
         if current.is_none() {
             models::set_current_version(tx, model.id, Some(version.id), now).await?;
         }
-        Ok(())
+        Ok(version)
     })
-    .await?;
-    Ok(version)
+    .await
 }
 
 /// A version whose model the caller may act on with `role`; otherwise NOT_FOUND.
