@@ -3,9 +3,9 @@
 //! `#[derive(MultiConnection)]` does not work with diesel-async connections, so [`Pool`] is an
 //! enum of two deadpool pools and the macros [`with_conn!`] (reads), [`read!`] (reads on a hot
 //! path, see [`Fetch`]), [`on_tx!`] (statements in a [`Tx`], which every write takes) and
-//! [`on_bulk_tx!`] (statements in a [`BulkTx`], for batches of many rows) expand a query body
-//! once per concrete connection type: each query is written once and type-checked against
-//! both.
+//! [`on_bulk_tx!`] (statements in a [`BulkTx`], for hot write paths) and [`on_any_tx!`]
+//! (statements either kind of transaction runs, through [`AnyTx`]) expand a query body once per
+//! concrete connection type: each query is written once and type-checked against both.
 
 pub mod api_keys;
 pub mod artifacts;
@@ -313,7 +313,8 @@ pub fn redact_url(url: &str) -> String {
 /// An open transaction, on whichever backend the database is. Every write takes one, so a
 /// domain operation can make changes in several areas (`artifacts::retire`, `uploads::close`,
 /// `models::set_status`) and have them committed together or not at all; see
-/// [`Db::transaction`]. Functions in `db/` run their statements on it through [`on_tx!`].
+/// [`Db::transaction`]. Functions in `db/` run their statements on it through [`on_tx!`], or
+/// through [`on_any_tx!`] when a [`BulkTx`] runs them too.
 pub enum Tx<'c> {
     Sqlite(&'c mut SqliteAsync),
     Postgres(&'c mut AsyncPgConnection),
@@ -342,8 +343,9 @@ impl Db {
     }
 }
 
-/// A transaction for batches of many rows (telemetry ingest), whose statements are written
-/// through [`Fetch`] and [`Run`] in [`on_bulk_tx!`]; see [`Db::bulk_transaction`].
+/// A transaction on a hot write path (telemetry ingest, creating models and versions), whose
+/// statements are written through [`Fetch`] and [`Run`] in [`on_bulk_tx!`] or [`on_any_tx!`];
+/// see [`Db::bulk_transaction`].
 pub enum BulkTx<'c> {
     Sqlite(&'c mut SqliteConnection),
     Postgres(&'c mut AsyncPgConnection),
@@ -515,11 +517,13 @@ macro_rules! on_bulk_tx {
 }
 pub(crate) use on_bulk_tx;
 
-/// A statement that answers rows, written once for both backends and run inside [`read!`] or
-/// [`on_bulk_tx!`]: `query.fetch_all(conn).await`.
+/// A statement that answers rows, written once for both backends and run inside [`read!`],
+/// [`on_bulk_tx!`] or [`on_any_tx!`]: `query.fetch_all(conn).await`.
 ///
-/// On SQLite [`read!`] runs its body on one blocking thread with the plain connection, so
-/// these futures are ready at once, and rows are decoded straight off the statement.
+/// On SQLite [`read!`] and [`Db::bulk_transaction`] run their body on one blocking thread with
+/// the plain connection, so these futures are ready at once, and rows are decoded straight off
+/// the statement (in a [`Tx`], `on_any_tx!` runs them through diesel-async's wrapper as
+/// `on_tx!` does).
 /// diesel-async's wrapper instead crosses to a blocking thread per statement and copies every
 /// value of every row (`sqlite3_value_dup`) before decoding it: on the model list that copy
 /// was a sixth of the server's time.
@@ -568,7 +572,7 @@ where
 impl<'q, 'c, Q, U> Fetch<'q, 'c, SqliteAsync, U> for Q
 where
     Q: diesel_async::methods::LoadQuery<'q, SqliteAsync, U> + 'q,
-    U: Send + 'static,
+    U: Send + 'c,
 {
     type All = diesel_async::return_futures::LoadFuture<'c, 'q, Q, SqliteAsync, U>;
     type One = diesel_async::return_futures::GetResult<'c, 'q, Q, SqliteAsync, U>;

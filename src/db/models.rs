@@ -706,21 +706,25 @@ pub async fn get(tx: &mut Tx<'_>, id: Id) -> Result<Model, AppError> {
 }
 
 /// Hands out the model's next version number (never reused, even after deletes) and answers
-/// it with the model's current version.
+/// it with the model's current version; `None` when the model is deleted (a create that waited
+/// for the delete's row lock then finds it gone).
 pub async fn take_version_number(
     tx: &mut impl AnyTx,
     id: Id,
     now: Timestamp,
-) -> Result<(i64, Option<Id>), AppError> {
+) -> Result<Option<(i64, Option<Id>)>, AppError> {
     on_any_tx!(tx, conn => {
-        let (next, current): (i64, Option<Id>) = diesel::update(models::table.find(id))
-            .set((
-                models::next_version_number.eq(models::next_version_number + 1_i64),
-                models::updated_at.eq(now),
-            ))
-            .returning((models::next_version_number, models::current_version_id))
-            .fetch_one(conn)
-            .await?;
-        Ok((next - 1, current))
+        let taken: Option<(i64, Option<Id>)> = diesel::update(
+            models::table.find(id).filter(models::deleted_at.is_null()),
+        )
+        .set((
+            models::next_version_number.eq(models::next_version_number + 1_i64),
+            models::updated_at.eq(now),
+        ))
+        .returning((models::next_version_number, models::current_version_id))
+        .fetch_one(conn)
+        .await
+        .optional()?;
+        Ok(taken.map(|(next, current)| (next - 1, current)))
     })
 }

@@ -90,7 +90,7 @@ pub async fn set_quotas(
 ) -> Result<Project, AppError> {
     // An UPDATE of these columns alone would not wait for the key-share locks of [`quotas`];
     // locking the row for update first waits until every create that read the old quotas has
-    // committed.
+    // committed. A steady stream of creates in the project can hold it off that long.
     if let Tx::Postgres(conn) = tx {
         projects::table
             .find(id)
@@ -119,7 +119,8 @@ pub type Quotas = (Option<i64>, Option<i64>);
 /// transaction, and on PostgreSQL with a key-share lock on the row (the lock the create's
 /// foreign key takes anyway), which [`set_quotas`] waits for: a create that read no quota has
 /// committed before a quota is set, and one that reads after sees it. SQLite has one writer.
-pub async fn quotas(tx: &mut impl AnyTx, id: Id) -> Result<Quotas, AppError> {
+/// `None` when the project is gone.
+pub async fn quotas(tx: &mut impl AnyTx, id: Id) -> Result<Option<Quotas>, AppError> {
     let query = projects::table
         .find(id)
         .select((projects::max_models, projects::max_versions_per_month));
@@ -128,7 +129,7 @@ pub async fn quotas(tx: &mut impl AnyTx, id: Id) -> Result<Quotas, AppError> {
         TxConn::Sqlite(conn) => query.fetch_one(conn).await,
         TxConn::Postgres(conn) => query.for_key_share().fetch_one(conn).await,
     };
-    Ok(quotas.optional()?.unwrap_or_default())
+    Ok(quotas.optional()?)
 }
 
 /// The organization a project belongs to, read inside a transaction.

@@ -297,7 +297,9 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
             // Checked against a locked project row: concurrent creates in one project are counted
             // against the quota one after another. Without a quota nothing is counted, and the
             // unique indexes alone settle a race for a name.
-            let (max_models, _) = projects::quotas(tx, row.project_id).await?;
+            let (max_models, _) = projects::quotas(tx, row.project_id)
+                .await?
+                .ok_or(AppError::NotFound("project"))?;
             if let Some(max) = max_models {
                 projects::lock(tx, row.project_id).await?;
                 if models::count_live(tx, row.project_id).await? >= max {
@@ -318,7 +320,7 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         .await;
     match inserted {
         Ok(()) => return Ok(model),
-        Err(_) if refused.load(Ordering::Relaxed) => {}
+        Err(AppError::Conflict(_)) if refused.load(Ordering::Relaxed) => {}
         Err(e) => return Err(e),
     }
     // A unique index refused the row: which of the two names is taken is looked up only now,

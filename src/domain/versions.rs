@@ -129,7 +129,9 @@ pub async fn create(
     db.bulk_transaction(async move |tx| {
         // Under a quota, the project's creates count one after another against it; without
         // one, they only add to their model's shard of the month's count.
-        let (_, max_versions) = projects::quotas(tx, project.id).await?;
+        let (_, max_versions) = projects::quotas(tx, project.id)
+            .await?
+            .ok_or(AppError::NotFound("model"))?;
         if let Some(max) = max_versions {
             projects::lock(tx, project.id).await?;
             if projects::versions_created(tx, project.id, &month).await? >= max {
@@ -141,7 +143,9 @@ pub async fn create(
         }
         projects::count_version_created(tx, project.id, &month, projects::usage_shard(model.id))
             .await?;
-        let (number, current) = models::take_version_number(tx, model.id, now).await?;
+        let (number, current) = models::take_version_number(tx, model.id, now)
+            .await?
+            .ok_or(AppError::NotFound("model"))?;
         version.number = number;
         // The label's unique index refuses a taken label; the error rolls the number back.
         if !model_versions::insert(tx, &version).await? {

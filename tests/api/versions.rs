@@ -214,6 +214,25 @@ backends! {
         assert!(results.iter().filter(|r| r.get("errors").is_some()).all(|r| r["errors"][0]["extensions"]["code"] == "QUOTA_EXCEEDED"), "{results:#?}");
     }
 
+    async fn concurrent_creates_on_one_model_take_distinct_numbers(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "m", json!({})).await;
+        let attempts = (1..=6).map(|i| {
+            let (app, model) = (&app, model.clone());
+            async move { app.gql(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": format!("v{i}") } })).await }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let mut numbers: Vec<i64> = results
+            .iter()
+            .map(|r| r["data"]["createModelVersion"]["modelVersion"]["number"].as_i64().unwrap_or_else(|| panic!("{r}")))
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6]);
+        let read = app.ok(&app.admin, "query($id: ID!) { model(id: $id) { currentVersion { number } versions { totalCount } } }", json!({ "id": model })).await;
+        assert_eq!(read["model"]["currentVersion"]["number"], 1, "the first number is the current version");
+        assert_eq!(read["model"]["versions"]["totalCount"], 6);
+    }
+
     async fn published_versions_are_frozen_and_can_be_deprecated(app) {
         let project = app.default_project().await;
         let model = app.create_model(&app.admin, &project, "m", json!({})).await;
