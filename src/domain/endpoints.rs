@@ -177,7 +177,7 @@ pub async fn create(
     let name = validate::name("name", &input.name)?;
     validate::bounded("name", &name, validate::SHORT_TEXT_MAX)?;
     let tier = tier(&app.config, &input.tier)?;
-    let model = models::find_live(db, input.model_id)
+    let (model, owner) = models::find_live_with_project(db, input.model_id)
         .await?
         .ok_or(AppError::NotFound("model"))?;
     let deployer = if model.project_id == project.id {
@@ -185,7 +185,7 @@ pub async fn create(
     } else {
         Deployer::Catalog
     };
-    let sees_model = sees_project(db, caller, model.project_id).await?;
+    let sees_model = caller.sees_project(ProjectRef::from(&owner));
     check_deployable(&model, deployer, &tier, sees_model)?;
     let version = version_to_deploy(db, &model, input.model_version_id, deployer).await?;
     let now = Timestamp::now();
@@ -235,9 +235,8 @@ pub async fn visible_endpoint(db: &Db, caller: &Principal, id: Id) -> Result<End
     if sees_project(db, caller, endpoint.project_id).await? {
         return Ok(endpoint);
     }
-    let model = models::find_live(db, endpoint.model_id).await?;
-    match model {
-        Some(model) if sees_project(db, caller, model.project_id).await? => Ok(endpoint),
+    match models::find_live_with_project(db, endpoint.model_id).await? {
+        Some((_, owner)) if caller.sees_project(ProjectRef::from(&owner)) => Ok(endpoint),
         _ => Err(AppError::NotFound("endpoint")),
     }
 }
@@ -282,15 +281,14 @@ pub async fn start(app: &App, caller: &Principal, id: Id) -> Result<Endpoint, Ap
         name: endpoint.tier.clone(),
         self_hosted: endpoint.self_hosted,
     };
-    let model = models::find_live(db, endpoint.model_id).await?;
+    let model = models::find_live_with_project(db, endpoint.model_id).await?;
     let deployer = match &model {
-        Some(model) if model.project_id == endpoint.project_id => Deployer::Owner,
+        Some((model, _)) if model.project_id == endpoint.project_id => Deployer::Owner,
         _ => Deployer::Catalog,
     };
-    let sees_model = match &model {
-        Some(model) => sees_project(db, caller, model.project_id).await?,
-        None => false,
-    };
+    let sees_model = model
+        .as_ref()
+        .is_some_and(|(_, owner)| caller.sees_project(ProjectRef::from(owner)));
     let now = Timestamp::now();
     db.transaction(async |tx| {
         let (model, endpoint) = lock_endpoint(tx, id).await?;
