@@ -4,6 +4,10 @@
 //! cargo bench --bench models_list -- [--database-url URL] [--models 10000] [--versions 3]
 //!                                    [--clients 8] [--seconds 10] [--query Q]...
 //!
+//! The first line is served by the response cache after the first request (the registry does
+//! not change during the run); a second line sends the same query to the same process with
+//! the cache off, executing every request.
+//!
 //! Without --database-url it uses SQLite in a temporary folder. The same run measures
 //! `GET /healthz` with the same clients: the ceiling this machine's loopback and HTTP stack
 //! allow, to read the API's number against.
@@ -167,8 +171,18 @@ async fn run(args: Args) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let service = router(app.clone());
     tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    // The same server with the response cache off: what executing every request costs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uncached_base = format!("http://{}", listener.local_addr().unwrap());
+    let mut uncached = app.clone();
+    uncached.config = std::sync::Arc::new(Config {
+        response_cache_bytes: 0,
+        ..(*app.config).clone()
+    });
+    let service = router(uncached);
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
 
-    let graphql = |query: String| {
+    let graphql_at = |base: &str, query: String| {
         let (url, key) = (format!("{base}/graphql"), admin.clone());
         move |client: &reqwest::Client| {
             client
@@ -177,6 +191,7 @@ async fn run(args: Args) {
                 .json(&json!({ "query": query }))
         }
     };
+    let graphql = |query: String| graphql_at(&base, query);
     // Warm the pool, the page cache and the statement caches.
     load(args.clients, 2, graphql(QUERY.to_owned())).await;
     let before = app.db.query_count();
@@ -191,6 +206,20 @@ async fn run(args: Args) {
             load(args.clients, args.seconds, graphql(query.clone())).await,
         ));
     }
+    load(
+        args.clients,
+        2,
+        graphql_at(&uncached_base, QUERY.to_owned()),
+    )
+    .await;
+    let before = app.db.query_count();
+    let executed = load(
+        args.clients,
+        args.seconds,
+        graphql_at(&uncached_base, QUERY.to_owned()),
+    )
+    .await;
+    let executed_statements = (app.db.query_count() - before) as f64 / executed.requests as f64;
     let health_url = format!("{base}/healthz");
     let health = load(
         args.clients,
@@ -206,7 +235,8 @@ async fn run(args: Args) {
         seeded.as_secs_f64()
     );
     println!(
-        "{} clients, {} s each, statements per models request: {statements:.1}",
+        "{} clients, {} s each, statements per models request: {statements:.1} \
+         (executed every time: {executed_statements:.1})",
         args.clients, args.seconds
     );
     println!("| request | requests/s | p50 ms | p95 ms | p99 ms |");
@@ -214,6 +244,12 @@ async fn run(args: Args) {
     println!(
         "{}",
         api.line(&format!("models(first: 50) nested, {backend}"))
+    );
+    println!(
+        "{}",
+        executed.line(&format!(
+            "models(first: 50) nested, executed every time (cache off), {backend}"
+        ))
     );
     for (query, result) in &extra {
         if query == QUERY_WITH_COUNTS {

@@ -111,6 +111,16 @@ pub struct Config {
     )]
     pub persisted_queries_bytes: usize,
 
+    /// Bytes of GraphQL answers a replica keeps to serve again while the registry has not
+    /// changed (read-only queries of models, versions, projects and organizations); 0 turns
+    /// the cache off.
+    #[arg(
+        long,
+        env = "MR_RESPONSE_CACHE_BYTES",
+        default_value_t = 32 * 1024 * 1024
+    )]
+    pub response_cache_bytes: usize,
+
     /// Service tiers besides the built-in `self_hosted`, on which shared models with the
     /// SHARED catalog role may run (`slug` or `slug=Name`, comma separated).
     #[arg(

@@ -14,7 +14,7 @@ use crate::values::Role;
 use crate::values::{Id, Timestamp};
 
 /// What a key covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     Instance,
     Organization(Id),

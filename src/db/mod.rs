@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod blobs;
 pub mod bulk;
 pub mod catalog;
+pub mod changes;
 pub mod devices;
 pub mod endpoints;
 pub mod group;

@@ -242,6 +242,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    registry_changes (shard) {
+        shard -> Integer,
+        changes -> BigInt,
+    }
+}
+
+diesel::table! {
     devices (id) {
         id -> Text,
         project_id -> Text,
@@ -350,6 +357,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     endpoints,
     catalog_revision,
+    registry_changes,
     devices,
     inference_sessions,
     inference_rollups,

@@ -17,6 +17,7 @@ mod organizations;
 mod pagination;
 mod persisted;
 mod pipeline;
+pub mod response_cache;
 mod telemetry;
 mod uploads;
 mod versions;

@@ -5,6 +5,8 @@
 //! 2. Before parsing, the text and the variables are measured (`guard`); after it, the document
 //!    (fragments, strings, depth and size, GET's read-only rule). A persisted text is kept only
 //!    now that it has passed.
+//!    When the handler asked (a [`Verdict`] in the request's data), the document is also judged
+//!    cacheable or not (`response_cache`).
 //! 3. After execution, failed fields are nulled as the specification has it (`nulls`).
 //! 4. Every error gets its code (`errors`).
 //!
@@ -22,6 +24,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerResult, Variables};
 
 use super::persisted::{Pending, PersistedQueries};
+use super::response_cache::{self, Verdict};
 use super::{errors, guard, nulls};
 
 pub struct Pipeline {
@@ -96,6 +99,12 @@ impl Extension for RequestState {
         guard::before_parse(query, variables)?;
         let document = next.run(ctx, query, variables).await?;
         guard::after_parse(&document, variables, ctx)?;
+        if let Some(verdict) = ctx.data_opt::<Verdict>() {
+            verdict.set(response_cache::cacheable(
+                &ctx.schema_env.registry,
+                &document,
+            ));
+        }
         if let Some(pending) = take(&self.pending) {
             self.persisted.keep(pending);
         }

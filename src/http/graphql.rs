@@ -9,6 +9,8 @@
 //!   prefers it at least as much as `application/json`), otherwise `application/json`, which is
 //!   also the answer to no `Accept` at all; a client that accepts neither gets 406.
 
+use std::ops::ControlFlow;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,7 +20,9 @@ use serde::Deserialize;
 
 use super::{closing, is_body_timeout, is_json, origin, sender};
 use crate::app::App;
+use crate::auth::Principal;
 use crate::error::AppError;
+use crate::graphql::response_cache::{Lookup, Probe, ResponseCache};
 use crate::graphql::{self, RegistrySchema};
 
 /// Most operations in one batched POST: Apollo's batch link sends 10 by default.
@@ -116,12 +120,14 @@ fn status_of(response: &async_graphql::Response, media_type: &str) -> StatusCode
 
 /// The GraphQL answer as `media_type`.
 fn answer(body: &impl serde::Serialize, media_type: &'static str, status: StatusCode) -> Response {
-    let bytes = match serde_json::to_vec(body) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return AppError::internal(format!("serializing a response: {e}")).into_response();
-        }
-    };
+    match serde_json::to_vec(body) {
+        Ok(bytes) => answer_bytes(bytes.into(), media_type, status),
+        Err(e) => AppError::internal(format!("serializing a response: {e}")).into_response(),
+    }
+}
+
+/// An answer already serialized (by [`answer`]'s rules, or kept by the response cache).
+fn answer_bytes(bytes: Bytes, media_type: &'static str, status: StatusCode) -> Response {
     let mut response = (status, bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
@@ -152,6 +158,7 @@ fn method_refused(response: &async_graphql::Response) -> bool {
 pub(super) async fn post(
     State(app): State<App>,
     Extension(schema): Extension<RegistrySchema>,
+    Extension(cache): Extension<ResponseCache>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -187,21 +194,65 @@ pub(super) async fn post(
     let origin = origin(&app, &headers);
     let prepare =
         |request| graphql::request_data(request, app.clone(), caller.clone(), origin.clone());
-    let batch = match batch {
-        async_graphql::BatchRequest::Single(request) => {
-            async_graphql::BatchRequest::Single(prepare(request))
-        }
+    let requests = match batch {
+        async_graphql::BatchRequest::Single(request) => request,
         async_graphql::BatchRequest::Batch(requests) => {
-            async_graphql::BatchRequest::Batch(requests.into_iter().map(prepare).collect())
+            let batch =
+                async_graphql::BatchRequest::Batch(requests.into_iter().map(prepare).collect());
+            return answer(
+                &schema.execute_batch(batch).await,
+                media_type,
+                StatusCode::OK,
+            );
         }
     };
-    match schema.execute_batch(batch).await {
-        async_graphql::BatchResponse::Single(response) => {
-            let status = status_of(&response, media_type);
-            answer(&response, media_type, status)
-        }
-        batch => answer(&batch, media_type, StatusCode::OK),
+    let probe = match consult(&cache, &app, &caller, &requests).await {
+        ControlFlow::Break(body) => return answer_bytes(body, media_type, StatusCode::OK),
+        ControlFlow::Continue(probe) => probe,
+    };
+    let mut request = prepare(requests);
+    if let Some(probe) = &probe {
+        request = request.data(probe.verdict());
     }
+    execute(&schema, request, probe, media_type).await
+}
+
+/// The response cache's answer to a key's request (break), or what to execute it with.
+async fn consult(
+    cache: &ResponseCache,
+    app: &App,
+    caller: &Result<Principal, AppError>,
+    request: &async_graphql::Request,
+) -> ControlFlow<Bytes, Option<Probe>> {
+    let Ok(principal) = caller else {
+        return ControlFlow::Continue(None);
+    };
+    match cache.lookup(&app.db, principal, request).await {
+        Lookup::Hit(body) => ControlFlow::Break(body),
+        Lookup::Miss(probe) => ControlFlow::Continue(Some(probe)),
+        Lookup::Skip => ControlFlow::Continue(None),
+    }
+}
+
+/// Executes one request, and gives a clean answer to the response cache when it asked.
+async fn execute(
+    schema: &RegistrySchema,
+    request: async_graphql::Request,
+    probe: Option<Probe>,
+    media_type: &'static str,
+) -> Response {
+    let response = schema.execute(request).await;
+    let status = status_of(&response, media_type);
+    let bytes: Bytes = match serde_json::to_vec(&response) {
+        Ok(bytes) => bytes.into(),
+        Err(e) => {
+            return AppError::internal(format!("serializing a response: {e}")).into_response();
+        }
+    };
+    if let Some(probe) = probe {
+        probe.keep(&bytes, response.errors.is_empty());
+    }
+    answer_bytes(bytes, media_type, status)
 }
 
 /// One request (a JSON object) or a batch (a non-empty array of at most [`MAX_BATCH`]).
@@ -270,6 +321,7 @@ impl GetParams {
 pub(super) async fn get(
     State(app): State<App>,
     Extension(schema): Extension<RegistrySchema>,
+    Extension(cache): Extension<ResponseCache>,
     request: Request,
 ) -> Response {
     let headers = request.headers();
@@ -301,11 +353,17 @@ pub(super) async fn get(
     };
     let caller = sender(&app, headers).await;
     let origin = origin(&app, headers);
-    let graphql_request = graphql::request_data(graphql_request, app.clone(), caller, origin)
+    let probe = match consult(&cache, &app, &caller, &graphql_request).await {
+        ControlFlow::Break(body) => return answer_bytes(body, media_type, StatusCode::OK),
+        ControlFlow::Continue(probe) => probe,
+    };
+    let mut graphql_request = graphql::request_data(graphql_request, app.clone(), caller, origin)
         .data(graphql::ReadOnly)
         .data(graphql::OperationName(operation_name));
-    let response = schema.execute(graphql_request).await;
-    answer(&response, media_type, status_of(&response, media_type))
+    if let Some(probe) = &probe {
+        graphql_request = graphql_request.data(probe.verdict());
+    }
+    execute(&schema, graphql_request, probe, media_type).await
 }
 
 /// The GraphiQL page, loading its scripts from `--graphiql-assets-url`.

@@ -29,6 +29,7 @@ use tower_http::trace::TraceLayer;
 use crate::app::App;
 use crate::auth::{self, Principal};
 use crate::error::AppError;
+use crate::graphql::response_cache::ResponseCache;
 use crate::routes;
 
 pub fn router(app: App) -> Router {
@@ -59,6 +60,9 @@ pub fn router(app: App) -> Router {
         // Built once per router: the schema is immutable and shared by every request.
         .layer(Extension(crate::graphql::build_schema(
             app.config.persisted_queries_bytes,
+        )))
+        .layer(Extension(ResponseCache::new(
+            app.config.response_cache_bytes,
         )))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod artifacts;
+mod cache;
 mod catalog;
 mod cli;
 mod clients;

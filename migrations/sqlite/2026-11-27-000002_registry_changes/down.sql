@@ -1,0 +1,13 @@
+DROP TRIGGER organizations_changed_on_insert;
+DROP TRIGGER organizations_changed_on_update;
+DROP TRIGGER organizations_changed_on_delete;
+DROP TRIGGER projects_changed_on_insert;
+DROP TRIGGER projects_changed_on_update;
+DROP TRIGGER projects_changed_on_delete;
+DROP TRIGGER models_changed_on_insert;
+DROP TRIGGER models_changed_on_update;
+DROP TRIGGER models_changed_on_delete;
+DROP TRIGGER model_versions_changed_on_insert;
+DROP TRIGGER model_versions_changed_on_update;
+DROP TRIGGER model_versions_changed_on_delete;
+DROP TABLE registry_changes;
