@@ -323,8 +323,8 @@ struct Entry {
     body: Bytes,
 }
 
-/// What an entry costs besides its key's text and its body: the key twice (map and queue)
-/// and the bookkeeping of both, rounded up.
+/// What an entry costs besides its key's text and its body: the key (one allocation, shared
+/// by the map and the queue), the body's handle and the bookkeeping of both, rounded up.
 const ENTRY_OVERHEAD: usize = 512;
 
 /// Query texts remembered as uncacheable, at most; forgotten all at once beyond it.
@@ -341,11 +341,26 @@ struct Entries {
     /// only makes a cacheable text skip the cache, or an uncacheable one read the sum.
     uncacheable: HashSet<u64>,
     hasher: RandomState,
+    /// The last sum read. The sum only grows unless the database went back (a restore, or the
+    /// migration run down and up): then every entry goes, since a sum it was stored under may
+    /// come round again over other data. Two reads racing a write also arrive out of order
+    /// now and then, and empty the cache just the same; that costs one execution per entry,
+    /// and while writes are coming in the entries are outdated anyway.
+    last: i64,
 }
 
 impl Entries {
     fn cost(key: &Key, body: &Bytes) -> usize {
-        2 * key.bytes() + body.len() + ENTRY_OVERHEAD
+        key.bytes() + body.len() + ENTRY_OVERHEAD
+    }
+
+    fn observe(&mut self, changes: i64) {
+        if changes < self.last {
+            self.answers.clear();
+            self.order.clear();
+            self.used = 0;
+        }
+        self.last = changes;
     }
 
     fn insert(&mut self, key: Key, changes: i64, body: Bytes) {
@@ -454,11 +469,13 @@ impl ResponseCache {
             operation_name: request.operation_name.clone(),
             variables,
         };
-        if let Ok(entries) = entries.lock()
-            && let Some(entry) = entries.answers.get(&key)
-            && entry.changes == changes
-        {
-            return Lookup::Hit(entry.body.clone());
+        if let Ok(mut entries) = entries.lock() {
+            entries.observe(changes);
+            if let Some(entry) = entries.answers.get(&key)
+                && entry.changes == changes
+            {
+                return Lookup::Hit(entry.body.clone());
+            }
         }
         Lookup::Miss(Probe {
             cache: self.clone(),
@@ -485,7 +502,10 @@ impl Probe {
             return;
         };
         match self.verdict.get() {
-            Some(true) if without_errors => entries.insert(self.key, self.changes, body.clone()),
+            // A copy of exactly its length: the serializer's buffer may be up to twice that.
+            Some(true) if without_errors => {
+                entries.insert(self.key, self.changes, Bytes::copy_from_slice(body));
+            }
             Some(false) => {
                 if entries.uncacheable.len() >= MAX_VERDICTS {
                     entries.uncacheable.clear();
@@ -592,5 +612,9 @@ mod tests {
         // An answer computed on an older sum does not replace a newer one.
         entries.insert(key(4), 0, Bytes::from_static(b"old"));
         assert_eq!(entries.answers[&key(4)].body.len(), 1000);
+        // A sum smaller than one seen: the database went back, and every entry goes.
+        entries.observe(5);
+        entries.observe(4);
+        assert!(entries.answers.is_empty() && entries.order.is_empty() && entries.used == 0);
     }
 }

@@ -95,6 +95,11 @@ backends! {
         app.sql("DELETE FROM model_versions WHERE version = 'v2'").await;
         let page = cached(&app, &app.admin, PAGE).await;
         assert_eq!(node(&page, "first")["versionCount"], 1);
+        // PostgreSQL's TRUNCATE fires no row trigger; a statement trigger covers it.
+        if app.app.db.backend() == model_registry::db::Backend::Postgres {
+            app.sql("TRUNCATE models, model_versions CASCADE").await;
+            assert_eq!(names(&cached(&app, &app.admin, PAGE).await), Vec::<String>::new());
+        }
     }
 
     async fn answers_are_per_key_and_the_key_is_checked_first(app) {
@@ -142,10 +147,11 @@ backends! {
     }
 
     async fn a_write_through_one_replica_shows_on_another(app) {
-        // A second router on the same database: a replica with a cache of its own.
+        // A second server on the same database, with its own connections and cache: a replica.
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let replica = format!("http://{}", listener.local_addr().unwrap());
-        let served = app.app.clone();
+        let served = model_registry::App::open((*app.app.config).clone()).await.unwrap();
+        let statements = served.db.clone();
         let server = tokio::spawn(async move {
             model_registry::http::serve(listener, served, std::future::pending()).await.unwrap();
         });
@@ -157,12 +163,12 @@ backends! {
             async move { crate::support::graphql_data(&base, &admin, query, json!({})).await }
         };
         // The replica executes once, then serves it from its cache.
-        let before = app.app.db.query_count();
+        let before = statements.query_count();
         assert_eq!(names(&read(replica.clone()).await), vec!["one"]);
-        let executed = app.app.db.query_count() - before;
-        let before = app.app.db.query_count();
+        let executed = statements.query_count() - before;
+        let before = statements.query_count();
         assert_eq!(names(&read(replica.clone()).await), vec!["one"]);
-        assert!(app.app.db.query_count() - before < executed);
+        assert!(statements.query_count() - before < executed);
         // Written through the first server, read from the replica.
         app.create_model(&app.admin, &project, "two", json!({})).await;
         assert_eq!(names(&read(replica.clone()).await), vec!["two", "one"]);
