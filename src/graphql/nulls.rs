@@ -149,7 +149,8 @@ fn unwrap_non_null(ty: &str) -> &str {
     ty.strip_suffix('!').unwrap_or(ty)
 }
 
-fn named_type(ty: &str) -> &str {
+/// The named type inside list and non-null wrappers (`[Model!]!` → `Model`).
+pub(super) fn named_type(ty: &str) -> &str {
     ty.trim_matches(|c| c == '[' || c == ']' || c == '!')
 }
 

@@ -37,6 +37,7 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection,
 use async_graphql::registry::Registry;
 use axum::body::Bytes;
 
+use super::nulls::named_type;
 use crate::auth::{Principal, Scope};
 use crate::db::Db;
 use crate::db::changes::registry_changes;
@@ -269,10 +270,6 @@ fn set_cacheable<'a>(
             }
         }
     })
-}
-
-fn named_type(ty: &str) -> &str {
-    ty.trim_matches(|c| c == '[' || c == ']' || c == '!')
 }
 
 /// What the pipeline found the request's document to be, for the handler to keep or not
