@@ -435,6 +435,22 @@ impl ResponseCache {
         principal: &Principal,
         request: &async_graphql::Request,
     ) -> Lookup {
+        let lookup = self.consult(db, principal, request).await;
+        let result = match lookup {
+            Lookup::Hit(_) => "hit",
+            Lookup::Miss(_) => "miss",
+            Lookup::Skip => "skip",
+        };
+        metrics::counter!("mr_graphql_response_cache_total", "result" => result).increment(1);
+        lookup
+    }
+
+    async fn consult(
+        &self,
+        db: &Db,
+        principal: &Principal,
+        request: &async_graphql::Request,
+    ) -> Lookup {
         let Some(entries) = &self.entries else {
             return Lookup::Skip;
         };

@@ -18,6 +18,9 @@ backends! {
 
         app.ok(&app.admin, "{ viewer { role } }", json!({})).await;
         app.fails("", "{ viewer { role } }", json!({}), "UNAUTHENTICATED").await;
+        for _ in 0..2 {
+            app.ok(&app.admin, "{ models { totalCount } }", json!({})).await;
+        }
         let metrics = app.get("/metrics").await;
         assert_eq!(metrics.status(), 200);
         let text = metrics.text().await.unwrap();
@@ -27,6 +30,8 @@ backends! {
             "mr_db_queries_total",
             "mr_db_pool_connections",
             "mr_graphql_errors_total{code=\"UNAUTHENTICATED\"}",
+            "mr_graphql_response_cache_total{result=\"miss\"}",
+            "mr_graphql_response_cache_total{result=\"hit\"}",
         ] {
             assert!(text.contains(series), "missing {series} in:\n{text}");
         }
