@@ -22,8 +22,8 @@
 //!   the text. Only answers without errors are kept. The key itself is checked on every
 //!   request before the cache is asked, so a revoked or expired key is refused as before.
 //!
-//! A request pays one small read (the sum) whether or not it is served from here; an operation
-//! found uncacheable once is not asked again. The cache is bounded in bytes (entries with
+//! A request pays one small read (the sum) whether or not it is served from here; a text found
+//! uncacheable once is not asked again. The cache is bounded in bytes (entries with
 //! their keys and bookkeeping); the oldest entries leave first.
 //!
 //! [`registry_changes`]: crate::db::changes::registry_changes
@@ -511,15 +511,20 @@ impl Probe {
         let Some(entries) = &self.cache.entries else {
             return;
         };
+        let verdict = self.verdict.get();
+        // A copy of exactly its length (the serializer's buffer may be up to twice that), made
+        // before the lock is taken.
+        let kept = (verdict == Some(true) && without_errors).then(|| Bytes::copy_from_slice(body));
         let Ok(mut entries) = entries.lock() else {
             return;
         };
-        match self.verdict.get() {
-            // A copy of exactly its length: the serializer's buffer may be up to twice that.
-            Some(true) if without_errors => {
-                entries.insert(self.key, self.changes, Bytes::copy_from_slice(body));
+        match (verdict, kept) {
+            // A sum above the last one read: a smaller one came since (a restore), and this
+            // answer may be of the data before it.
+            (Some(true), Some(body)) if self.changes <= entries.last => {
+                entries.insert(self.key, self.changes, body);
             }
-            Some(false) => {
+            (Some(false), _) => {
                 if entries.uncacheable.len() >= MAX_VERDICTS {
                     entries.uncacheable.clear();
                 }
@@ -629,5 +634,41 @@ mod tests {
         entries.observe(5);
         entries.observe(4);
         assert!(entries.answers.is_empty() && entries.order.is_empty() && entries.used == 0);
+    }
+
+    #[test]
+    fn an_answer_read_before_a_restore_is_not_kept() {
+        let cache = ResponseCache::new(1 << 20);
+        let probe = |changes: i64, n: u8| {
+            let verdict = Verdict::default();
+            verdict.set(true);
+            Probe {
+                cache: cache.clone(),
+                key: Key {
+                    key: Id(uuid::Uuid::nil()),
+                    role: Role::Viewer,
+                    scope: Scope::Instance,
+                    query: format!("{{ q{n} }}"),
+                    operation_name: None,
+                    variables: "{}".into(),
+                },
+                changes,
+                text_hash: 0,
+                verdict,
+            }
+        };
+        let body = Bytes::from_static(b"{}");
+        let entries = cache.entries.clone().unwrap();
+        entries.lock().unwrap().observe(9);
+        // Read at 9 before a restore; the restored database answers 4 to the next request.
+        let stale = probe(9, 1);
+        entries.lock().unwrap().observe(4);
+        stale.keep(&body, true);
+        probe(4, 2).keep(&body, true);
+        // An answer with errors is not kept either.
+        probe(4, 3).keep(&body, false);
+        let entries = entries.lock().unwrap();
+        assert_eq!(entries.answers.len(), 1);
+        assert!(entries.answers.keys().all(|k| k.query == "{ q2 }"));
     }
 }
