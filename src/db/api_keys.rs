@@ -25,13 +25,14 @@ pub struct ApiKey {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// Every request's first statement. Without `LIMIT` (the hash is unique): SQLite compiles a
+/// statement with a bound `LIMIT ?` again each time it runs.
 pub async fn find_by_hash(db: &Db, hash: &str) -> Result<Option<ApiKey>, AppError> {
     let hash = hash.to_owned();
     read!(db, conn => {
         Ok(api_keys::table
             .filter(api_keys::secret_hash.eq(&hash))
             .select(ApiKey::as_select())
-            .limit(1)
             .fetch_one(conn)
             .await
             .optional()?)
