@@ -457,9 +457,6 @@ impl ResponseCache {
         if request.query.is_empty() || !request.extensions.is_empty() {
             return Lookup::Skip;
         }
-        let Ok(variables) = serde_json::to_string(&request.variables) else {
-            return Lookup::Skip;
-        };
         let (text_hash, known_uncacheable) = match entries.lock() {
             Ok(entries) => {
                 let hash = entries.hasher.hash_one(&request.query);
@@ -470,6 +467,9 @@ impl ResponseCache {
         if known_uncacheable {
             return Lookup::Skip;
         }
+        let Ok(variables) = serde_json::to_string(&request.variables) else {
+            return Lookup::Skip;
+        };
         // Before anything of the answer is read: see the module's reasoning.
         let Ok(changes) = registry_changes(db).await else {
             return Lookup::Skip;

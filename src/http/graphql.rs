@@ -120,10 +120,17 @@ fn status_of(response: &async_graphql::Response, media_type: &str) -> StatusCode
 
 /// The GraphQL answer as `media_type`.
 fn answer(body: &impl serde::Serialize, media_type: &'static str, status: StatusCode) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => answer_bytes(bytes.into(), media_type, status),
-        Err(e) => AppError::internal(format!("serializing a response: {e}")).into_response(),
+    match serialize(body) {
+        Ok(bytes) => answer_bytes(bytes, media_type, status),
+        Err(error) => error.into_response(),
     }
+}
+
+/// A GraphQL answer's body, or the INTERNAL error that it could not be written.
+fn serialize(body: &impl serde::Serialize) -> Result<Bytes, AppError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| AppError::internal(format!("serializing a response: {e}")))
 }
 
 /// An answer already serialized (by [`answer`]'s rules, or kept by the response cache).
@@ -243,11 +250,9 @@ async fn execute(
 ) -> Response {
     let response = schema.execute(request).await;
     let status = status_of(&response, media_type);
-    let bytes: Bytes = match serde_json::to_vec(&response) {
-        Ok(bytes) => bytes.into(),
-        Err(e) => {
-            return AppError::internal(format!("serializing a response: {e}")).into_response();
-        }
+    let bytes = match serialize(&response) {
+        Ok(bytes) => bytes,
+        Err(error) => return error.into_response(),
     };
     if let Some(probe) = probe {
         probe.keep(&bytes, response.errors.is_empty());

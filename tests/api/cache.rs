@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{TestApp, names};
 
 const PAGE: &str = "{ models(first: 50) { totalCount edges { cursor node { id name description
     versionCount versions(first: 5) { edges { node { version lifecycle } } }
@@ -37,15 +37,6 @@ async fn cached(app: &TestApp, key: &str, query: &str) -> Value {
 
 fn at(time: chrono::DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn names(page: &Value) -> Vec<String> {
-    page["models"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn node<'a>(page: &'a Value, name: &str) -> &'a Value {

@@ -1,5 +1,6 @@
 //! Models: create with every field, patch semantics, uniqueness, deletion, lists, quotas.
 
+use crate::support::names;
 use serde_json::{Value, json};
 
 const MODEL_FIELDS: &str = "id name slug description longDescription productType provider environment \
@@ -17,15 +18,6 @@ const DELETE: &str =
     "mutation($input: DeleteModelInput!) { deleteModel(input: $input) { model { id status } } }";
 const CREATE: &str =
     "mutation($input: CreateModelInput!) { createModel(input: $input) { model { id name slug } } }";
-
-fn names(data: &Value) -> Vec<String> {
-    data["models"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 backends! {
     async fn create_with_every_field_and_read_it_back(app) {

@@ -28,6 +28,16 @@ pub fn bytes_of(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The model names of a `models { edges { node { name } } }` answer, in its order.
+pub fn names(data: &Value) -> Vec<String> {
+    data["models"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
