@@ -3,6 +3,7 @@
 //!
 //! cargo bench --bench models_list -- [--database-url URL] [--models 10000] [--versions 3]
 //!                                    [--clients 8] [--seconds 10] [--query Q]...
+//!                                    [--seed-only]
 //!
 //! The first line is served by the response cache after the first request (the registry does
 //! not change during the run); a second line sends the same query to the same process with
@@ -49,6 +50,8 @@ struct Args {
     seconds: u64,
     /// Extra GraphQL queries to measure after the standard one, to see what a field costs.
     queries: Vec<String>,
+    /// Stop after seeding: the creation rate alone.
+    seed_only: bool,
 }
 
 fn args() -> Args {
@@ -59,6 +62,7 @@ fn args() -> Args {
         clients: 8,
         seconds: 10,
         queries: Vec::new(),
+        seed_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,6 +74,7 @@ fn args() -> Args {
             "--clients" => args.clients = value().parse().unwrap(),
             "--seconds" => args.seconds = value().parse().unwrap(),
             "--query" => args.queries.push(value()),
+            "--seed-only" => args.seed_only = true,
             "--bench" => {}
             other => panic!("unknown flag {other}"),
         }
@@ -109,6 +114,7 @@ async fn run(args: Args) {
         .id;
 
     let seed_start = Instant::now();
+    let seed_statements = app.db.query_count();
     futures::stream::iter(0..args.models)
         .for_each_concurrent(4, |i| {
             let (db, caller) = (app.db.clone(), caller.clone());
@@ -152,6 +158,18 @@ async fn run(args: Args) {
         })
         .await;
     let seeded = seed_start.elapsed();
+    // Printed at once, so a caller can time the seeding alone (its CPU, say) as it ends.
+    eprintln!(
+        "seeded {} models x {} versions in {:.1} s: {:.0} models/s, {:.1} statements per model",
+        args.models,
+        args.versions,
+        seeded.as_secs_f64(),
+        args.models as f64 / seeded.as_secs_f64(),
+        (app.db.query_count() - seed_statements) as f64 / args.models as f64
+    );
+    if args.seed_only {
+        return;
+    }
     if let Some(url) = args
         .database_url
         .as_deref()

@@ -352,6 +352,23 @@ pub enum BulkTx<'c> {
     Postgres(&'c mut AsyncPgConnection),
 }
 
+/// Awaits two statements made on one `&AsyncPgConnection` (`query.execute(&mut &*conn)`)
+/// together: the second is sent before the first's answer is back, so the pair costs one round
+/// trip, and on a hot write path round trips are most of a transaction's cost.
+///
+/// The server runs them in the order they were sent, and that is the order given here:
+/// `join` polls `first` before `second`, and diesel-async sends a statement in its first poll
+/// once the statement is prepared, or else right after preparing it, under the connection's
+/// statement-cache lock that `second` queues behind. So `second` may rely on what `first`
+/// did (a row it inserted, a lock it took), though not on its answer. Should `first` fail,
+/// PostgreSQL refuses `second` inside the failed transaction: look at `first`'s result first.
+pub(crate) async fn pipelined<A, B>(
+    first: impl std::future::Future<Output = A>,
+    second: impl std::future::Future<Output = B>,
+) -> (A, B) {
+    futures::future::join(first, second).await
+}
+
 impl Db {
     /// Runs `work` in one transaction, as [`Db::transaction`] does, but on SQLite all of it
     /// (BEGIN, every statement, the work between them, COMMIT) runs in one blocking call on the

@@ -1,11 +1,11 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::page::{Cursor, Page, PageRequest};
-use crate::db::schema::model_versions;
-use crate::db::{AnyTx, Db, Fetch, Run, Tx, on_any_tx, on_tx, read, with_conn};
+use crate::db::schema::{model_versions, models};
+use crate::db::{BulkTx, Db, Fetch, Tx, on_tx, pipelined, read, with_conn};
 use crate::error::AppError;
 use crate::values::VersionLifecycle;
 use crate::values::{Id, JsonText, Timestamp};
@@ -259,14 +259,95 @@ pub async fn label_taken(
     })
 }
 
-/// Inserts a version; `false` when a unique index refused it (its label is taken).
-pub async fn insert(tx: &mut impl AnyTx, version: &ModelVersion) -> Result<bool, AppError> {
-    on_any_tx!(tx, conn => {
-        match diesel::insert_into(model_versions::table).values(version).run(conn).await {
-            Err(e) if crate::error::is_unique_violation(&e) => Ok(false),
-            other => other.map(|_| true).map_err(AppError::from),
+/// Where a new version is counted: its project's usage of the month, in one of the count's
+/// shards (see [`crate::db::projects::usage_shard`]).
+pub struct UsageSlot<'a> {
+    pub project_id: Id,
+    pub month: &'a str,
+    pub shard: i32,
+}
+
+/// Counts a new version in its project's usage of the month, then hands out its model's next
+/// number (never reused, even after deletes) and answers it with the model's current version;
+/// `None` when the model is deleted (a create that waited for the delete's row lock then finds
+/// it gone). Every create takes the two row locks in this order.
+pub async fn take_number(
+    tx: &mut BulkTx<'_>,
+    model_id: Id,
+    usage: UsageSlot<'_>,
+    now: Timestamp,
+) -> Result<Option<(i64, Option<Id>)>, AppError> {
+    use crate::db::schema::project_monthly_usage as u;
+    let count = diesel::insert_into(u::table)
+        .values((
+            u::project_id.eq(usage.project_id),
+            u::month.eq(usage.month),
+            u::shard.eq(usage.shard),
+            u::versions_created.eq(1_i64),
+        ))
+        .on_conflict((u::project_id, u::month, u::shard))
+        .do_update()
+        .set(u::versions_created.eq(u::versions_created + 1_i64));
+    let take = diesel::update(
+        models::table
+            .find(model_id)
+            .filter(models::deleted_at.is_null()),
+    )
+    .set((
+        models::next_version_number.eq(models::next_version_number + 1_i64),
+        models::updated_at.eq(now),
+    ))
+    .returning((models::next_version_number, models::current_version_id));
+    let taken: Option<(i64, Option<Id>)> = match tx {
+        BulkTx::Sqlite(conn) => {
+            diesel::RunQueryDsl::execute(count, &mut **conn)?;
+            diesel::RunQueryDsl::get_result(take, &mut **conn).optional()?
         }
-    })
+        BulkTx::Postgres(conn) => {
+            let conn: &AsyncPgConnection = conn;
+            let (counted, taken) =
+                pipelined(count.execute(&mut &*conn), take.get_result(&mut &*conn)).await;
+            counted?;
+            taken.optional()?
+        }
+    };
+    Ok(taken.map(|(next, current)| (next - 1, current)))
+}
+
+/// Inserts a numbered version and, when `make_current`, points its model at it (after the
+/// insert: the pointer's foreign key needs the row); `false` when a unique index refused the
+/// version (its label is taken).
+pub async fn insert_numbered(
+    tx: &mut BulkTx<'_>,
+    version: &ModelVersion,
+    make_current: bool,
+) -> Result<bool, AppError> {
+    let insert = diesel::insert_into(model_versions::table).values(version);
+    let point = diesel::update(models::table.find(version.model_id))
+        .set(models::current_version_id.eq(version.id));
+    let (inserted, pointed) = match tx {
+        BulkTx::Sqlite(conn) => {
+            let inserted = diesel::RunQueryDsl::execute(insert, &mut **conn);
+            let pointed = match (&inserted, make_current) {
+                (Ok(_), true) => diesel::RunQueryDsl::execute(point, &mut **conn),
+                _ => Ok(0),
+            };
+            (inserted, pointed)
+        }
+        BulkTx::Postgres(conn) if make_current => {
+            let conn: &AsyncPgConnection = conn;
+            pipelined(insert.execute(&mut &*conn), point.execute(&mut &*conn)).await
+        }
+        BulkTx::Postgres(conn) => (insert.execute(&mut **conn).await, Ok(0)),
+    };
+    match inserted {
+        Err(e) if crate::error::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+        Ok(_) => {
+            pointed?;
+            Ok(true)
+        }
+    }
 }
 
 pub async fn update(

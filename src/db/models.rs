@@ -4,7 +4,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest, like_pattern};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{models, projects};
-use crate::db::{AnyTx, Db, Fetch, Run, Tx, on_any_tx, on_tx, read, with_conn};
+use crate::db::{AnyTx, Db, Fetch, Run, Tx, TxConn, on_any_tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::{CatalogRole, ModelFamily, ModelStatus, ProductType};
 use crate::values::{Id, JsonText, Timestamp};
@@ -221,6 +221,34 @@ pub async fn find_live_with_project(
             .await
             .optional()?)
     })
+}
+
+/// [`find_live_with_project`] inside a creating transaction: on PostgreSQL under key-share
+/// locks on both rows, so the project's quotas hold until it commits (see
+/// [`crate::db::projects::find_shared`]).
+pub async fn find_live_with_project_shared(
+    tx: &mut impl AnyTx,
+    id: Id,
+) -> Result<Option<(Model, crate::db::projects::Project)>, AppError> {
+    // A macro, not a value: `as_select` is typed for one backend.
+    macro_rules! query {
+        () => {
+            models::table
+                .inner_join(projects::table)
+                .filter(models::id.eq(id))
+                .filter(models::deleted_at.is_null())
+                .select((
+                    Model::as_select(),
+                    crate::db::projects::Project::as_select(),
+                ))
+        };
+    }
+    let found = match tx.conn() {
+        TxConn::SqliteAsync(conn) => query!().fetch_one(conn).await,
+        TxConn::Sqlite(conn) => query!().fetch_one(conn).await,
+        TxConn::Postgres(conn) => query!().for_key_share().fetch_one(conn).await,
+    };
+    Ok(found.optional()?)
 }
 
 pub async fn find_by_name(db: &Db, project_id: Id, name: &str) -> Result<Option<Model>, AppError> {
@@ -703,28 +731,4 @@ pub async fn shared_slug_taken(
 /// A model read inside a transaction, whatever its status.
 pub async fn get(tx: &mut Tx<'_>, id: Id) -> Result<Model, AppError> {
     on_tx!(tx, conn => Ok(models::table.find(id).select(Model::as_select()).first(conn).await?))
-}
-
-/// Hands out the model's next version number (never reused, even after deletes) and answers
-/// it with the model's current version; `None` when the model is deleted (a create that waited
-/// for the delete's row lock then finds it gone).
-pub async fn take_version_number(
-    tx: &mut impl AnyTx,
-    id: Id,
-    now: Timestamp,
-) -> Result<Option<(i64, Option<Id>)>, AppError> {
-    on_any_tx!(tx, conn => {
-        let taken: Option<(i64, Option<Id>)> = diesel::update(
-            models::table.find(id).filter(models::deleted_at.is_null()),
-        )
-        .set((
-            models::next_version_number.eq(models::next_version_number + 1_i64),
-            models::updated_at.eq(now),
-        ))
-        .returning((models::next_version_number, models::current_version_id))
-        .fetch_one(conn)
-        .await
-        .optional()?;
-        Ok(taken.map(|(next, current)| (next - 1, current)))
-    })
 }

@@ -112,24 +112,24 @@ pub async fn set_quotas(
     })
 }
 
-/// A project's quotas: (`max_models`, `max_versions_per_month`).
-pub type Quotas = (Option<i64>, Option<i64>);
-
-/// The project's quotas as a creating transaction must obey them. They are read inside the
+/// The project as a creating transaction must obey it: its quotas are read inside the
 /// transaction, and on PostgreSQL with a key-share lock on the row (the lock the create's
 /// foreign key takes anyway), which [`set_quotas`] waits for: a create that read no quota has
 /// committed before a quota is set, and one that reads after sees it. SQLite has one writer.
 /// `None` when the project is gone.
-pub async fn quotas(tx: &mut impl AnyTx, id: Id) -> Result<Option<Quotas>, AppError> {
-    let query = projects::table
-        .find(id)
-        .select((projects::max_models, projects::max_versions_per_month));
-    let quotas = match tx.conn() {
-        TxConn::SqliteAsync(conn) => query.fetch_one(conn).await,
-        TxConn::Sqlite(conn) => query.fetch_one(conn).await,
-        TxConn::Postgres(conn) => query.for_key_share().fetch_one(conn).await,
+pub async fn find_shared(tx: &mut impl AnyTx, id: Id) -> Result<Option<Project>, AppError> {
+    // A macro, not a value: `as_select` is typed for one backend.
+    macro_rules! query {
+        () => {
+            projects::table.find(id).select(Project::as_select())
+        };
+    }
+    let project = match tx.conn() {
+        TxConn::SqliteAsync(conn) => query!().fetch_one(conn).await,
+        TxConn::Sqlite(conn) => query!().fetch_one(conn).await,
+        TxConn::Postgres(conn) => query!().for_key_share().fetch_one(conn).await,
     };
-    Ok(quotas.optional()?)
+    Ok(project.optional()?)
 }
 
 /// The organization a project belongs to, read inside a transaction.
@@ -164,33 +164,6 @@ pub const USAGE_SHARDS: u32 = 16;
 pub fn usage_shard(model_id: Id) -> i32 {
     // UUIDv7 ids end in random bits.
     (model_id.0.as_u128() % u128::from(USAGE_SHARDS)) as i32
-}
-
-/// Counts one more version created in the project this month, in `shard` of the month's count
-/// (`0..USAGE_SHARDS`): a row per project and month would make every create in the project
-/// wait for the previous one's commit to take its lock.
-pub async fn count_version_created(
-    tx: &mut impl AnyTx,
-    project_id: Id,
-    month: &str,
-    shard: i32,
-) -> Result<(), AppError> {
-    use crate::db::schema::project_monthly_usage as usage;
-    on_any_tx!(tx, conn => {
-        diesel::insert_into(usage::table)
-            .values((
-                usage::project_id.eq(project_id),
-                usage::month.eq(month),
-                usage::shard.eq(shard),
-                usage::versions_created.eq(1_i64),
-            ))
-            .on_conflict((usage::project_id, usage::month, usage::shard))
-            .do_update()
-            .set(usage::versions_created.eq(usage::versions_created + 1_i64))
-            .run(conn)
-            .await?;
-        Ok(())
-    })
 }
 
 /// How many versions were created in the project this month, across the count's shards.

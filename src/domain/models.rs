@@ -227,18 +227,17 @@ fn slug_taken(slug: &str) -> AppError {
     ))
 }
 
-pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Model, AppError> {
-    let project = visible_project(db, caller, input.project_id).await?;
-    caller.require(ProjectRef::from(&project), Role::Editor, "project")?;
-    let given = changes(input.fields)?;
+/// The row a create inserts, from the caller's fields.
+fn new_model(project_id: Id, fields: ModelFields) -> Result<Model, AppError> {
+    let given = changes(fields)?;
     let name = given
         .name
         .ok_or_else(|| AppError::bad_input("name", "is required"))?;
     let slug = given.slug.unwrap_or_else(|| validate::slugify(&name));
     let now = Timestamp::now();
-    let model = Model {
+    Ok(Model {
         id: Id::new(),
-        project_id: project.id,
+        project_id,
         name,
         slug,
         description: given.description.flatten(),
@@ -288,30 +287,46 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         featured: false,
         shared_at: None,
         deployment_count: 0,
-    };
-    // One blocking call on SQLite (see `Db::bulk_transaction`): what it uses is moved in.
+    })
+}
+
+pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Model, AppError> {
+    // Checked now, answered after the caller's access: one who may not see the project learns
+    // nothing from its input.
+    let built = new_model(input.project_id, input.fields);
+    let names = built
+        .as_ref()
+        .ok()
+        .map(|m| (m.project_id, m.name.clone(), m.slug.clone()));
+    // One blocking call on SQLite (see `Db::bulk_transaction`): what it uses is moved in. The
+    // project is read inside it, so the quota read is the one the create is counted against.
+    let (project_id, caller) = (input.project_id, caller.clone());
     let refused = Arc::new(AtomicBool::new(false));
-    let (row, slug, refusal) = (model.clone(), project.slug.clone(), Arc::clone(&refused));
+    let refusal = Arc::clone(&refused);
     let inserted = db
         .bulk_transaction(async move |tx| {
+            let project = projects::find_shared(tx, project_id)
+                .await?
+                .filter(|p| caller.sees_project(ProjectRef::from(p)))
+                .ok_or(AppError::NotFound("project"))?;
+            caller.require(ProjectRef::from(&project), Role::Editor, "project")?;
+            let row = built?;
             // Checked against a locked project row: concurrent creates in one project are counted
             // against the quota one after another. Without a quota nothing is counted, and the
             // unique indexes alone settle a race for a name.
-            let (max_models, _) = projects::quotas(tx, row.project_id)
-                .await?
-                .ok_or(AppError::NotFound("project"))?;
-            if let Some(max) = max_models {
-                projects::lock(tx, row.project_id).await?;
-                if models::count_live(tx, row.project_id).await? >= max {
+            if let Some(max) = project.max_models {
+                projects::lock(tx, project.id).await?;
+                if models::count_live(tx, project.id).await? >= max {
                     return Err(AppError::QuotaExceeded(format!(
-                        "project `{slug}` allows at most {max} models"
+                        "project `{}` allows at most {max} models",
+                        project.slug
                     )));
                 }
             }
             // A refused insert ends the transaction (PostgreSQL aborts it), so it is rolled
             // back through an error.
             if models::insert(tx, &row).await? {
-                Ok(())
+                Ok(row)
             } else {
                 refusal.store(true, Ordering::Relaxed);
                 Err(name_taken(&row.name))
@@ -319,28 +334,22 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         })
         .await;
     match inserted {
-        Ok(()) => return Ok(model),
+        Ok(model) => return Ok(model),
         Err(AppError::Conflict(_)) if refused.load(Ordering::Relaxed) => {}
         Err(e) => return Err(e),
     }
+    let Some((project_id, name, slug)) = names else {
+        return Err(AppError::conflict("name or slug already taken; try again"));
+    };
     // A unique index refused the row: which of the two names is taken is looked up only now,
     // so a create that succeeds reads nothing first. Should the other model be gone by then,
     // the answer is still CONFLICT, naming neither.
     let clash = db
-        .transaction(async |tx| {
-            models::clash(
-                tx,
-                model.project_id,
-                Some(&model.name),
-                Some(&model.slug),
-                None,
-            )
-            .await
-        })
+        .transaction(async |tx| models::clash(tx, project_id, Some(&name), Some(&slug), None).await)
         .await?;
     Err(match clash {
-        Some((name, _)) if name == model.name => name_taken(&name),
-        Some(_) => slug_taken(&model.slug),
+        Some((taken, _)) if taken == name => name_taken(&taken),
+        Some(_) => slug_taken(&slug),
         None => AppError::conflict("name or slug already taken; try again"),
     })
 }

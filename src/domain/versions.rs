@@ -1,13 +1,13 @@
 //! Model versions: numbering, labels, the lifecycle and the current-version pointer.
 
-use crate::auth::Principal;
+use crate::auth::{Principal, ProjectRef};
 use crate::db::artifacts::{self, ArtifactSet};
-use crate::db::model_versions::{self, LifecycleChange, ModelVersion, VersionChanges};
+use crate::db::model_versions::{self, LifecycleChange, ModelVersion, UsageSlot, VersionChanges};
 use crate::db::models::{self, Model};
 use crate::db::page::{Page, PageRequest};
 use crate::db::{Db, projects};
 use crate::domain::catalog::revision as catalog;
-use crate::domain::models::{visible_model, visible_model_in_project};
+use crate::domain::models::visible_model;
 use crate::domain::organizations::month_of;
 use crate::domain::validate::{self, DESCRIPTION_MAX};
 use crate::error::AppError;
@@ -101,38 +101,48 @@ pub async fn create(
     caller: &Principal,
     input: NewModelVersion,
 ) -> Result<ModelVersion, AppError> {
-    let (model, project) =
-        visible_model_in_project(db, caller, input.model_id, Role::Editor).await?;
     let now = Timestamp::now();
-    let mut version = ModelVersion {
-        id: Id::new(),
-        model_id: model.id,
-        version: label("version", &input.version)?,
-        number: 0,
-        description: validate::text("description", input.description, DESCRIPTION_MAX)?,
-        release_date: input.release_date,
-        training_run_id: validate::text(
+    // Checked now, answered after the caller's access: one who may not see the model learns
+    // nothing from its input.
+    let fields = (
+        label("version", &input.version),
+        validate::text("description", input.description, DESCRIPTION_MAX),
+        validate::text(
             "trainingRunId",
             input.training_run_id,
             validate::SHORT_TEXT_MAX,
-        )?,
-        metrics: metrics(input.metrics)?,
-        lifecycle: VersionLifecycle::Draft,
-        published_at: None,
-        deprecated_at: None,
-        created_at: now,
-        updated_at: now,
-    };
+        ),
+        metrics(input.metrics),
+    );
+    let (model_id, release_date, caller) = (input.model_id, input.release_date, caller.clone());
     let month = month_of(now);
     // One blocking call on SQLite (see `Db::bulk_transaction`): what it uses is moved in, and
-    // the version comes back numbered.
+    // the version comes back numbered. The model and its project are read inside it, so the
+    // quota read is the one the create is counted against.
     db.bulk_transaction(async move |tx| {
-        // Under a quota, the project's creates count one after another against it; without
-        // one, they only add to their model's shard of the month's count.
-        let (_, max_versions) = projects::quotas(tx, project.id)
+        let (model, project) = models::find_live_with_project_shared(tx, model_id)
             .await?
             .ok_or(AppError::NotFound("model"))?;
-        if let Some(max) = max_versions {
+        caller.require(ProjectRef::from(&project), Role::Editor, "model")?;
+        let (version, description, training_run_id, metrics) = fields;
+        let mut version = ModelVersion {
+            id: Id::new(),
+            model_id: model.id,
+            version: version?,
+            number: 0,
+            description: description?,
+            release_date,
+            training_run_id: training_run_id?,
+            metrics: metrics?,
+            lifecycle: VersionLifecycle::Draft,
+            published_at: None,
+            deprecated_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        // Under a quota, the project's creates count one after another against it; without
+        // one, they only add to their model's shard of the month's count.
+        if let Some(max) = project.max_versions_per_month {
             projects::lock(tx, project.id).await?;
             if projects::versions_created(tx, project.id, &month).await? >= max {
                 return Err(AppError::QuotaExceeded(format!(
@@ -141,19 +151,19 @@ pub async fn create(
                 )));
             }
         }
-        projects::count_version_created(tx, project.id, &month, projects::usage_shard(model.id))
-            .await?;
-        let (number, current) = models::take_version_number(tx, model.id, now)
+        let usage = UsageSlot {
+            project_id: project.id,
+            month: &month,
+            shard: projects::usage_shard(model.id),
+        };
+        let (number, current) = model_versions::take_number(tx, model.id, usage, now)
             .await?
             .ok_or(AppError::NotFound("model"))?;
         version.number = number;
-        // The label's unique index refuses a taken label; the error rolls the number back.
-        if !model_versions::insert(tx, &version).await? {
+        // The first version becomes the model's current one. The label's unique index refuses
+        // a taken label; the error rolls the number back.
+        if !model_versions::insert_numbered(tx, &version, current.is_none()).await? {
             return Err(label_taken(&version.version));
-        }
-        // The first version becomes the model's current one.
-        if current.is_none() {
-            models::set_current_version(tx, model.id, Some(version.id), now).await?;
         }
         Ok(version)
     })

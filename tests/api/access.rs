@@ -442,6 +442,42 @@ backends! {
         assert_eq!(keys["organizations"]["totalCount"], 2);
     }
 
+    // Creates check the caller inside their transaction, after the input is read: a key that
+    // may not create there learns nothing from its input's errors.
+    async fn creates_refuse_the_caller_before_naming_a_bad_field(app) {
+        let project = app.default_project().await;
+        let model = app.create_model(&app.admin, &project, "Secret", json!({})).await;
+        let outsider = {
+            let org = app
+                .ok(&app.admin, r#"mutation { createOrganization(input: { slug: "acme", name: "Acme" }) { organization { id } } }"#, json!({}))
+                .await["createOrganization"]["organization"]["id"]
+                .clone();
+            let theirs = app
+                .ok(&app.admin, r#"mutation($o: ID!) { createProject(input: { organizationId: $o, slug: "theirs", name: "Theirs" }) { project { id } } }"#, json!({ "o": org }))
+                .await["createProject"]["project"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            app.project_key(&theirs, "EDITOR").await
+        };
+        let viewer = app.project_key(&project, "VIEWER").await;
+        let bad_model = r#"mutation($p: ID!) { createModel(input: { projectId: $p, name: "  " }) { model { id } } }"#;
+        let bad_version = r#"mutation($m: ID!) { createModelVersion(input: { modelId: $m, version: "not a label!" }) { modelVersion { id } } }"#;
+        let vars = json!({ "p": project, "m": model });
+        for (key, code) in [(&outsider, "NOT_FOUND"), (&viewer, "FORBIDDEN")] {
+            for (query, field) in [(bad_model, "createModel"), (bad_version, "createModelVersion")] {
+                let response = app.gql(key, query, vars.clone()).await;
+                assert_eq!(refusal(&response, field), Some(json!(code)), "{field}: {response:#}");
+            }
+        }
+        // The admin is told which field is wrong.
+        for (query, field, name) in [(bad_model, "createModel", "name"), (bad_version, "createModelVersion", "version")] {
+            let response = app.gql(&app.admin, query, vars.clone()).await;
+            assert_eq!(refusal(&response, field), Some(json!("BAD_USER_INPUT")), "{field}: {response:#}");
+            assert_eq!(response["errors"][0]["extensions"]["field"], name, "{response:#}");
+        }
+    }
+
     async fn every_rest_route_is_checked_against_the_callers_key(app) {
         let project = app.default_project().await;
         let model = app.create_model(&app.admin, &project, "Secret", json!({})).await;
