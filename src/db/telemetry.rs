@@ -95,9 +95,34 @@ impl From<&InferenceSessionRow> for NewSession {
     }
 }
 
-/// Stores the sessions whose `(project, id)` is new; answers the keys of those it stored (a
-/// session already stored is a retry and is left out). `rows` come in key order and without
-/// repeats, so concurrent transactions take the key's locks in one order.
+/// What [`insert_sessions`] does with a session whose `(project, id)` is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Leaves it out: it was a retry.
+    Skip,
+    /// Stores nothing and answers [`Inserted::Refused`]; on PostgreSQL the transaction is then
+    /// aborted. A batch seldom holds a stored session, and on PostgreSQL a plain `INSERT` costs
+    /// a quarter less per row than one that skips conflicts (`ON CONFLICT DO NOTHING` takes a
+    /// speculative-insertion lock and writes a confirmation record per row; measured on
+    /// 600,000 sessions in one statement: 8.3-9.3 s against 6.1-7.4 s), so the writer tries
+    /// this first and runs its transaction again with [`Stored::Skip`] when refused.
+    Refuse,
+}
+
+/// What [`insert_sessions`] stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Every row.
+    All,
+    /// The rows with these keys; the others were stored before.
+    Only(Vec<(Id, Id)>),
+    /// Nothing: a row was stored before, under [`Stored::Refuse`].
+    Refused,
+}
+
+/// Stores the sessions whose `(project, id)` is new (a session already stored is a retry), as
+/// `stored` says. `rows` come in key order and without repeats, so concurrent transactions take
+/// the key's locks in one order.
 ///
 /// The statements differ per backend, for speed; what they store does not. SQLite runs in
 /// the process, so statements cost no round trip but each is compiled, bound and stepped: 64
@@ -108,10 +133,12 @@ impl From<&InferenceSessionRow> for NewSession {
 /// with the batch, where a `VALUES` list of 12,000 parameters is parsed and planned every time.
 /// The arrays are unnested in the select list, which walks them in step, in order; `unnest`
 /// in `FROM` first copies every row into a tuple store (measured: 4× the time of the scan).
+/// SQLite skips stored sessions under either `stored`: ignoring a conflict costs it nothing.
 pub async fn insert_sessions(
     tx: &mut BulkTx<'_>,
     rows: &[&InferenceSessionRow],
-) -> Result<Vec<(Id, Id)>, AppError> {
+    stored: Stored,
+) -> Result<Inserted, AppError> {
     match tx {
         BulkTx::Sqlite(conn) => {
             use inference_sessions as s;
@@ -136,37 +163,53 @@ pub async fn insert_sessions(
                     keys.push((row.project_id, row.id));
                 }
             }
-            Ok(keys)
+            Ok(if keys.len() == rows.len() {
+                Inserted::All
+            } else {
+                Inserted::Only(keys)
+            })
         }
         BulkTx::Postgres(conn) => {
             use diesel::sql_types::{
                 Array, BigInt, Bool, Double, Nullable, Text, Timestamp as Time,
             };
-            let keys: Vec<EventKey> = diesel::sql_query(
-                "INSERT INTO inference_sessions (project_id, id, model_id, model_version_id, \
-                 device_external_id, started_at, latency_ms, ttft_ms, input_tokens, \
-                 output_tokens, success, error_code) \
+            const INSERT: &str = "INSERT INTO inference_sessions (project_id, id, model_id, \
+                 model_version_id, device_external_id, started_at, latency_ms, ttft_ms, \
+                 input_tokens, output_tokens, success, error_code) \
                  SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), \
                  unnest($4::text[]), unnest($5::text[]), unnest($6::timestamp[]), \
                  unnest($7::float8[]), unnest($8::float8[]), unnest($9::int8[]), \
-                 unnest($10::int8[]), unnest($11::bool[]), unnest($12::text[]) \
-                 ON CONFLICT DO NOTHING RETURNING project_id, id",
-            )
-            .bind::<Array<Text>, _>(column(rows, |r| r.project_id))
-            .bind::<Array<Text>, _>(column(rows, |r| r.id))
-            .bind::<Array<Text>, _>(column(rows, |r| r.model_id))
-            .bind::<Array<Text>, _>(column(rows, |r| r.model_version_id))
-            .bind::<Array<Text>, _>(column(rows, |r| r.device_external_id.as_str()))
-            .bind::<Array<Time>, _>(column(rows, |r| r.started_at))
-            .bind::<Array<Double>, _>(column(rows, |r| r.latency_ms))
-            .bind::<Array<Nullable<Double>>, _>(column(rows, |r| r.ttft_ms))
-            .bind::<Array<Nullable<BigInt>>, _>(column(rows, |r| r.input_tokens))
-            .bind::<Array<Nullable<BigInt>>, _>(column(rows, |r| r.output_tokens))
-            .bind::<Array<Bool>, _>(column(rows, |r| r.success))
-            .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.error_code.as_deref()))
-            .fetch_all(&mut **conn)
-            .await?;
-            Ok(keys.into_iter().map(|k| (k.project_id, k.id)).collect())
+                 unnest($10::int8[]), unnest($11::bool[]), unnest($12::text[])";
+            let text = match stored {
+                Stored::Refuse => INSERT.to_owned(),
+                Stored::Skip => format!("{INSERT} ON CONFLICT DO NOTHING RETURNING project_id, id"),
+            };
+            let insert = diesel::sql_query(text)
+                .bind::<Array<Text>, _>(column(rows, |r| r.project_id))
+                .bind::<Array<Text>, _>(column(rows, |r| r.id))
+                .bind::<Array<Text>, _>(column(rows, |r| r.model_id))
+                .bind::<Array<Text>, _>(column(rows, |r| r.model_version_id))
+                .bind::<Array<Text>, _>(column(rows, |r| r.device_external_id.as_str()))
+                .bind::<Array<Time>, _>(column(rows, |r| r.started_at))
+                .bind::<Array<Double>, _>(column(rows, |r| r.latency_ms))
+                .bind::<Array<Nullable<Double>>, _>(column(rows, |r| r.ttft_ms))
+                .bind::<Array<Nullable<BigInt>>, _>(column(rows, |r| r.input_tokens))
+                .bind::<Array<Nullable<BigInt>>, _>(column(rows, |r| r.output_tokens))
+                .bind::<Array<Bool>, _>(column(rows, |r| r.success))
+                .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.error_code.as_deref()));
+            if stored == Stored::Refuse {
+                return match insert.run(&mut **conn).await {
+                    Ok(_) => Ok(Inserted::All),
+                    Err(e) if crate::error::is_unique_violation(&e) => Ok(Inserted::Refused),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            let keys: Vec<EventKey> = insert.fetch_all(&mut **conn).await?;
+            Ok(if keys.len() == rows.len() {
+                Inserted::All
+            } else {
+                Inserted::Only(keys.into_iter().map(|k| (k.project_id, k.id)).collect())
+            })
         }
     }
 }

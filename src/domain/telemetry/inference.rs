@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::DurationRound;
 
@@ -22,7 +23,7 @@ use crate::auth::Principal;
 use crate::db::devices::Device;
 use crate::db::models::Model;
 use crate::db::telemetry::{
-    self as telemetry_db, InferenceSessionRow, Rollup, RollupKey, SessionBatch,
+    self as telemetry_db, InferenceSessionRow, Inserted, Rollup, RollupKey, SessionBatch, Stored,
 };
 use crate::domain::models as model_rules;
 use crate::domain::validate;
@@ -222,53 +223,75 @@ async fn write_together(
     let key = |&(b, i): &(usize, usize)| (batches[b].rows[i].project_id, batches[b].rows[i].id);
     order.sort_by_key(key);
     order.dedup_by_key(|e| key(e));
-    let batches = Arc::clone(batches);
-    let (stored, devices) = app
-        .db
-        .bulk_transaction(async move |tx| {
-            crate::db::devices::register(tx, &devices).await?;
-            let rows: Vec<&InferenceSessionRow> =
-                order.iter().map(|&(b, i)| &batches[b].rows[i]).collect();
-            let keys = telemetry_db::insert_sessions(tx, &rows).await?;
-            let everything = keys.len() == rows.len();
-            let keys: HashSet<(Id, Id)> = if everything {
-                HashSet::new()
-            } else {
-                keys.into_iter().collect()
-            };
-            let mut stored = vec![0; batches.len()];
-            let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
-            for (&(b, _), row) in order.iter().zip(&rows) {
-                if everything || keys.contains(&(row.project_id, row.id)) {
-                    stored[b] += 1;
-                    add_to_minute(&mut deltas, row);
+    let (devices, order) = (Arc::new(devices), Arc::new(order));
+    // First as if no session were stored before (what a batch almost always is, and cheaper
+    // to write), then, should one be, again skipping those (see `Stored::Refuse`).
+    let mut attempt = Stored::Refuse;
+    let stored = loop {
+        let (batches, devices, order) = (
+            Arc::clone(batches),
+            Arc::clone(&devices),
+            Arc::clone(&order),
+        );
+        let refused = Arc::new(AtomicBool::new(false));
+        let refusal = Arc::clone(&refused);
+        let written = app
+            .db
+            .bulk_transaction(async move |tx| {
+                crate::db::devices::register(tx, &devices).await?;
+                let rows: Vec<&InferenceSessionRow> =
+                    order.iter().map(|&(b, i)| &batches[b].rows[i]).collect();
+                // `None`: every row was new.
+                let keys: Option<HashSet<(Id, Id)>> =
+                    match telemetry_db::insert_sessions(tx, &rows, attempt).await? {
+                        Inserted::All => None,
+                        Inserted::Only(keys) => Some(keys.into_iter().collect()),
+                        Inserted::Refused => {
+                            refusal.store(true, Ordering::Relaxed);
+                            return Err(AppError::conflict("a session was stored before"));
+                        }
+                    };
+                let mut stored = vec![0; batches.len()];
+                let mut deltas: BTreeMap<RollupKey, Delta> = BTreeMap::new();
+                for (&(b, _), row) in order.iter().zip(&rows) {
+                    if keys
+                        .as_ref()
+                        .is_none_or(|k| k.contains(&(row.project_id, row.id)))
+                    {
+                        stored[b] += 1;
+                        add_to_minute(&mut deltas, row);
+                    }
                 }
-            }
-            fold_minutes(&mut deltas)?;
-            // Each summary row is read, merged and written once, under its model's lock.
-            let mut models: Vec<Id> = deltas.keys().map(|key| key.0).collect();
-            models.dedup();
-            let lock = telemetry_db::lock_rollups(tx, &models).await?;
-            let keys: Vec<RollupKey> = deltas.keys().copied().collect();
-            let mut existing: HashMap<RollupKey, Rollup> =
-                telemetry_db::stored_rollups(tx, &lock, &keys)
-                    .await?
-                    .into_iter()
-                    .map(|row| (row.key(), row))
-                    .collect();
-            let mut merged = Vec::with_capacity(deltas.len());
-            for (key, delta) in deltas {
-                let mut total = match existing.remove(&key) {
-                    Some(row) => Delta::stored(row)?,
-                    None => Delta::default(),
-                };
-                total.absorb(&delta)?;
-                merged.push(total.into_row(key));
-            }
-            telemetry_db::write_rollups(tx, &lock, &merged).await?;
-            Ok((stored, devices))
-        })
-        .await?;
+                fold_minutes(&mut deltas)?;
+                // Each summary row is read, merged and written once, under its model's lock.
+                let mut models: Vec<Id> = deltas.keys().map(|key| key.0).collect();
+                models.dedup();
+                let lock = telemetry_db::lock_rollups(tx, &models).await?;
+                let keys: Vec<RollupKey> = deltas.keys().copied().collect();
+                let mut existing: HashMap<RollupKey, Rollup> =
+                    telemetry_db::stored_rollups(tx, &lock, &keys)
+                        .await?
+                        .into_iter()
+                        .map(|row| (row.key(), row))
+                        .collect();
+                let mut merged = Vec::with_capacity(deltas.len());
+                for (key, delta) in deltas {
+                    let mut total = match existing.remove(&key) {
+                        Some(row) => Delta::stored(row)?,
+                        None => Delta::default(),
+                    };
+                    total.absorb(&delta)?;
+                    merged.push(total.into_row(key));
+                }
+                telemetry_db::write_rollups(tx, &lock, &merged).await?;
+                Ok(stored)
+            })
+            .await;
+        match written {
+            Err(_) if refused.load(Ordering::Relaxed) => attempt = Stored::Skip,
+            written => break written?,
+        }
+    };
     app.known_devices.remember(&devices);
     Ok(which.into_iter().map(|b| stored[b]).collect())
 }
