@@ -345,7 +345,8 @@ impl Db {
 }
 
 /// A transaction on a hot write path (telemetry ingest, creating models and versions), whose
-/// statements are written through [`Fetch`] and [`Run`] in [`on_bulk_tx!`] or [`on_any_tx!`];
+/// statements are written through [`Fetch`] and [`Run`] in [`on_bulk_tx!`] or [`on_any_tx!`],
+/// or, for two statements sent together on PostgreSQL, matched per backend and [`pipelined`];
 /// see [`Db::bulk_transaction`].
 pub enum BulkTx<'c> {
     Sqlite(&'c mut SqliteConnection),
@@ -357,11 +358,13 @@ pub enum BulkTx<'c> {
 /// trip, and on a hot write path round trips are most of a transaction's cost.
 ///
 /// The server runs them in the order they were sent, and that is the order given here:
-/// `join` polls `first` before `second`, and diesel-async sends a statement in its first poll
-/// once the statement is prepared, or else right after preparing it, under the connection's
-/// statement-cache lock that `second` queues behind. So `second` may rely on what `first`
-/// did (a row it inserted, a lock it took), though not on its answer. Should `first` fail,
-/// PostgreSQL refuses `second` inside the failed transaction: look at `first`'s result first.
+/// `join` polls `first` before `second`, and diesel-async (0.9.2, pinned for this) sends a
+/// statement in its first poll once the statement is prepared, or else right after preparing
+/// it, under the connection's statement-cache lock that `second` queues behind. So `second`
+/// may rely on what `first` did (a row it inserted, a lock it took), though not on its
+/// answer. That holds for statements over built-in SQL types only: one binding a custom type
+/// looks its type up before taking that lock, and may be overtaken. Inside a transaction, as
+/// here, PostgreSQL refuses `second` once `first` failed: look at `first`'s result first.
 pub(crate) async fn pipelined<A, B>(
     first: impl std::future::Future<Output = A>,
     second: impl std::future::Future<Output = B>,

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::page::{Cursor, Page, PageRequest};
+use crate::db::projects::UsageSlot;
 use crate::db::schema::{model_versions, models};
 use crate::db::{BulkTx, Db, Fetch, Tx, on_tx, pipelined, read, with_conn};
 use crate::error::AppError;
@@ -257,14 +258,6 @@ pub async fn label_taken(
         let taken: i64 = query.count().get_result(conn).await?;
         Ok(taken > 0)
     })
-}
-
-/// Where a new version is counted: its project's usage of the month, in one of the count's
-/// shards (see [`crate::db::projects::usage_shard`]).
-pub struct UsageSlot<'a> {
-    pub project_id: Id,
-    pub month: &'a str,
-    pub shard: i32,
 }
 
 /// Counts a new version in its project's usage of the month, then hands out its model's next

@@ -88,7 +88,7 @@ pub async fn set_quotas(
     max_models: Option<i64>,
     max_versions_per_month: Option<i64>,
 ) -> Result<Project, AppError> {
-    // An UPDATE of these columns alone would not wait for the key-share locks of [`quotas`];
+    // An UPDATE of these columns alone would not wait for the key-share locks of [`find_shared`];
     // locking the row for update first waits until every create that read the old quotas has
     // committed. A steady stream of creates in the project can hold it off that long.
     if let Tx::Postgres(conn) = tx {
@@ -164,6 +164,14 @@ pub const USAGE_SHARDS: u32 = 16;
 pub fn usage_shard(model_id: Id) -> i32 {
     // UUIDv7 ids end in random bits.
     (model_id.0.as_u128() % u128::from(USAGE_SHARDS)) as i32
+}
+
+/// Where a new version is counted: its project's usage of the month, in one of the count's
+/// shards (see [`usage_shard`]); the version create counts it where it numbers the version.
+pub struct UsageSlot<'a> {
+    pub project_id: Id,
+    pub month: &'a str,
+    pub shard: i32,
 }
 
 /// How many versions were created in the project this month, across the count's shards.

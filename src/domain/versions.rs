@@ -1,11 +1,12 @@
 //! Model versions: numbering, labels, the lifecycle and the current-version pointer.
 
 use crate::auth::{Principal, ProjectRef};
+use crate::db::Db;
 use crate::db::artifacts::{self, ArtifactSet};
-use crate::db::model_versions::{self, LifecycleChange, ModelVersion, UsageSlot, VersionChanges};
+use crate::db::model_versions::{self, LifecycleChange, ModelVersion, VersionChanges};
 use crate::db::models::{self, Model};
 use crate::db::page::{Page, PageRequest};
-use crate::db::{Db, projects};
+use crate::db::projects::{self, UsageSlot};
 use crate::domain::catalog::revision as catalog;
 use crate::domain::models::visible_model;
 use crate::domain::organizations::month_of;
