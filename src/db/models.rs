@@ -204,23 +204,29 @@ pub async fn find_live(db: &Db, id: Id) -> Result<Option<Model>, AppError> {
     })
 }
 
+/// The statement of [`find_live_with_project`] and [`find_live_with_project_shared`]: a macro,
+/// not a value, because `as_select` is typed for one backend. No `LIMIT` (the id is the key):
+/// SQLite compiles a statement with a bound `LIMIT ?` again each time it runs.
+macro_rules! live_with_project {
+    ($id:expr) => {
+        models::table
+            .inner_join(projects::table)
+            .filter(models::id.eq($id))
+            .filter(models::deleted_at.is_null())
+            .select((
+                Model::as_select(),
+                crate::db::projects::Project::as_select(),
+            ))
+    };
+}
+
 /// A live model with its project, in one statement: every check of a caller against a model
 /// needs both.
 pub async fn find_live_with_project(
     db: &Db,
     id: Id,
 ) -> Result<Option<(Model, crate::db::projects::Project)>, AppError> {
-    read!(db, conn => {
-        Ok(models::table
-            .inner_join(projects::table)
-            .filter(models::id.eq(id))
-            .filter(models::deleted_at.is_null())
-            .select((Model::as_select(), crate::db::projects::Project::as_select()))
-            .limit(1)
-            .fetch_one(conn)
-            .await
-            .optional()?)
-    })
+    read!(db, conn => Ok(live_with_project!(id).fetch_one(conn).await.optional()?))
 }
 
 /// [`find_live_with_project`] inside a creating transaction: on PostgreSQL under key-share
@@ -230,23 +236,10 @@ pub async fn find_live_with_project_shared(
     tx: &mut impl AnyTx,
     id: Id,
 ) -> Result<Option<(Model, crate::db::projects::Project)>, AppError> {
-    // A macro, not a value: `as_select` is typed for one backend.
-    macro_rules! query {
-        () => {
-            models::table
-                .inner_join(projects::table)
-                .filter(models::id.eq(id))
-                .filter(models::deleted_at.is_null())
-                .select((
-                    Model::as_select(),
-                    crate::db::projects::Project::as_select(),
-                ))
-        };
-    }
     let found = match tx.conn() {
-        TxConn::SqliteAsync(conn) => query!().fetch_one(conn).await,
-        TxConn::Sqlite(conn) => query!().fetch_one(conn).await,
-        TxConn::Postgres(conn) => query!().for_key_share().fetch_one(conn).await,
+        TxConn::SqliteAsync(conn) => live_with_project!(id).fetch_one(conn).await,
+        TxConn::Sqlite(conn) => live_with_project!(id).fetch_one(conn).await,
+        TxConn::Postgres(conn) => live_with_project!(id).for_key_share().fetch_one(conn).await,
     };
     Ok(found.optional()?)
 }

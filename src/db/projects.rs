@@ -21,10 +21,17 @@ pub struct Project {
     pub updated_at: Timestamp,
 }
 
+/// The statement of [`find`] and [`find_shared`]: a macro, not a value, because `as_select` is
+/// typed for one backend. No `LIMIT` (the id is the key): SQLite compiles a statement with a
+/// bound `LIMIT ?` again each time it runs.
+macro_rules! by_id {
+    ($id:expr) => {
+        projects::table.find($id).select(Project::as_select())
+    };
+}
+
 pub async fn find(db: &Db, id: Id) -> Result<Option<Project>, AppError> {
-    read!(db, conn => {
-        Ok(projects::table.find(id).select(Project::as_select()).limit(1).fetch_one(conn).await.optional()?)
-    })
+    read!(db, conn => Ok(by_id!(id).fetch_one(conn).await.optional()?))
 }
 
 pub async fn find_by_slug(db: &Db, slug: &str) -> Result<Option<Project>, AppError> {
@@ -118,16 +125,10 @@ pub async fn set_quotas(
 /// committed before a quota is set, and one that reads after sees it. SQLite has one writer.
 /// `None` when the project is gone.
 pub async fn find_shared(tx: &mut impl AnyTx, id: Id) -> Result<Option<Project>, AppError> {
-    // A macro, not a value: `as_select` is typed for one backend.
-    macro_rules! query {
-        () => {
-            projects::table.find(id).select(Project::as_select())
-        };
-    }
     let project = match tx.conn() {
-        TxConn::SqliteAsync(conn) => query!().fetch_one(conn).await,
-        TxConn::Sqlite(conn) => query!().fetch_one(conn).await,
-        TxConn::Postgres(conn) => query!().for_key_share().fetch_one(conn).await,
+        TxConn::SqliteAsync(conn) => by_id!(id).fetch_one(conn).await,
+        TxConn::Sqlite(conn) => by_id!(id).fetch_one(conn).await,
+        TxConn::Postgres(conn) => by_id!(id).for_key_share().fetch_one(conn).await,
     };
     Ok(project.optional()?)
 }
@@ -156,7 +157,8 @@ pub async fn lock(tx: &mut impl AnyTx, id: Id) -> Result<(), AppError> {
     })
 }
 
-/// How many rows a project's monthly version count is spread over.
+/// How many rows a project's monthly version count is spread over: with one row per project and
+/// month, every create in the project would wait for the previous one's commit to take its lock.
 pub const USAGE_SHARDS: u32 = 16;
 
 /// The shard of the monthly count a model's versions are counted in. A model's creates wait

@@ -120,6 +120,17 @@ pub enum Inserted {
     Refused,
 }
 
+impl Inserted {
+    /// The keys an insert of `rows` sessions answered.
+    fn from_keys(keys: Vec<(Id, Id)>, rows: usize) -> Self {
+        if keys.len() == rows {
+            Inserted::All
+        } else {
+            Inserted::Only(keys)
+        }
+    }
+}
+
 /// Stores the sessions whose `(project, id)` is new (a session already stored is a retry), as
 /// `stored` says. `rows` come in key order and without repeats, so concurrent transactions take
 /// the key's locks in one order.
@@ -163,11 +174,7 @@ pub async fn insert_sessions(
                     keys.push((row.project_id, row.id));
                 }
             }
-            Ok(if keys.len() == rows.len() {
-                Inserted::All
-            } else {
-                Inserted::Only(keys)
-            })
+            Ok(Inserted::from_keys(keys, rows.len()))
         }
         BulkTx::Postgres(conn) => {
             use diesel::sql_types::{
@@ -205,11 +212,8 @@ pub async fn insert_sessions(
                 };
             }
             let keys: Vec<EventKey> = insert.fetch_all(&mut **conn).await?;
-            Ok(if keys.len() == rows.len() {
-                Inserted::All
-            } else {
-                Inserted::Only(keys.into_iter().map(|k| (k.project_id, k.id)).collect())
-            })
+            let keys = keys.into_iter().map(|k| (k.project_id, k.id)).collect();
+            Ok(Inserted::from_keys(keys, rows.len()))
         }
     }
 }

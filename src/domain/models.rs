@@ -297,7 +297,7 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
     let names = built
         .as_ref()
         .ok()
-        .map(|m| (m.project_id, m.name.clone(), m.slug.clone()));
+        .map(|m| (m.name.clone(), m.slug.clone()));
     // One blocking call on SQLite (see `Db::bulk_transaction`): what it uses is moved in. The
     // project is read inside it, so the quota read is the one the create is counted against.
     let (project_id, caller) = (input.project_id, caller.clone());
@@ -307,7 +307,6 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         .bulk_transaction(async move |tx| {
             let project = projects::find_shared(tx, project_id)
                 .await?
-                .filter(|p| caller.sees_project(ProjectRef::from(p)))
                 .ok_or(AppError::NotFound("project"))?;
             caller.require(ProjectRef::from(&project), Role::Editor, "project")?;
             let row = built?;
@@ -338,7 +337,7 @@ pub async fn create(db: &Db, caller: &Principal, input: NewModel) -> Result<Mode
         Err(AppError::Conflict(_)) if refused.load(Ordering::Relaxed) => {}
         Err(e) => return Err(e),
     }
-    let Some((project_id, name, slug)) = names else {
+    let Some((name, slug)) = names else {
         return Err(AppError::conflict("name or slug already taken; try again"));
     };
     // A unique index refused the row: which of the two names is taken is looked up only now,

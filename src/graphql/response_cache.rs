@@ -605,16 +605,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_oldest_entries_leave_within_the_budget() {
-        let key = |n: u8| Key {
+    /// A viewer's key for the query `{ q<n> }`.
+    fn key(n: u8) -> Key {
+        Key {
             key: Id(uuid::Uuid::nil()),
             role: Role::Viewer,
             scope: Scope::Instance,
             query: format!("{{ q{n} }}"),
             operation_name: None,
             variables: "{}".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_oldest_entries_leave_within_the_budget() {
         let body = Bytes::from(vec![b'x'; 1000]);
         let one = Entries::cost(&key(0), &body);
         let mut entries = Entries {
@@ -644,14 +648,7 @@ mod tests {
             verdict.set(true);
             Probe {
                 cache: cache.clone(),
-                key: Key {
-                    key: Id(uuid::Uuid::nil()),
-                    role: Role::Viewer,
-                    scope: Scope::Instance,
-                    query: format!("{{ q{n} }}"),
-                    operation_name: None,
-                    variables: "{}".into(),
-                },
+                key: key(n),
                 changes,
                 text_hash: 0,
                 verdict,
