@@ -337,6 +337,19 @@ const CASES: &[Case] = &[
     ),
 ];
 
+/// The id of project `theirs` in a new organization `acme`: where an outsider's key lives.
+async fn other_organizations_project(app: &crate::support::TestApp) -> String {
+    let acme = app
+        .ok(&app.admin, r#"mutation { createOrganization(input: { slug: "acme", name: "Acme" }) { organization { id } } }"#, json!({}))
+        .await["createOrganization"]["organization"]["id"]
+        .clone();
+    app.ok(&app.admin, r#"mutation($o: ID!) { createProject(input: { organizationId: $o, slug: "theirs", name: "Theirs" }) { project { id } } }"#, json!({ "o": acme }))
+        .await["createProject"]["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The code a response carries: its first error's, or for a telemetry batch its first
 /// rejected event's.
 fn refusal(response: &Value, field: &str) -> Option<Value> {
@@ -360,16 +373,7 @@ backends! {
             .clone();
 
         // The outsider is an EDITOR of a project in another organization.
-        let acme = app
-            .ok(&app.admin, r#"mutation { createOrganization(input: { slug: "acme", name: "Acme" }) { organization { id } } }"#, json!({}))
-            .await["createOrganization"]["organization"]["id"]
-            .clone();
-        let theirs = app
-            .ok(&app.admin, r#"mutation($o: ID!) { createProject(input: { organizationId: $o, slug: "theirs", name: "Theirs" }) { project { id } } }"#, json!({ "o": acme }))
-            .await["createProject"]["project"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let theirs = other_organizations_project(&app).await;
         let outsider = app.project_key(&theirs, "EDITOR").await;
         let viewer = app.project_key(&project, "VIEWER").await;
         let ingest = app.project_key(&project, "INGEST").await;
@@ -447,19 +451,7 @@ backends! {
     async fn creates_refuse_the_caller_before_naming_a_bad_field(app) {
         let project = app.default_project().await;
         let model = app.create_model(&app.admin, &project, "Secret", json!({})).await;
-        let outsider = {
-            let org = app
-                .ok(&app.admin, r#"mutation { createOrganization(input: { slug: "acme", name: "Acme" }) { organization { id } } }"#, json!({}))
-                .await["createOrganization"]["organization"]["id"]
-                .clone();
-            let theirs = app
-                .ok(&app.admin, r#"mutation($o: ID!) { createProject(input: { organizationId: $o, slug: "theirs", name: "Theirs" }) { project { id } } }"#, json!({ "o": org }))
-                .await["createProject"]["project"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            app.project_key(&theirs, "EDITOR").await
-        };
+        let outsider = app.project_key(&other_organizations_project(&app).await, "EDITOR").await;
         let viewer = app.project_key(&project, "VIEWER").await;
         let bad_model = r#"mutation($p: ID!) { createModel(input: { projectId: $p, name: "  " }) { model { id } } }"#;
         let bad_version = r#"mutation($m: ID!) { createModelVersion(input: { modelId: $m, version: "not a label!" }) { modelVersion { id } } }"#;
