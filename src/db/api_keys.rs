@@ -9,7 +9,7 @@ use crate::values::{Id, Timestamp};
 
 /// A stored key. The secret itself is never stored: only its SHA-256 and a visible prefix.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = api_keys)]
+#[diesel(table_name = api_keys, treat_none_as_default_value = false)]
 pub struct ApiKey {
     pub id: Id,
     pub name: String,

@@ -14,7 +14,7 @@ use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 /// One stored file of a model, verified by its SHA-256.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = artifacts)]
+#[diesel(table_name = artifacts, treat_none_as_default_value = false)]
 pub struct Artifact {
     pub id: Id,
     pub model_id: Id,
@@ -50,7 +50,7 @@ pub struct Artifact {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = artifact_packages)]
+#[diesel(table_name = artifact_packages, treat_none_as_default_value = false)]
 pub struct PackageRow {
     pub id: Id,
     pub model_id: Id,

@@ -12,7 +12,7 @@ use crate::error::AppError;
 use crate::values::{EndpointStatus, Id, Timestamp};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = endpoints)]
+#[diesel(table_name = endpoints, treat_none_as_default_value = false)]
 pub struct Endpoint {
     pub id: Id,
     /// The project that deployed it (not necessarily the model's).

@@ -647,6 +647,53 @@ where
     }
 }
 
+/// An `UPDATE` or upsert whose SQL has one fixed shape, kept prepared on its connection.
+///
+/// diesel prepares every `UPDATE` and every `ON CONFLICT DO UPDATE` anew each time it runs
+/// (`QueryFragment::is_safe_to_cache_prepared` answers `false` for them: a changeset of
+/// optional fields could take a shape per combination). Through diesel-async on PostgreSQL
+/// that is a round trip of its own to prepare, then a parse, a plan and a close on the
+/// server, every run; on the path that creates models and versions it was a third of the
+/// database's work. Wrapped, the statement is cached under its SQL text, once per connection.
+///
+/// Only for a fixed `SET` list: a changeset struct of optional fields, a multi-row insert or
+/// an `IN` list of varying length would fill the cache with a shape per combination. Inserts
+/// of whole rows need no wrapper: their structs write an absent value as NULL
+/// (`treat_none_as_default_value = false`), one shape that diesel caches by itself.
+/// (`is_safe_to_cache_prepared` is a method diesel leaves out of its docs, kept for backends;
+/// a change to it fails the build, not a query.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prepared<Q>(pub(crate) Q);
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Prepared<Q>
+where
+    Q: diesel::query_builder::QueryFragment<DB>,
+    DB: diesel::backend::Backend,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// No static id: the cache key is then the SQL text, which tells the shapes apart.
+impl<Q> diesel::query_builder::QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, C> diesel::RunQueryDsl<C> for Prepared<Q> {}
+
 /// The backend a connection speaks, so a statement built as text can be typed by the
 /// connection it will run on (see `bulk::query`).
 pub(crate) trait Speaks {

@@ -6,14 +6,14 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::projects::UsageSlot;
 use crate::db::schema::{model_versions, models};
-use crate::db::{BulkTx, Db, Fetch, Tx, on_tx, pipelined, read, with_conn};
+use crate::db::{BulkTx, Db, Fetch, Prepared, Tx, on_tx, pipelined, read, with_conn};
 use crate::error::AppError;
 use crate::values::VersionLifecycle;
 use crate::values::{Id, JsonText, Timestamp};
 
 /// A numbered, labelled version of a model.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = model_versions)]
+#[diesel(table_name = model_versions, treat_none_as_default_value = false)]
 pub struct ModelVersion {
     pub id: Id,
     pub model_id: Id,
@@ -271,26 +271,30 @@ pub async fn take_number(
     now: Timestamp,
 ) -> Result<Option<(i64, Option<Id>)>, AppError> {
     use crate::db::schema::project_monthly_usage as u;
-    let count = diesel::insert_into(u::table)
-        .values((
-            u::project_id.eq(usage.project_id),
-            u::month.eq(usage.month),
-            u::shard.eq(usage.shard),
-            u::versions_created.eq(1_i64),
+    let count = Prepared(
+        diesel::insert_into(u::table)
+            .values((
+                u::project_id.eq(usage.project_id),
+                u::month.eq(usage.month),
+                u::shard.eq(usage.shard),
+                u::versions_created.eq(1_i64),
+            ))
+            .on_conflict((u::project_id, u::month, u::shard))
+            .do_update()
+            .set(u::versions_created.eq(u::versions_created + 1_i64)),
+    );
+    let take = Prepared(
+        diesel::update(
+            models::table
+                .find(model_id)
+                .filter(models::deleted_at.is_null()),
+        )
+        .set((
+            models::next_version_number.eq(models::next_version_number + 1_i64),
+            models::updated_at.eq(now),
         ))
-        .on_conflict((u::project_id, u::month, u::shard))
-        .do_update()
-        .set(u::versions_created.eq(u::versions_created + 1_i64));
-    let take = diesel::update(
-        models::table
-            .find(model_id)
-            .filter(models::deleted_at.is_null()),
-    )
-    .set((
-        models::next_version_number.eq(models::next_version_number + 1_i64),
-        models::updated_at.eq(now),
-    ))
-    .returning((models::next_version_number, models::current_version_id));
+        .returning((models::next_version_number, models::current_version_id)),
+    );
     let taken: Option<(i64, Option<Id>)> = match tx {
         BulkTx::Sqlite(conn) => {
             diesel::RunQueryDsl::execute(count, &mut **conn)?;
@@ -316,8 +320,10 @@ pub async fn insert_numbered(
     make_current: bool,
 ) -> Result<bool, AppError> {
     let insert = diesel::insert_into(model_versions::table).values(version);
-    let point = diesel::update(models::table.find(version.model_id))
-        .set(models::current_version_id.eq(version.id));
+    let point = Prepared(
+        diesel::update(models::table.find(version.model_id))
+            .set(models::current_version_id.eq(version.id)),
+    );
     let (inserted, pointed) = match tx {
         BulkTx::Sqlite(conn) => {
             let inserted = diesel::RunQueryDsl::execute(insert, &mut **conn);

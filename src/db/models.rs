@@ -17,7 +17,7 @@ diesel::define_sql_function! {
 /// A registered model and its metadata. Deleted models keep their row with status `DELETED`
 /// and `deleted_at` set; every lookup here skips them.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = models)]
+#[diesel(table_name = models, treat_none_as_default_value = false)]
 pub struct Model {
     pub id: Id,
     pub project_id: Id,

@@ -8,7 +8,7 @@ use crate::values::{Id, Timestamp};
 
 /// A tenant: owns projects and organization-scoped keys.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = organizations)]
+#[diesel(table_name = organizations, treat_none_as_default_value = false)]
 pub struct Organization {
     pub id: Id,
     pub slug: String,

@@ -8,7 +8,7 @@ use crate::values::{Id, Timestamp};
 
 /// A space inside an organization: every model belongs to one.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = projects)]
+#[diesel(table_name = projects, treat_none_as_default_value = false)]
 pub struct Project {
     pub id: Id,
     pub organization_id: Id,

@@ -13,7 +13,7 @@ use crate::values::{ArtifactKind, UploadMethod, UploadStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = upload_sessions)]
+#[diesel(table_name = upload_sessions, treat_none_as_default_value = false)]
 pub struct UploadSession {
     pub id: Id,
     pub model_id: Id,

@@ -293,3 +293,46 @@ backends! {
         app.ok(&app.admin, DELETE, json!({ "input": { "id": v3 } })).await;
     }
 }
+
+/// PostgreSQL only (SQLite shows no list of its compiled statements): the statements every
+/// create runs stay prepared on their connection, so the next create does not parse and plan
+/// them again.
+mod creates_keep_their_statements_prepared {
+    use super::*;
+    use diesel_async::RunQueryDsl;
+    use model_registry::db::Pool;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        // One connection: every create runs on the one whose statements are listed.
+        let app = crate::support::TestApp::configured(true, |c| c.db_pool_size = 1).await;
+        let project = app.default_project().await;
+        for name in ["first", "second"] {
+            let model = app.create_model(&app.admin, &project, name, json!({})).await;
+            for label in ["v1", "v2"] {
+                app.create_version(&app.admin, &model, label).await;
+            }
+        }
+        let Pool::Postgres(pool) = app.app.db.pool() else {
+            panic!("a PostgreSQL test")
+        };
+        let prepared: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "(SELECT string_agg(statement, E'\\n') FROM pg_prepared_statements)",
+        ))
+        .get_result(&mut pool.get().await.unwrap())
+        .await
+        .unwrap();
+        for statement in [
+            r#"INSERT INTO "models" ("id""#,
+            r#"INSERT INTO "project_monthly_usage""#,
+            r#"UPDATE "models" SET "next_version_number""#,
+            r#"INSERT INTO "model_versions" ("id""#,
+            r#"UPDATE "models" SET "current_version_id""#,
+        ] {
+            assert!(
+                prepared.contains(statement),
+                "`{statement}…` is not kept prepared; prepared are:\n{prepared}"
+            );
+        }
+    }
+}
