@@ -2,7 +2,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::api_keys;
-use crate::db::{Db, Fetch, Tx, on_tx, read, with_conn};
+use crate::db::{Db, Fetch, KeepPrepared, Tx, on_tx, read, with_conn};
 use crate::error::AppError;
 use crate::values::Role;
 use crate::values::{Id, Timestamp};
@@ -81,6 +81,7 @@ pub async fn revoke(
             // the last two admin keys run one after the other (SQLite has one writer anyway).
             let admins = diesel::update(usable_instance_admins())
                 .set(api_keys::name.eq(api_keys::name))
+                .prepared()
                 .execute(conn)
                 .await?;
             let target_counts: i64 = usable_instance_admins()
@@ -94,6 +95,7 @@ pub async fn revoke(
         }
         diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
             .set(api_keys::revoked_at.eq(at))
+            .prepared()
             .execute(conn)
             .await?;
         Ok(Revocation::Revoked(
@@ -106,6 +108,7 @@ pub async fn touch(tx: &mut Tx<'_>, id: Id, at: Timestamp) -> Result<(), AppErro
     on_tx!(tx, conn => {
         diesel::update(api_keys::table.find(id))
             .set(api_keys::last_used_at.eq(at))
+            .prepared()
             .execute(conn)
             .await?;
         Ok(())

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::page::{Page, PageRequest};
 use crate::db::schema::{artifact_packages, artifacts, blobs};
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, KeepPrepared, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{ArtifactKind, ArtifactStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
@@ -307,21 +307,35 @@ pub async fn update(
                     .filter(artifacts::id.ne(artifact.id)),
             )
             .set(artifacts::is_current.eq(false))
+            .prepared()
             .execute(conn)
             .await?;
         }
         if let Some(current) = changes.is_current {
-            diesel::update(this).set(artifacts::is_current.eq(current)).execute(conn).await?;
+            diesel::update(this)
+                .set(artifacts::is_current.eq(current))
+                .prepared()
+                .execute(conn)
+                .await?;
         }
         if let Some(label) = &changes.version_label {
-            diesel::update(this).set(artifacts::version_label.eq(label)).execute(conn).await?;
+            diesel::update(this)
+                .set(artifacts::version_label.eq(label))
+                .prepared()
+                .execute(conn)
+                .await?;
         }
         if let Some(metadata) = &changes.metadata {
-            diesel::update(this).set(artifacts::metadata.eq(metadata)).execute(conn).await?;
+            diesel::update(this)
+                .set(artifacts::metadata.eq(metadata))
+                .prepared()
+                .execute(conn)
+                .await?;
         }
         Ok(diesel::update(this)
             .set(artifacts::updated_at.eq(changes.updated_at))
             .returning(Artifact::as_returning())
+            .prepared()
             .get_result(conn)
             .await?)
     })
@@ -347,6 +361,7 @@ pub async fn dissolve_package_of_primary(
                     artifacts::package_id.eq(None::<Id>),
                     artifacts::package_role.eq(None::<String>),
                 ))
+                .prepared()
                 .execute(conn)
                 .await?;
             diesel::delete(artifact_packages::table.find(package))
@@ -380,6 +395,7 @@ pub async fn join_package(
                 .filter(artifacts::status.eq(ArtifactStatus::Available)),
         )
         .set((artifacts::package_id.eq(package), artifacts::package_role.eq(role)))
+        .prepared()
         .execute(conn)
         .await?;
         Ok(joined == 1)
@@ -396,6 +412,7 @@ pub async fn insert(tx: &mut Tx<'_>, artifact: &Artifact) -> Result<(), AppError
                     .filter(artifacts::is_current.eq(true)),
             )
             .set(artifacts::is_current.eq(false))
+            .prepared()
             .execute(conn)
             .await?;
         }

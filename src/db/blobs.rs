@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::{artifacts, blobs, server_secrets};
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, KeepPrepared, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::ArtifactStatus;
 use crate::values::Timestamp;
@@ -17,6 +17,7 @@ pub async fn claim(tx: &mut Tx<'_>, sha256: &str, size: i64) -> Result<bool, App
     on_tx!(tx, conn => {
         let updated = diesel::update(blobs::table.find(sha256))
             .set(blobs::touched_at.eq(now))
+            .prepared()
             .execute(conn)
             .await?;
         if updated == 0 {
@@ -30,6 +31,7 @@ pub async fn claim(tx: &mut Tx<'_>, sha256: &str, size: i64) -> Result<bool, App
                 .on_conflict(blobs::sha256)
                 .do_update()
                 .set(blobs::touched_at.eq(now))
+                .prepared()
                 .execute(conn)
                 .await?;
         }

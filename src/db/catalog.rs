@@ -10,7 +10,7 @@ use crate::db::models::Model;
 use crate::db::schema::{
     artifact_packages, artifacts, catalog_revision, model_versions, models, organizations, projects,
 };
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, KeepPrepared, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{ArtifactStatus, Id, VersionLifecycle};
 
@@ -22,6 +22,7 @@ pub async fn bump(tx: &mut Tx<'_>) -> Result<(), AppError> {
     on_tx!(tx, conn => {
         diesel::update(catalog_revision::table.find(1))
             .set(catalog_revision::revision.eq(catalog_revision::revision + 1_i64))
+            .prepared()
             .execute(conn)
             .await?;
         Ok(())

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{endpoints, models, projects};
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, KeepPrepared, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{EndpointStatus, Id, Timestamp};
 
@@ -203,6 +203,7 @@ pub async fn set_status(
         Ok(diesel::update(endpoints::table.find(id))
             .set((endpoints::status.eq(status), endpoints::updated_at.eq(now)))
             .returning(Endpoint::as_returning())
+            .prepared()
             .get_result(conn)
             .await?)
     })

@@ -647,7 +647,8 @@ where
     }
 }
 
-/// An `UPDATE` or upsert whose SQL has one fixed shape, kept prepared on its connection.
+/// An `UPDATE` or upsert whose SQL has one fixed shape, kept prepared on its connection:
+/// every such statement in `db/` ends in `.prepared()` ([`KeepPrepared`]).
 ///
 /// diesel prepares every `UPDATE` and every `ON CONFLICT DO UPDATE` anew each time it runs
 /// (`QueryFragment::is_safe_to_cache_prepared` answers `false` for them: a changeset of
@@ -656,14 +657,14 @@ where
 /// server, every run; on the path that creates models and versions it was a third of the
 /// database's work. Wrapped, the statement is cached under its SQL text, once per connection.
 ///
-/// Only for a fixed `SET` list: a changeset struct of optional fields, a multi-row insert or
-/// an `IN` list of varying length would fill the cache with a shape per combination. Inserts
-/// of whole rows need no wrapper: their structs write an absent value as NULL
-/// (`treat_none_as_default_value = false`), one shape that diesel caches by itself.
-/// (`is_safe_to_cache_prepared` is a method diesel leaves out of its docs, kept for backends;
-/// a change to it fails the build, not a query.)
+/// Not for a changeset struct of optional fields (`ModelChanges`), a multi-row insert or an
+/// `IN` list of varying length (SQLite spells out one placeholder per value): those would
+/// fill the cache with a shape per combination. Inserts of whole rows need no wrapper: their
+/// structs write an absent value as NULL (`treat_none_as_default_value = false`), one shape
+/// that diesel caches by itself. (`is_safe_to_cache_prepared` is a method diesel leaves out
+/// of its docs, kept for backends; a change to it fails the build, not a query.)
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Prepared<Q>(pub(crate) Q);
+pub(crate) struct Prepared<Q>(Q);
 
 impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Prepared<Q>
 where
@@ -681,6 +682,15 @@ where
         Ok(true)
     }
 }
+
+/// `.prepared()` on a statement wraps it in [`Prepared`].
+pub(crate) trait KeepPrepared: Sized {
+    fn prepared(self) -> Prepared<Self> {
+        Prepared(self)
+    }
+}
+
+impl<Q> KeepPrepared for Q {}
 
 /// No static id: the cache key is then the SQL text, which tells the shapes apart.
 impl<Q> diesel::query_builder::QueryId for Prepared<Q> {

@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::db::page::{Cursor, Page, PageRequest};
 use crate::db::projects::UsageSlot;
 use crate::db::schema::{model_versions, models};
-use crate::db::{BulkTx, Db, Fetch, Prepared, Tx, on_tx, pipelined, read, with_conn};
+use crate::db::{BulkTx, Db, Fetch, KeepPrepared, Tx, on_tx, pipelined, read, with_conn};
 use crate::error::AppError;
 use crate::values::VersionLifecycle;
 use crate::values::{Id, JsonText, Timestamp};
@@ -271,30 +271,28 @@ pub async fn take_number(
     now: Timestamp,
 ) -> Result<Option<(i64, Option<Id>)>, AppError> {
     use crate::db::schema::project_monthly_usage as u;
-    let count = Prepared(
-        diesel::insert_into(u::table)
-            .values((
-                u::project_id.eq(usage.project_id),
-                u::month.eq(usage.month),
-                u::shard.eq(usage.shard),
-                u::versions_created.eq(1_i64),
-            ))
-            .on_conflict((u::project_id, u::month, u::shard))
-            .do_update()
-            .set(u::versions_created.eq(u::versions_created + 1_i64)),
-    );
-    let take = Prepared(
-        diesel::update(
-            models::table
-                .find(model_id)
-                .filter(models::deleted_at.is_null()),
-        )
-        .set((
-            models::next_version_number.eq(models::next_version_number + 1_i64),
-            models::updated_at.eq(now),
+    let count = diesel::insert_into(u::table)
+        .values((
+            u::project_id.eq(usage.project_id),
+            u::month.eq(usage.month),
+            u::shard.eq(usage.shard),
+            u::versions_created.eq(1_i64),
         ))
-        .returning((models::next_version_number, models::current_version_id)),
-    );
+        .on_conflict((u::project_id, u::month, u::shard))
+        .do_update()
+        .set(u::versions_created.eq(u::versions_created + 1_i64))
+        .prepared();
+    let take = diesel::update(
+        models::table
+            .find(model_id)
+            .filter(models::deleted_at.is_null()),
+    )
+    .set((
+        models::next_version_number.eq(models::next_version_number + 1_i64),
+        models::updated_at.eq(now),
+    ))
+    .returning((models::next_version_number, models::current_version_id))
+    .prepared();
     let taken: Option<(i64, Option<Id>)> = match tx {
         BulkTx::Sqlite(conn) => {
             diesel::RunQueryDsl::execute(count, &mut **conn)?;
@@ -320,10 +318,9 @@ pub async fn insert_numbered(
     make_current: bool,
 ) -> Result<bool, AppError> {
     let insert = diesel::insert_into(model_versions::table).values(version);
-    let point = Prepared(
-        diesel::update(models::table.find(version.model_id))
-            .set(models::current_version_id.eq(version.id)),
-    );
+    let point = diesel::update(models::table.find(version.model_id))
+        .set(models::current_version_id.eq(version.id))
+        .prepared();
     let (inserted, pointed) = match tx {
         BulkTx::Sqlite(conn) => {
             let inserted = diesel::RunQueryDsl::execute(insert, &mut **conn);
@@ -391,6 +388,7 @@ pub async fn set_lifecycle(
             model_versions::updated_at.eq(change.at),
         ))
         .returning(ModelVersion::as_returning())
+        .prepared()
         .get_result(conn)
         .await
         .optional()?)
@@ -418,6 +416,7 @@ pub async fn lock(tx: &mut Tx<'_>, id: Id) -> Result<(), AppError> {
     on_tx!(tx, conn => {
         diesel::update(model_versions::table.find(id))
             .set(model_versions::updated_at.eq(model_versions::updated_at))
+            .prepared()
             .execute(conn)
             .await?;
         Ok(())

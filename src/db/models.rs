@@ -4,7 +4,9 @@ use diesel_async::RunQueryDsl;
 use crate::db::page::{Cursor, Page, PageRequest, like_pattern};
 use crate::db::projects::ProjectSet;
 use crate::db::schema::{models, projects};
-use crate::db::{AnyTx, Db, Fetch, Run, Tx, TxConn, on_any_tx, on_tx, read, with_conn};
+use crate::db::{
+    AnyTx, Db, Fetch, KeepPrepared, Run, Tx, TxConn, on_any_tx, on_tx, read, with_conn,
+};
 use crate::error::AppError;
 use crate::values::{CatalogRole, ModelFamily, ModelStatus, ProductType};
 use crate::values::{Id, JsonText, Timestamp};
@@ -596,6 +598,7 @@ pub async fn set_current_version(
         Ok(diesel::update(models::table.find(id))
             .set((models::current_version_id.eq(version), models::updated_at.eq(now)))
             .returning(Model::as_returning())
+            .prepared()
             .fetch_one(conn)
             .await?)
     })
@@ -605,6 +608,7 @@ pub async fn touch(tx: &mut Tx<'_>, id: Id, now: Timestamp) -> Result<(), AppErr
     on_tx!(tx, conn => {
         diesel::update(models::table.find(id))
             .set(models::updated_at.eq(now))
+            .prepared()
             .execute(conn)
             .await?;
         Ok(())
@@ -630,6 +634,7 @@ pub async fn set_status(
                 models::updated_at.eq(now),
             ))
             .returning(Model::as_returning())
+            .prepared()
             .get_result(conn)
             .await
             .optional()?)
@@ -644,6 +649,7 @@ pub async fn lock(tx: &mut Tx<'_>, id: Id) -> Result<Model, AppError> {
         Ok(diesel::update(models::table.find(id))
             .set(models::updated_at.eq(models::updated_at))
             .returning(Model::as_returning())
+            .prepared()
             .get_result(conn)
             .await?)
     })
@@ -669,6 +675,7 @@ pub async fn set_sharing(
         Ok(diesel::update(models::table.find(id))
             .set((sharing, models::updated_at.eq(now)))
             .returning(Model::as_returning())
+            .prepared()
             .get_result(conn)
             .await?)
     })
@@ -692,6 +699,7 @@ pub async fn set_deployment(
                 models::updated_at.eq(now),
             ))
             .returning(Model::as_returning())
+            .prepared()
             .get_result(conn)
             .await?)
     })

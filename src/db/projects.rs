@@ -2,7 +2,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::schema::projects;
-use crate::db::{AnyTx, Db, Fetch, Run, Tx, TxConn, on_any_tx, on_tx, read, with_conn};
+use crate::db::{
+    AnyTx, Db, Fetch, KeepPrepared, Run, Tx, TxConn, on_any_tx, on_tx, read, with_conn,
+};
 use crate::error::AppError;
 use crate::values::{Id, Timestamp};
 
@@ -114,6 +116,7 @@ pub async fn set_quotas(
                 projects::updated_at.eq(Timestamp::now()),
             ))
             .returning(Project::as_returning())
+            .prepared()
             .get_result(conn)
             .await?)
     })
@@ -151,6 +154,7 @@ pub async fn lock(tx: &mut impl AnyTx, id: Id) -> Result<(), AppError> {
     on_any_tx!(tx, conn => {
         diesel::update(projects::table.find(id))
             .set(projects::updated_at.eq(projects::updated_at))
+            .prepared()
             .run(conn)
             .await?;
         Ok(())

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::page::{Page, PageRequest};
 use crate::db::schema::{upload_chunk_claims, upload_chunks, upload_sessions};
-use crate::db::{Db, Tx, on_tx, with_conn};
+use crate::db::{Db, KeepPrepared, Tx, on_tx, with_conn};
 use crate::error::AppError;
 use crate::values::{ArtifactKind, UploadMethod, UploadStatus};
 use crate::values::{BigInt, Id, JsonText, Timestamp};
@@ -197,6 +197,7 @@ pub async fn claim_chunk(
                 .filter(upload_sessions::expires_at.gt(now)),
         )
         .set(upload_sessions::updated_at.eq(now))
+        .prepared()
         .execute(conn)
         .await?;
         if open == 0 {
@@ -240,6 +241,7 @@ pub async fn record_chunk(
         )
         .set((upload_sessions::status.eq(UploadStatus::Uploading), upload_sessions::updated_at.eq(now)))
         .returning(upload_sessions::status)
+        .prepared()
         .get_result(conn)
         .await
         .optional()?;
@@ -277,6 +279,7 @@ pub async fn record_chunk(
                 upload_chunks::generation.eq(generation),
                 upload_chunks::received_at.eq(now),
             ))
+            .prepared()
             .execute(conn)
             .await?;
         Ok((status, replaced))
@@ -303,6 +306,7 @@ pub async fn close(
             upload_sessions::failure_reason.eq(reason),
             upload_sessions::updated_at.eq(now),
         ))
+        .prepared()
         .execute(conn)
         .await?;
         if changed > 0 {
@@ -358,6 +362,7 @@ pub async fn finish(
             upload_sessions::completed_at.eq(now),
             upload_sessions::updated_at.eq(now),
         ))
+        .prepared()
         .execute(conn)
         .await?;
         if claimed == 0 {

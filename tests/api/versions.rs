@@ -308,7 +308,9 @@ mod creates_keep_their_statements_prepared {
         let app = crate::support::TestApp::configured(true, |c| c.db_pool_size = 1).await;
         let project = app.default_project().await;
         for name in ["first", "second"] {
-            let model = app.create_model(&app.admin, &project, name, json!({})).await;
+            let model = app
+                .create_model(&app.admin, &project, name, json!({}))
+                .await;
             for label in ["v1", "v2"] {
                 app.create_version(&app.admin, &model, label).await;
             }
