@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::page::{Cursor, Page, PageRequest};
@@ -260,16 +261,31 @@ pub async fn label_taken(
     })
 }
 
+diesel::define_sql_function! {
+    /// The first of the two that is not NULL.
+    fn coalesce(x: Nullable<Text>, y: Text) -> Nullable<Text>;
+}
+
 /// Counts a new version in its project's usage of the month, then hands out its model's next
-/// number (never reused, even after deletes) and answers it with the model's current version;
-/// `None` when the model is deleted (a create that waited for the delete's row lock then finds
-/// it gone). Every create takes the two row locks in this order.
+/// number (never reused, even after deletes); `None` when the model is deleted (a create that
+/// waited for the delete's row lock then finds it gone). Every create takes the two row locks
+/// in this order. A model without a current version takes `current_if_none` (the new
+/// version) as current: here on PostgreSQL, in [`insert_numbered`] on SQLite.
+///
+/// On PostgreSQL the pointer is set in the same write of the model's row, before the version's
+/// row exists: its foreign key is checked at commit (migration
+/// `2026-11-27-000004_current_version_deferred`), by when the version is inserted. So the row,
+/// with an entry in each of the model's eleven indexes, is written once per version, not twice
+/// for the first. SQLite cannot defer that key without rebuilding the table, and
+/// `PRAGMA defer_foreign_keys` recompiles every prepared statement of the connection; its
+/// statements cost no round trip, so it points the model after the insert.
 pub async fn take_number(
     tx: &mut BulkTx<'_>,
     model_id: Id,
     usage: UsageSlot<'_>,
+    current_if_none: Id,
     now: Timestamp,
-) -> Result<Option<(i64, Option<Id>)>, AppError> {
+) -> Result<Option<i64>, AppError> {
     use crate::db::schema::project_monthly_usage as u;
     let count = diesel::insert_into(u::table)
         .values((
@@ -282,23 +298,29 @@ pub async fn take_number(
         .do_update()
         .set(u::versions_created.eq(u::versions_created + 1_i64))
         .prepared();
-    let take = diesel::update(
-        models::table
-            .find(model_id)
-            .filter(models::deleted_at.is_null()),
-    )
-    .set((
-        models::next_version_number.eq(models::next_version_number + 1_i64),
-        models::updated_at.eq(now),
-    ))
-    .returning((models::next_version_number, models::current_version_id))
-    .prepared();
-    let taken: Option<(i64, Option<Id>)> = match tx {
+    let live = models::table
+        .find(model_id)
+        .filter(models::deleted_at.is_null());
+    let next = models::next_version_number.eq(models::next_version_number + 1_i64);
+    let taken: Option<i64> = match tx {
         BulkTx::Sqlite(conn) => {
+            let take = diesel::update(live)
+                .set((next, models::updated_at.eq(now)))
+                .returning(models::next_version_number)
+                .prepared();
             diesel::RunQueryDsl::execute(count, &mut **conn)?;
             diesel::RunQueryDsl::get_result(take, &mut **conn).optional()?
         }
         BulkTx::Postgres(conn) => {
+            let take = diesel::update(live)
+                .set((
+                    next,
+                    models::current_version_id
+                        .eq(coalesce(models::current_version_id, current_if_none)),
+                    models::updated_at.eq(now),
+                ))
+                .returning(models::next_version_number)
+                .prepared();
             let conn: &AsyncPgConnection = conn;
             let (counted, taken) =
                 pipelined(count.execute(&mut &*conn), take.get_result(&mut &*conn)).await;
@@ -306,43 +328,32 @@ pub async fn take_number(
             taken.optional()?
         }
     };
-    Ok(taken.map(|(next, current)| (next - 1, current)))
+    Ok(taken.map(|next| next - 1))
 }
 
-/// Inserts a numbered version and, when `make_current`, points its model at it (after the
-/// insert: the pointer's foreign key needs the row); `false` when a unique index refused the
-/// version (its label is taken).
+/// Inserts a version numbered by [`take_number`]; `false` when a unique index refused it (its
+/// label is taken). On SQLite, a model without a current version is then pointed at it.
 pub async fn insert_numbered(
     tx: &mut BulkTx<'_>,
     version: &ModelVersion,
-    make_current: bool,
 ) -> Result<bool, AppError> {
     let insert = diesel::insert_into(model_versions::table).values(version);
-    let point = diesel::update(models::table.find(version.model_id))
-        .set(models::current_version_id.eq(version.id))
-        .prepared();
-    let (inserted, pointed) = match tx {
-        BulkTx::Sqlite(conn) => {
-            let inserted = diesel::RunQueryDsl::execute(insert, &mut **conn);
-            let pointed = match (&inserted, make_current) {
-                (Ok(_), true) => diesel::RunQueryDsl::execute(point, &mut **conn),
-                _ => Ok(0),
-            };
-            (inserted, pointed)
-        }
-        BulkTx::Postgres(conn) if make_current => {
-            let conn: &AsyncPgConnection = conn;
-            pipelined(insert.execute(&mut &*conn), point.execute(&mut &*conn)).await
-        }
-        BulkTx::Postgres(conn) => (insert.execute(&mut **conn).await, Ok(0)),
+    let inserted = match tx {
+        BulkTx::Sqlite(conn) => diesel::RunQueryDsl::execute(insert, &mut **conn).and_then(|_| {
+            let point = diesel::update(
+                models::table
+                    .find(version.model_id)
+                    .filter(models::current_version_id.is_null()),
+            )
+            .set(models::current_version_id.eq(version.id))
+            .prepared();
+            diesel::RunQueryDsl::execute(point, &mut **conn)
+        }),
+        BulkTx::Postgres(conn) => insert.execute(&mut **conn).await,
     };
     match inserted {
         Err(e) if crate::error::is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-        Ok(_) => {
-            pointed?;
-            Ok(true)
-        }
+        other => other.map(|_| true).map_err(AppError::from),
     }
 }
 

@@ -157,13 +157,12 @@ pub async fn create(
             month: &month,
             shard: projects::usage_shard(model.id),
         };
-        let (number, current) = model_versions::take_number(tx, model.id, usage, now)
+        // A model without a current version takes this one as current. The label's unique
+        // index refuses a taken label; the error rolls the number and the pointer back.
+        version.number = model_versions::take_number(tx, model.id, usage, version.id, now)
             .await?
             .ok_or(AppError::NotFound("model"))?;
-        version.number = number;
-        // The first version becomes the model's current one. The label's unique index refuses
-        // a taken label; the error rolls the number back.
-        if !model_versions::insert_numbered(tx, &version, current.is_none()).await? {
+        if !model_versions::insert_numbered(tx, &version).await? {
             return Err(label_taken(&version.version));
         }
         Ok(version)
@@ -315,6 +314,13 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion,
     }
     let now = Timestamp::now();
     db.transaction(async |tx| {
+        // The version's row, then the model's, as an upload completing into the version takes
+        // them. `setCurrentModelVersion` checks its pointer's foreign key when it commits
+        // (PostgreSQL); that check takes a lock this one does not block, so a pointer written
+        // first commits, and the delete clears it after. One written after the delete commits
+        // fails on the key, as it always did.
+        model_versions::lock(tx, version.id).await?;
+        models::touch(tx, model.id, now).await?;
         if model.current_version_id == Some(version.id) {
             models::set_current_version(tx, model.id, None, now).await?;
         }
@@ -326,7 +332,7 @@ pub async fn delete(db: &Db, caller: &Principal, id: Id) -> Result<ModelVersion,
                 version.version
             )));
         }
-        models::touch(tx, model.id, now).await
+        Ok(())
     })
     .await?;
     Ok(version)

@@ -81,6 +81,15 @@ backends! {
         assert_eq!(deleted["deleteModelVersion"]["deletedModelVersionId"], v2);
         assert_eq!(deleted["deleteModelVersion"]["model"]["currentVersion"], Value::Null);
         assert_eq!(deleted["deleteModelVersion"]["model"]["versionCount"], 2);
+        // A model without a current version takes the next version created as current; a
+        // refused create leaves it without one.
+        app.fails(&app.admin, CREATE, json!({ "input": { "modelId": model, "version": "v1.0.0" } }), "CONFLICT").await;
+        let read = app.ok(&app.admin, MODEL, json!({ "id": model })).await;
+        assert_eq!(read["model"]["currentVersion"], Value::Null);
+        app.create_version(&app.admin, &model, "v5").await;
+        let read = app.ok(&app.admin, MODEL, json!({ "id": model })).await;
+        assert_eq!(read["model"]["currentVersion"]["version"], "v5");
+        assert_eq!(read["model"]["versionCount"], 3);
     }
 
     async fn labels_are_unique_per_model_and_well_formed(app) {
@@ -329,7 +338,6 @@ mod creates_keep_their_statements_prepared {
             r#"INSERT INTO "project_monthly_usage""#,
             r#"UPDATE "models" SET "next_version_number""#,
             r#"INSERT INTO "model_versions" ("id""#,
-            r#"UPDATE "models" SET "current_version_id""#,
         ] {
             assert!(
                 prepared.contains(statement),

@@ -1,0 +1,1 @@
+ALTER TABLE models ALTER CONSTRAINT models_current_version NOT DEFERRABLE;
