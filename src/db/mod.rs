@@ -654,8 +654,8 @@ where
 /// (`QueryFragment::is_safe_to_cache_prepared` answers `false` for them: a changeset of
 /// optional fields could take a shape per combination). Through diesel-async on PostgreSQL
 /// that is a round trip of its own to prepare, then a parse, a plan and a close on the
-/// server, every run; on the path that creates models and versions it was a third of the
-/// database's work. Wrapped, the statement is cached under its SQL text, once per connection.
+/// server, every run: 11 of the 23 statements of creating a model with three versions went
+/// that way. Wrapped, the statement is cached under its SQL text, once per connection.
 ///
 /// Not for a changeset struct of optional fields (`ModelChanges`), a multi-row insert or an
 /// `IN` list of varying length (SQLite spells out one placeholder per value): those would
